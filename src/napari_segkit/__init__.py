@@ -1,0 +1,36 @@
+"""napari-segkit: CNN semantic segmentation for napari, Python and the command line.
+
+The public functions are imported lazily (PEP 562), so ``import napari_segkit``
+pulls in neither torch nor napari; each loads when first used.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_PUBLIC = {
+    "read_stack": "napari_segkit.core.io",
+    "write_stack": "napari_segkit.core.io",
+    "write_labels": "napari_segkit.core.io",
+    "Stack": "napari_segkit.core.io",
+    "make_nuclei": "napari_segkit.core.synthetic",
+    "build_model": "napari_segkit.models",
+    "list_architectures": "napari_segkit.models",
+    "save_model": "napari_segkit.models",
+    "load_model": "napari_segkit.models",
+}
+
+__all__ = sorted(_PUBLIC) + ["__version__"]
+
+
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'napari_segkit' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

@@ -1,0 +1,1 @@
+"""Pure array core: numpy, scipy, scikit-image, dask, zarr, tifffile. Never torch or napari."""

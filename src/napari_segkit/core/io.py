@@ -1,0 +1,650 @@
+"""Read 2D images and 3D stacks lazily, and write label images.
+
+One entry point, :func:`read_stack`, opens every format napari-segkit knows and
+returns a :class:`Stack`: the pixel data (a numpy array when small, a dask array
+when large or chunked on disk), the axes as a string (``"YX"``, ``"YXC"``,
+``"ZYX"``, ``"ZYXC"``), the pixel size per axis, and the source path.
+
+Formats
+-------
+* TIFF / OME-TIFF / ImageJ TIFF (tifffile): large files go through tifffile's
+  zarr interface, so opening a 4 GB stack reads only its page headers.
+* zarr, v2 and v3 stores: an array, or a named array inside a group (OME-Zarr
+  multiscale groups open their full-resolution level).
+* folders of PNG / TIFF / JPEG slices, sorted naturally (``z2`` before ``z10``),
+  read slice by slice on demand.
+* NIfTI (``.nii``, ``.nii.gz``, nibabel) and DICOM series (a folder of ``.dcm``
+  files, or one file, pydicom), with voxel spacing as scale.
+
+This module never imports torch or napari.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import (
+    CorruptFileError,
+    EmptyFolderError,
+    SliceShapeError,
+    StackWriteError,
+    UnsupportedFormatError,
+)
+
+#: Arrays larger than this many bytes are opened as dask arrays (when ``lazy=None``).
+LAZY_THRESHOLD_BYTES = 256 * 2**20
+
+TIFF_SUFFIXES = (".ome.tiff", ".ome.tif", ".tiff", ".tif")
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
+ZARR_SUFFIXES = (".zarr", ".ome.zarr")
+DICOM_SUFFIXES = (".dcm", ".dicom")
+SLICE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
+READABLE_SUFFIXES = TIFF_SUFFIXES + NIFTI_SUFFIXES + ZARR_SUFFIXES + DICOM_SUFFIXES + (
+    ".png", ".jpg", ".jpeg", ".bmp",
+)
+
+
+@dataclass
+class Stack:
+    """Pixel data with what is known about it.
+
+    Attributes
+    ----------
+    data : ndarray or dask array
+        Shape ``(Y, X)``, ``(Y, X, C)``, ``(Z, Y, X)`` or ``(Z, Y, X, C)`` as told by `axes`.
+    axes : str
+        One letter per dimension of `data`, from ``"ZYXC"``.
+    scale : tuple of float
+        Pixel (voxel) size per dimension of `data`; 1.0 where unknown and for ``C``.
+    path : str
+        Where the data came from.
+    metadata : dict
+        Format-specific extras (zarr array path, units, DICOM modality, ...).
+    """
+
+    data: Any
+    axes: str
+    scale: tuple[float, ...]
+    path: str = ""
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def is_lazy(self) -> bool:
+        """True when `data` is a dask array (nothing read until computed)."""
+        return _is_dask(self.data)
+
+    @property
+    def spatial_scale(self) -> tuple[float, ...]:
+        """`scale` without the channel axis (what napari's ``scale=`` wants for one channel)."""
+        return tuple(s for s, a in zip(self.scale, self.axes) if a != "C")
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_stack(path: str | os.PathLike, *, array: str | None = None, lazy: bool | None = None) -> Stack:
+    """Open an image or stack from `path`.
+
+    Parameters
+    ----------
+    path : str or Path
+        A TIFF/OME-TIFF file, a zarr store (folder), a folder of slices, a DICOM
+        series folder or file, a NIfTI file, or a single PNG/JPEG image.
+    array : str, optional
+        For zarr groups: the path of the array inside the group (``"raw"``,
+        ``"labels/0"``). Optional when the group holds one array or is OME-Zarr.
+    lazy : bool, optional
+        True: always return a dask array. False: always read into memory.
+        None (default): dask for zarr stores, slice folders and anything larger
+        than :data:`LAZY_THRESHOLD_BYTES`, numpy otherwise.
+
+    Returns
+    -------
+    Stack
+        ``data`` of shape ``(Y, X)``, ``(Y, X, C)``, ``(Z, Y, X)`` or ``(Z, Y, X, C)``.
+
+    Raises
+    ------
+    FileNotFoundError
+        `path` does not exist.
+    UnsupportedFormatError
+        The extension (or folder content) is not readable.
+    CorruptFileError
+        The file cannot be decoded.
+    EmptyFolderError, SliceShapeError
+        A slice folder is empty, or its slices differ in shape or dtype.
+
+    Examples
+    --------
+    >>> stack = read_stack("embryo.ome.tif")            # doctest: +SKIP
+    >>> stack.axes, stack.data.shape, stack.scale        # doctest: +SKIP
+    ('ZYX', (120, 2048, 2048), (2.0, 0.325, 0.325))
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"No such file or folder: '{path}'")
+    name = path.name.lower()
+    if path.is_dir():
+        if name.endswith(ZARR_SUFFIXES) or _looks_like_zarr(path):
+            return _read_zarr(path, array=array, lazy=lazy)
+        return _read_folder(path, lazy=lazy)
+    if name.endswith(TIFF_SUFFIXES):
+        return _read_tiff(path, lazy=lazy)
+    if name.endswith(NIFTI_SUFFIXES):
+        return _read_nifti(path, lazy=lazy)
+    if name.endswith(DICOM_SUFFIXES):
+        return _read_dicom_series([path])
+    if name.endswith((".png", ".jpg", ".jpeg", ".bmp")):
+        return _read_plain_image(path)
+    raise UnsupportedFormatError(
+        f"Cannot read '{path}': unsupported extension '{path.suffix}'. Readable: "
+        "TIFF/OME-TIFF, zarr, NIfTI (.nii, .nii.gz), DICOM, PNG/JPEG, or a folder of slices."
+    )
+
+
+def _is_dask(data) -> bool:
+    return type(data).__module__.startswith("dask.")
+
+
+def _looks_like_zarr(path: Path) -> bool:
+    return any((path / f).exists() for f in ("zarr.json", ".zarray", ".zgroup"))
+
+
+def _want_lazy(lazy: bool | None, nbytes: int) -> bool:
+    return lazy if lazy is not None else nbytes > LAZY_THRESHOLD_BYTES
+
+
+def guess_axes(shape: tuple[int, ...]) -> str:
+    """Guess the axes of an array from its shape alone.
+
+    A last dimension of 1-4 (after 2 spatial dimensions) is taken as channels
+    (RGB, RGBA, or a few fluorescence channels); otherwise 3D means a stack.
+
+    >>> guess_axes((512, 512)), guess_axes((512, 512, 3)), guess_axes((40, 512, 512))
+    ('YX', 'YXC', 'ZYX')
+    """
+    ndim = len(shape)
+    if ndim == 2:
+        return "YX"
+    if ndim == 3:
+        return "YXC" if shape[-1] <= 4 and shape[0] > 4 else "ZYX"
+    if ndim == 4:
+        return "ZYXC" if shape[-1] <= 4 else "CZYX"
+    raise UnsupportedFormatError(
+        f"Cannot interpret an array of shape {shape}: expected 2D (Y, X), (Y, X, C), "
+        "3D (Z, Y, X) or (Z, Y, X, C)."
+    )
+
+
+def _to_zyxc(data, axes: str, scale: tuple[float, ...]):
+    """Drop singleton non-spatial axes and reorder to the canonical Z, Y, X, C order."""
+    keep = [i for i, a in enumerate(axes) if a in "ZYXC" or data.shape[i] != 1]
+    extra = [axes[i] for i in keep if axes[i] not in "ZYXC"]
+    if extra:
+        raise UnsupportedFormatError(
+            f"Axes '{axes}' with non-singleton {extra} (time or other) are not supported; "
+            "save one time point per file."
+        )
+    index = tuple(slice(None) if i in keep else 0 for i in range(len(axes)))
+    data = data[index]
+    axes = "".join(axes[i] for i in keep)
+    scale = tuple(scale[i] for i in keep)
+    order = sorted(range(len(axes)), key=lambda i: "ZYXC".index(axes[i]))
+    if order != list(range(len(axes))):
+        data = data.transpose(order)
+        axes = "".join(axes[i] for i in order)
+        scale = tuple(scale[i] for i in order)
+    return data, axes, scale
+
+
+# --- TIFF
+
+
+def _read_tiff(path: Path, *, lazy: bool | None) -> Stack:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            shape, dtype = tuple(series.shape), np.dtype(series.dtype)
+            axes = series.axes
+            scale = _tiff_scale(tif, axes)
+            if not _want_lazy(lazy, int(np.prod(shape)) * dtype.itemsize):
+                data = series.asarray()
+    except (tifffile.TiffFileError, ValueError, OSError, IndexError, KeyError) as err:
+        raise CorruptFileError(f"Cannot read TIFF file '{path}': {err}") from err
+    axes = axes.replace("S", "C").replace("I", "Z").replace("Q", "Z")
+    if len(set(axes)) != len(axes):  # e.g. tifffile's generic "QQYX": fall back to a guess
+        axes = guess_axes(shape)
+    if "data" not in locals():
+        data = _tiff_as_dask(path)
+    data, axes, scale = _to_zyxc(data, axes, scale)
+    return Stack(data, axes, scale, str(path), {"format": "tiff"})
+
+
+def _tiff_as_dask(path: Path):
+    """Open a TIFF through tifffile's zarr store: only page headers are read now."""
+    import dask.array as da
+    import tifffile
+    import zarr
+
+    store = tifffile.imread(path, aszarr=True)
+    z = zarr.open(store, mode="r")
+    if not hasattr(z, "shape"):  # pyramidal TIFF: a group; take level 0
+        z = z["0"]
+    return da.from_zarr(z)
+
+
+def _tiff_scale(tif, axes: str) -> tuple[float, ...]:
+    """Pixel size per axis from OME or ImageJ metadata (1.0 where absent)."""
+    sizes = {}
+    if tif.is_ome and tif.ome_metadata:
+        import tifffile
+
+        try:
+            pixels = tifffile.xml2dict(tif.ome_metadata)["OME"]["Image"]
+            pixels = (pixels[0] if isinstance(pixels, list) else pixels)["Pixels"]
+            for ax in "XYZ":
+                if f"PhysicalSize{ax}" in pixels:
+                    sizes[ax] = float(pixels[f"PhysicalSize{ax}"])
+        except (KeyError, TypeError, ValueError):
+            pass
+    elif tif.is_imagej:
+        meta = tif.imagej_metadata or {}
+        if "spacing" in meta:
+            sizes["Z"] = float(meta["spacing"])
+        page = tif.pages[0]
+        for ax, tag in (("X", "XResolution"), ("Y", "YResolution")):
+            res = page.tags.get(tag)
+            if res is not None and res.value[0]:
+                sizes[ax] = res.value[1] / res.value[0]
+    return tuple(sizes.get(a, 1.0) for a in axes.replace("S", "C"))
+
+
+# --- zarr
+
+
+def _read_zarr(path: Path, *, array: str | None, lazy: bool | None) -> Stack:
+    import dask.array as da
+    import zarr
+
+    try:
+        node = zarr.open(str(path), mode="r")
+    except Exception as err:  # zarr raises many types for broken metadata
+        raise CorruptFileError(f"Cannot open zarr store '{path}': {err}") from err
+    scale, axes = None, None
+    if not hasattr(node, "shape"):  # a group
+        node, array, scale, axes = _pick_zarr_array(node, path, array)
+    elif array:
+        raise UnsupportedFormatError(f"'{path}' is a zarr array, not a group: drop array={array!r}.")
+    attrs = dict(node.attrs)
+    axes = axes or attrs.get("axes") or guess_axes(node.shape)
+    scale = tuple(scale or attrs.get("scale") or (1.0,) * node.ndim)
+    if len(axes) != node.ndim or len(scale) != node.ndim:
+        raise CorruptFileError(
+            f"zarr array '{path}' has shape {node.shape} but metadata axes={axes!r}, scale={scale}."
+        )
+    data = da.from_zarr(node)
+    if lazy is False:
+        data = data.compute()
+    data, axes, scale = _to_zyxc(data, axes, scale)
+    return Stack(data, axes, scale, str(path), {"format": "zarr", "array": array})
+
+
+def _pick_zarr_array(group, path: Path, array: str | None):
+    """Choose the array inside a zarr group: named, OME-Zarr level 0, or the only one."""
+    scale = axes = None
+    attrs = dict(group.attrs)
+    multiscales = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
+    if array is None and multiscales:
+        level = multiscales[0]["datasets"][0]
+        array = level["path"]
+        for t in level.get("coordinateTransformations", []):
+            if t.get("type") == "scale":
+                scale = t["scale"]
+        ax = multiscales[0].get("axes")
+        if ax:
+            axes = "".join((a["name"] if isinstance(a, dict) else a)[0].upper() for a in ax)
+    if array is None:
+        names = _zarr_array_paths(group)
+        if len(names) != 1:
+            raise UnsupportedFormatError(
+                f"zarr group '{path}' holds {len(names)} arrays; choose one with array=... "
+                f"(available: {names})"
+            )
+        array = names[0]
+    try:
+        node = group[array]
+    except KeyError:
+        raise UnsupportedFormatError(
+            f"zarr group '{path}' has no array '{array}' (available: {_zarr_array_paths(group)})"
+        ) from None
+    if not hasattr(node, "shape"):
+        return _pick_zarr_array(node, path / array, None)
+    return node, array, scale, axes
+
+
+def _zarr_array_paths(group, prefix: str = "") -> list[str]:
+    """All array paths inside a group, depth first."""
+    names = []
+    for key, child in sorted(group.members()):
+        if hasattr(child, "shape"):
+            names.append(prefix + key)
+        else:
+            names.extend(_zarr_array_paths(child, prefix + key + "/"))
+    return names
+
+
+# --- folders of slices
+
+
+def natural_key(name: str) -> list:
+    """Sort key that orders embedded numbers by value: ``z2`` before ``z10``."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
+
+
+def _read_folder(path: Path, *, lazy: bool | None) -> Stack:
+    files = sorted((p for p in path.iterdir() if p.is_file()), key=lambda p: natural_key(p.name))
+    dicoms = [p for p in files if p.name.lower().endswith(DICOM_SUFFIXES) or _is_dicom(p)]
+    if dicoms:
+        return _read_dicom_series(dicoms)
+    slices = [p for p in files if p.name.lower().endswith(SLICE_SUFFIXES)]
+    if not slices:
+        raise EmptyFolderError(
+            f"Folder '{path}' holds no image slices (looked for {', '.join(SLICE_SUFFIXES)})."
+        )
+    shapes = {}
+    for p in slices:
+        shapes.setdefault(_slice_shape_dtype(p), []).append(p.name)
+    if len(shapes) > 1:
+        summary = "; ".join(
+            f"{shape} {dtype}: {names[0]}{' and %d more' % (len(names) - 1) if len(names) > 1 else ''}"
+            for (shape, dtype), names in shapes.items()
+        )
+        raise SliceShapeError(f"Slices in '{path}' differ in shape or dtype: {summary}")
+    ((shape, dtype),) = shapes
+    data = _lazy_slices(slices, shape, dtype)
+    if lazy is False or (lazy is None and data.nbytes <= LAZY_THRESHOLD_BYTES and len(slices) == 1):
+        data = data.compute()
+    axes = "ZYXC" if len(shape) == 3 else "ZYX"
+    return Stack(data, axes, (1.0,) * len(axes), str(path),
+                 {"format": "folder", "files": [p.name for p in slices]})
+
+
+def _slice_shape_dtype(p: Path) -> tuple[tuple[int, ...], str]:
+    """Shape and dtype of one slice from its header, without decoding the pixels."""
+    try:
+        if p.name.lower().endswith((".tif", ".tiff")):
+            import tifffile
+
+            with tifffile.TiffFile(p) as tif:
+                s = tif.series[0]
+                return tuple(s.shape), str(s.dtype)
+        from PIL import Image
+
+        with Image.open(p) as im:
+            # Pillow's mode tells channels and depth; decode a 1x1 crop for the dtype.
+            arr = np.asarray(im.crop((0, 0, 1, 1)))
+            shape = (im.size[1], im.size[0]) + arr.shape[2:]
+            return shape, str(arr.dtype)
+    except Exception as err:
+        raise CorruptFileError(f"Cannot read image slice '{p}': {err}") from err
+
+
+def _read_slice(p: Path) -> np.ndarray:
+    try:
+        if p.name.lower().endswith((".tif", ".tiff")):
+            import tifffile
+
+            return tifffile.imread(p)
+        import imageio.v3 as iio
+
+        return np.asarray(iio.imread(p))
+    except Exception as err:
+        raise CorruptFileError(f"Cannot read image slice '{p}': {err}") from err
+
+
+def _lazy_slices(slices: list[Path], shape, dtype):
+    import dask
+    import dask.array as da
+
+    parts = [da.from_delayed(dask.delayed(_read_slice)(p), shape=shape, dtype=dtype) for p in slices]
+    return da.stack(parts)
+
+
+def _read_plain_image(path: Path) -> Stack:
+    data = _read_slice(path)
+    axes = "YX" if data.ndim == 2 else "YXC"
+    return Stack(data, axes, (1.0,) * data.ndim, str(path), {"format": "image"})
+
+
+# --- medical formats
+
+
+def _read_nifti(path: Path, *, lazy: bool | None) -> Stack:
+    import nibabel as nib
+
+    try:
+        img = nib.load(str(path))
+        shape = img.shape
+        zooms = tuple(float(z) for z in img.header.get_zooms()[: len(shape)])
+        dtype = img.get_data_dtype()
+    except Exception as err:
+        raise CorruptFileError(f"Cannot read NIfTI file '{path}': {err}") from err
+    if len(shape) not in (2, 3, 4):
+        raise UnsupportedFormatError(f"NIfTI file '{path}' has {len(shape)} dimensions {shape}.")
+    # NIfTI stores (X, Y, Z[, T/C]); napari and this package want (Z, Y, X[, C]).
+    axes = "XYZC"[: len(shape)]
+    if _want_lazy(lazy, int(np.prod(shape)) * dtype.itemsize):
+        import dask.array as da
+
+        data = da.from_array(img.dataobj, chunks="auto")
+    else:
+        try:
+            data = np.asarray(img.dataobj)
+        except Exception as err:
+            raise CorruptFileError(f"Cannot read NIfTI file '{path}': {err}") from err
+    data, axes, scale = _to_zyxc(data, axes, zooms)
+    return Stack(data, axes, scale, str(path), {"format": "nifti"})
+
+
+def _is_dicom(p: Path) -> bool:
+    """DICOM files often have no extension: check the 'DICM' magic at byte 128."""
+    if p.suffix and p.suffix.lower() not in DICOM_SUFFIXES:
+        return False
+    try:
+        with open(p, "rb") as f:
+            f.seek(128)
+            return f.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+def _read_dicom_series(files: list[Path]) -> Stack:
+    """Read DICOM slices into (Z, Y, X), ordered by position along the slice normal."""
+    import pydicom
+
+    datasets, arrays = [], []
+    for p in files:
+        try:
+            datasets.append(pydicom.dcmread(p))
+            arrays.append(datasets[-1].pixel_array)
+        except Exception as err:
+            raise CorruptFileError(f"Cannot read DICOM file '{p}': {err}") from err
+    shapes = {a.shape for a in arrays}
+    if len(shapes) > 1:
+        raise SliceShapeError(f"DICOM slices in '{files[0].parent}' differ in shape: {sorted(shapes)}")
+    positions = [_dicom_position(ds, i) for i, ds in enumerate(datasets)]
+    order = np.argsort(positions, kind="stable")
+    data = np.stack([arrays[i] for i in order])
+    slope = float(getattr(datasets[0], "RescaleSlope", 1) or 1)
+    intercept = float(getattr(datasets[0], "RescaleIntercept", 0) or 0)
+    if slope != 1 or intercept != 0:
+        data = data.astype(np.float32) * slope + intercept
+    dy, dx = (float(v) for v in getattr(datasets[0], "PixelSpacing", (1.0, 1.0)))
+    sorted_pos = np.asarray(positions)[order]
+    if len(files) > 1 and np.ptp(sorted_pos) > 0:
+        dz = float(np.median(np.diff(sorted_pos)))
+    else:
+        dz = float(getattr(datasets[0], "SliceThickness", 1.0) or 1.0)
+    meta = {"format": "dicom", "modality": str(getattr(datasets[0], "Modality", ""))}
+    if data.shape[0] == 1:
+        return Stack(data[0], "YX", (dy, dx), str(files[0]), meta)
+    return Stack(data, "ZYX", (dz, dy, dx), str(files[0].parent), meta)
+
+
+def _dicom_position(ds, index: int) -> float:
+    """Slice position along the normal of the image plane (falls back to InstanceNumber)."""
+    if hasattr(ds, "ImagePositionPatient") and hasattr(ds, "ImageOrientationPatient"):
+        row, col = np.asarray(ds.ImageOrientationPatient[:3], float), np.asarray(
+            ds.ImageOrientationPatient[3:], float
+        )
+        return float(np.dot(np.cross(row, col), np.asarray(ds.ImagePositionPatient, float)))
+    return float(getattr(ds, "InstanceNumber", index) or index)
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def write_stack(
+    path: str | os.PathLike,
+    data,
+    *,
+    axes: str | None = None,
+    scale: tuple[float, ...] | None = None,
+    chunks: tuple[int, ...] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write an image or label array to TIFF, zarr or a folder of TIFF slices.
+
+    The output appears under its final name only once complete: it is written
+    under a temporary name beside `path` and renamed at the end, so a crash never
+    leaves a half-written file that looks finished.
+
+    Parameters
+    ----------
+    path : str or Path
+        ``*.tif``/``*.tiff``/``*.ome.tif`` (compressed TIFF), ``*.zarr`` (chunked,
+        compressed zarr store) or a path without extension (a folder of TIFF
+        slices ``slice_0000.tif``, ... ; 3D data only).
+    data : ndarray or dask array
+        Shape ``(Y, X)``, ``(Y, X, C)``, ``(Z, Y, X)`` or ``(Z, Y, X, C)``. Dask arrays
+        are written chunk by chunk (zarr) without being loaded whole.
+    axes : str, optional
+        Axes of `data` (guessed from the shape when omitted); stored as metadata.
+    scale : tuple of float, optional
+        Pixel size per axis; stored as metadata and read back by :func:`read_stack`.
+    chunks : tuple of int, optional
+        zarr chunk shape (default: 1 x 256 x 256 for stacks, 512 x 512 for 2D).
+    overwrite : bool
+        Replace an existing output. Without it an existing path raises.
+
+    Returns
+    -------
+    Path
+        The written path.
+    """
+    path = Path(path)
+    data_shape = tuple(data.shape)
+    if len(data_shape) not in (2, 3, 4) or 0 in data_shape:
+        raise StackWriteError(f"Cannot write an array of shape {data_shape} to '{path}'.")
+    axes = axes or guess_axes(data_shape)
+    if len(axes) != len(data_shape):
+        raise StackWriteError(f"axes={axes!r} does not match data of shape {data_shape}.")
+    scale = tuple(float(s) for s in (scale or (1.0,) * len(axes)))
+    if path.exists() and not overwrite:
+        raise StackWriteError(f"'{path}' already exists; pass overwrite=True to replace it.")
+    if not path.parent.is_dir():
+        raise StackWriteError(f"Cannot write '{path}': folder '{path.parent}' does not exist.")
+    name = path.name.lower()
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
+    try:
+        if name.endswith(TIFF_SUFFIXES):
+            _write_tiff(tmp, data, axes, scale)
+        elif name.endswith(ZARR_SUFFIXES):
+            _write_zarr(tmp, data, axes, scale, chunks)
+        elif "." not in path.name:
+            _write_folder(tmp, data, axes)
+        else:
+            raise StackWriteError(
+                f"Cannot write '{path}': unsupported extension '{path.suffix}' "
+                "(use .tif, .tiff, .ome.tif, .zarr, or no extension for a folder of slices)."
+            )
+        _replace(tmp, path)
+    finally:
+        _remove(tmp)
+    return path
+
+
+def write_labels(path: str | os.PathLike, labels, **kwargs) -> Path:
+    """Write a label image (integer class or instance ids) with :func:`write_stack`.
+
+    Parameters
+    ----------
+    labels : ndarray or dask array of integer dtype
+        Shape ``(Y, X)`` or ``(Z, Y, X)``.
+    """
+    dtype = np.dtype(labels.dtype)
+    if dtype.kind not in "biu":
+        raise StackWriteError(
+            f"Labels must have an integer dtype, got {dtype}; convert with labels.astype(np.uint16)."
+        )
+    kwargs.setdefault("axes", "YX" if labels.ndim == 2 else "ZYX")
+    return write_stack(path, labels, **kwargs)
+
+
+def _write_tiff(path: Path, data, axes: str, scale) -> None:
+    import tifffile
+
+    arr = np.asarray(data)
+    meta = {"axes": axes.replace("C", "S") if axes.endswith("C") else axes}
+    sizes = dict(zip(axes, scale))
+    for ax in "ZYX":
+        if ax in sizes:
+            meta[f"PhysicalSize{ax}"] = sizes[ax]
+    tifffile.imwrite(path, arr, ome=True, compression="zlib", metadata=meta,
+                     photometric="rgb" if axes.endswith("C") and arr.shape[-1] in (3, 4) else "minisblack")
+
+
+def _write_zarr(path: Path, data, axes: str, scale, chunks) -> None:
+    import dask.array as da
+    import zarr
+
+    if chunks is None:
+        chunks = tuple({"Z": 1, "C": s}.get(a, 256 if len(axes) > 2 else 512) for a, s in zip(axes, data.shape))
+    chunks = tuple(min(c, s) for c, s in zip(chunks, data.shape))
+    z = zarr.open_array(str(path), mode="w", shape=data.shape, dtype=data.dtype, chunks=chunks)
+    z.attrs.update({"axes": axes, "scale": list(scale)})
+    # dask chunks equal to the zarr chunks: each task writes whole chunks, no locks needed
+    da.store(da.asarray(data).rechunk(chunks), z, lock=False)
+
+
+def _write_folder(path: Path, data, axes: str) -> None:
+    import tifffile
+
+    if axes[0] != "Z":
+        raise StackWriteError(f"A folder of slices needs a stack (Z, Y, X[, C]), got axes {axes!r}.")
+    path.mkdir()
+    for i in range(data.shape[0]):
+        tifffile.imwrite(path / f"slice_{i:04d}.tif", np.asarray(data[i]), compression="zlib")
+
+
+def _replace(tmp: Path, final: Path) -> None:
+    if final.exists():
+        _remove(final)
+    os.replace(tmp, final)
+
+
+def _remove(p: Path) -> None:
+    if p.is_dir():
+        shutil.rmtree(p, ignore_errors=True)
+    elif p.exists():
+        p.unlink()

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from napari_segkit.cli import main
+from napari_segkit.core.io import read_stack
+
+
+def test_help_lists_subcommands():
+    out = subprocess.run([sys.executable, "-m", "napari_segkit.cli", "--help"],
+                         capture_output=True, text=True, check=True).stdout
+    for cmd in ("info", "sample", "inspect"):
+        assert cmd in out
+
+
+def test_console_script_info():
+    out = subprocess.run(["segkit", "info"], capture_output=True, text=True, check=True).stdout
+    for name in ("napari", "torch", "segmentation-models-pytorch", "zarr", "devices"):
+        assert name in out
+    assert "cpu" in out.splitlines()[-1]
+
+
+def test_sample_writes_readable_files(tmp_path, capsys):
+    assert main(["sample", str(tmp_path), "--format", "zarr"]) == 0
+    image = read_stack(tmp_path / "nuclei_2d.zarr")
+    labels = read_stack(tmp_path / "nuclei_2d_labels.zarr")
+    assert image.data.shape == labels.data.shape == (256, 256)
+    assert set(np.unique(labels.data.compute())) == {0, 1}
+    assert "72 nuclei" in capsys.readouterr().out
+    # second run refuses to replace the user's files
+    assert main(["sample", str(tmp_path), "--format", "zarr"]) == 2
+
+
+def test_inspect_and_errors(tmp_path, capsys):
+    main(["sample", str(tmp_path)])
+    assert main(["inspect", str(tmp_path / "nuclei_3d.tif")]) == 0
+    assert "(24, 128, 128) uint16, axes ZYX" in capsys.readouterr().out
+    assert main(["inspect", str(tmp_path / "missing.tif")]) == 2
+    assert "missing.tif" in capsys.readouterr().err
+
+
+def test_unknown_command_exits_with_usage():
+    with pytest.raises(SystemExit) as exc:
+        main(["frobnicate"])
+    assert exc.value.code == 2

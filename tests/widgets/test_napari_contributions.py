@@ -1,0 +1,87 @@
+"""The reader, writer and sample data inside a real (headless) napari viewer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+import zarr
+
+from napari_segkit._sample_data import load_sample
+from napari_segkit.core.io import read_stack, write_labels, write_stack
+from napari_segkit.core.synthetic import sample_2d, sample_3d
+
+PLUGIN = "napari-segkit"
+
+
+@pytest.mark.parametrize(("key", "ndim", "n_layers"), [("nuclei_2d", 2, 3), ("nuclei_3d", 3, 3)])
+def test_open_sample(make_napari_viewer, key, ndim, n_layers):
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, key)
+    assert len(viewer.layers) == n_layers
+    image, semantic, instances = viewer.layers
+    assert image._type_string == "image" and image.data.ndim == ndim
+    assert semantic._type_string == "labels" and set(np.unique(semantic.data)) == {0, 1}
+    assert instances.data.max() > 10
+
+
+def test_shipped_samples_equal_generator():
+    for key, make in (("nuclei_2d", sample_2d), ("nuclei_3d", sample_3d)):
+        shipped, fresh = load_sample(key), make()
+        np.testing.assert_array_equal(shipped.image, fresh.image)
+        np.testing.assert_array_equal(shipped.instances, fresh.instances)
+
+
+def _write_inputs(tmp_path):
+    rng = np.random.default_rng(0)
+    stack = rng.integers(0, 4000, (5, 40, 30), dtype=np.uint16)
+    write_stack(tmp_path / "stack.ome.tif", stack, scale=(2.0, 0.5, 0.5))
+    write_stack(tmp_path / "stack.zarr", stack, scale=(2.0, 0.5, 0.5), chunks=(1, 20, 15))
+    folder = tmp_path / "slices"
+    folder.mkdir()
+    for i, plane in enumerate(stack):
+        tifffile.imwrite(folder / f"z{i}.tif", plane)
+    import nibabel as nib
+
+    nib.save(nib.Nifti1Image(stack.transpose(2, 1, 0).astype(np.int16), np.diag([0.5, 0.5, 2, 1])),
+             tmp_path / "stack.nii.gz")
+    return stack
+
+
+@pytest.mark.parametrize(("name", "scale"), [
+    ("stack.ome.tif", (2.0, 0.5, 0.5)),
+    ("stack.zarr", (2.0, 0.5, 0.5)),
+    ("slices", (1.0, 1.0, 1.0)),
+    ("stack.nii.gz", (2.0, 0.5, 0.5)),
+])
+def test_viewer_opens_each_reader_output(make_napari_viewer, tmp_path, name, scale):
+    stack = _write_inputs(tmp_path)
+    viewer = make_napari_viewer()
+    layers = viewer.open(str(tmp_path / name), plugin=PLUGIN)
+    (layer,) = layers
+    assert layer.data.shape == stack.shape
+    np.testing.assert_allclose(layer.scale, scale)
+    np.testing.assert_array_equal(np.asarray(layer.data[2]), stack[2])
+
+
+def test_zarr_layer_is_lazy(make_napari_viewer, tmp_path):
+    z = zarr.create_array(str(tmp_path / "big.zarr"), shape=(64, 512, 512), dtype="u2",
+                          chunks=(1, 256, 256))
+    z[:] = 9
+    viewer = make_napari_viewer()
+    (layer,) = viewer.open(str(tmp_path / "big.zarr"), plugin=PLUGIN)
+    assert type(layer.data).__module__.startswith("dask")
+    assert tuple(layer.contrast_limits) == (9.0, 10.0)
+
+
+def test_labels_file_opens_as_labels_and_writer_round_trips(make_napari_viewer, tmp_path):
+    labels = np.zeros((3, 20, 20), np.uint8)
+    labels[:, 5:10, 5:10] = 2
+    write_labels(tmp_path / "cells_labels.zarr", labels)
+    viewer = make_napari_viewer()
+    (layer,) = viewer.open(str(tmp_path / "cells_labels.zarr"), plugin=PLUGIN)
+    assert layer._type_string == "labels"
+    for ext in (".tif", ".zarr"):
+        written = layer.save(str(tmp_path / f"saved{ext}"), plugin=PLUGIN)
+        assert written
+        np.testing.assert_array_equal(np.asarray(read_stack(written[0]).data), labels)
