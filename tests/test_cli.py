@@ -13,7 +13,7 @@ from napari_segkit.core.io import read_stack
 def test_help_lists_subcommands():
     out = subprocess.run([sys.executable, "-m", "napari_segkit.cli", "--help"],
                          capture_output=True, text=True, check=True).stdout
-    for cmd in ("info", "sample", "inspect"):
+    for cmd in ("info", "sample", "inspect", "models"):
         assert cmd in out
 
 
@@ -47,3 +47,13 @@ def test_unknown_command_exits_with_usage():
     with pytest.raises(SystemExit) as exc:
         main(["frobnicate"])
     assert exc.value.code == 2
+
+
+def test_models_lists_the_registry(capsys):
+    from napari_segkit.models import list_architectures
+
+    assert main(["models", "-v"]) == 0
+    out = capsys.readouterr().out
+    for arch in list_architectures():
+        assert arch["name"] in out
+    assert "growth_rate = 16" in out

@@ -74,6 +74,18 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    """List the registered architectures (name, family, description; options with -v)."""
+    from .models import list_architectures
+
+    for arch in list_architectures():
+        print(f"{arch['name']:<15} {arch['family']:<7} {arch['description']}")
+        if args.verbose:
+            for key, value in arch["options"].items():
+                print(f"{'':<23}{key} = {value!r}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="segkit",
@@ -95,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", help="TIFF, zarr, NIfTI, DICOM, or folder of slices")
     p.add_argument("--array", help="array path inside a zarr group")
     p.set_defaults(func=cmd_inspect)
+    p = sub.add_parser("models", help="list the model architectures")
+    p.add_argument("-v", "--verbose", action="store_true", help="also list each one's options")
+    p.set_defaults(func=cmd_models)
     return parser
 
 
