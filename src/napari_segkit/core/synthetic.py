@@ -66,8 +66,8 @@ def make_nuclei(
     -------
     SyntheticSample
     """
-    if len(shape) not in (2, 3) or min(shape) < 8:
-        raise ValueError(f"shape must be (Y, X) or (Z, Y, X) with sides >= 8, got {shape}")
+    if len(shape) not in (2, 3) or min(shape[-2:]) < 8 or min(shape) < 1:
+        raise ValueError(f"shape must be (Y, X) or (Z, Y, X) with Y, X >= 8, got {shape}")
     rng = np.random.default_rng(seed)
     ndim = len(shape)
     if n_nuclei is None:
@@ -76,16 +76,19 @@ def make_nuclei(
     instances = np.zeros(shape, np.uint16)
     signal = np.zeros(shape, np.float32)
     centres: list[np.ndarray] = []
-    grid = np.indices(shape, dtype=np.float32)
     for label in range(1, n_nuclei + 1):
         radii = rng.uniform(*radius, size=ndim)
         if ndim == 3:
             radii[0] *= 0.6  # nuclei are flatter along Z, as in most stacks
         centre = _place(rng, shape, radii, centres, touching_fraction)
         centres.append(centre)
+        # draw in the nucleus' bounding box only: cost per nucleus independent of image size
+        box = tuple(slice(max(0, int(c - r) - 1), min(s, int(c + r) + 2))
+                    for c, r, s in zip(centre, [radii.max()] * ndim, shape))
+        grid = np.ogrid[box]
         mask = _ellipse_mask(grid, centre, radii, rng.uniform(0, np.pi))
-        instances[mask] = label
-        signal[mask] += rng.uniform(0.6, 1.0)
+        instances[box][mask] = label
+        signal[box][mask] += rng.uniform(0.6, 1.0)
     image = _render(signal, rng, noise)
     return SyntheticSample(image, instances, (instances > 0).astype(np.uint8))
 
@@ -107,7 +110,7 @@ def _place(rng, shape, radii, centres, touching_fraction) -> np.ndarray:
 
 def _ellipse_mask(grid, centre, radii, angle) -> np.ndarray:
     """Boolean mask of an ellipse (rotated in the Y-X plane) or ellipsoid."""
-    d = [g - c for g, c in zip(grid, centre)]
+    d = [g.astype(np.float32) - c for g, c in zip(grid, centre)]
     y, x = d[-2], d[-1]
     cos, sin = np.cos(angle), np.sin(angle)
     d[-2], d[-1] = cos * y - sin * x, sin * y + cos * x
