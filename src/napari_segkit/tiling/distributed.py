@@ -1,0 +1,68 @@
+"""Blocks on a dask.distributed cluster: each worker loads the model file once."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+
+from .engine import PredictionCancelled, _is_set, resolve_device
+from .source import Volume
+
+_WORKER_MODELS: dict = {}  # (path, mtime) -> loaded model, per worker process
+
+
+def _worker_model(path: str):
+    from ..models import load_model
+
+    key = (path, os.path.getmtime(path))
+    if key not in _WORKER_MODELS:
+        _WORKER_MODELS.clear()
+        _WORKER_MODELS[key] = load_model(path).model
+    return _WORKER_MODELS[key]
+
+
+def _run_block(model_path, engine, image, axes, out_path, block_id, z, block, prob_dtype):
+    """One block on a worker: read, predict, write, mark done. Returns the block id."""
+    from ..core.io import read_stack
+    from .sink import ZarrSink
+
+    if isinstance(image, str):
+        image = read_stack(image)
+    module = _worker_model(model_path)
+    device = resolve_device("auto")
+    local = replace(engine, model=module.to(device), device=device)
+    volume = Volume(image, axes=axes, in_channels=module.in_channels)
+    probs = local.block_probabilities(volume, z, block)
+    index = (z, *block) if volume.is_stack else tuple(block)
+    ZarrSink(out_path).write_block(block_id, index, probs, prob_dtype)
+    return block_id
+
+
+def run_on_cluster(client, resolved, engine, image, axes, sink, blocks, todo, prob_dtype,
+                   progress, cancel, n_done):
+    """Submit the unfinished blocks to `client`; report progress as they finish."""
+    import numpy as np
+    from dask.distributed import as_completed
+
+    if resolved.path is None:
+        raise ValueError("client= needs the model as a model file (path or load_model result) "
+                         "so that each worker can load it")
+    if isinstance(image, np.ndarray):
+        image = client.scatter(image, broadcast=True)
+    elif hasattr(image, "data") and hasattr(image, "axes") and hasattr(image, "path"):  # a Stack
+        image, axes = image.path, axes or image.axes
+    light = replace(engine, model=None)  # workers use their own copy of the model
+    futures = [client.submit(_run_block, resolved.path, light, image, axes, str(sink.path), i,
+                             *blocks[i], prob_dtype, pure=False) for i in todo]
+    done = n_done
+    try:
+        for future in as_completed(futures):
+            future.result()  # re-raises a worker's error here
+            done += 1
+            if progress is not None:
+                progress(done, len(blocks))
+            if cancel is not None and _is_set(cancel):
+                raise PredictionCancelled("prediction cancelled")
+    finally:
+        for f in futures:
+            f.cancel()

@@ -1,0 +1,162 @@
+"""Batches tiles through a model and blends them into a block of probabilities."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..core.tiles import blend_weights, tile_starts, tiles_for_block
+from .source import Volume, apply_normalization
+
+TTA_MODES = (None, "flips", "d4")
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"``: CUDA, then MPS, then CPU; anything else as torch understands it."""
+    if str(device) == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' was asked for but torch sees no CUDA GPU here")
+    return device
+
+
+def _transforms(tta):
+    """(forward, inverse) pairs on (B, K, H, W) tensors."""
+    ident = (lambda t: t, lambda t: t)
+    if tta is None:
+        return [ident]
+    flips = [ident,
+             (lambda t: t.flip(-1), lambda t: t.flip(-1)),
+             (lambda t: t.flip(-2), lambda t: t.flip(-2)),
+             (lambda t: t.flip(-2, -1), lambda t: t.flip(-2, -1))]
+    if tta == "flips":
+        return flips
+    rots = [(lambda t, k=k: torch.rot90(t, k, (-2, -1)), lambda t, k=k: torch.rot90(t, -k, (-2, -1)))
+            for k in (1, 3)]
+    transposes = [(lambda t: t.transpose(-2, -1), lambda t: t.transpose(-2, -1)),
+                  (lambda t: t.flip(-2, -1).transpose(-2, -1), lambda t: t.transpose(-2, -1).flip(-2, -1))]
+    return flips + rots + transposes  # the 8 symmetries of the square (D4)
+
+
+@dataclass
+class TileEngine:
+    """Everything needed to turn an input region into blended class probabilities.
+
+    Attributes
+    ----------
+    model : torch.nn.Module
+        ``(N, C, H, W)`` -> ``(N, K, H, W)`` logits; K = 1 means sigmoid.
+    num_classes : int
+    tile : (int, int)
+    overlap : float
+    blend : str
+    batch_size : int
+    device : torch.device
+    tta : None, "flips" or "d4"
+    norm_stats : dict or None
+        From :func:`~napari_segkit.tiling.source.normalization_stats`.
+    amp : bool
+        Autocast (fp16 / bf16) on CUDA.
+    align : int
+        Tile starts are multiples of this (the model's ``divisor``), when the tile is.
+    """
+
+    model: torch.nn.Module
+    num_classes: int
+    tile: tuple[int, int]
+    overlap: float
+    blend: str
+    batch_size: int
+    device: torch.device
+    tta: str | None
+    norm_stats: dict | None
+    amp: bool = True
+    amp_dtype: torch.dtype = torch.float16
+    align: int = 1  # the model's spatial divisor: tile starts are multiples of it
+
+    def block_probabilities(self, volume: Volume, z: int, block: tuple[slice, slice],
+                            cancel=None) -> np.ndarray:
+        """Blended probabilities ``(K, h, w)`` float32 of one block of plane `z`.
+
+        Tiles come from the plane's global grid (so the result does not depend on
+        how the plane is cut into blocks); each tile overlapping the block is
+        predicted and its weighted probabilities summed into the block.
+        """
+        _, ny, nx, _ = volume.shape
+        th, tw = self.plane_tile(ny, nx)
+        align = self.align if th % self.align == 0 and tw % self.align == 0 else 1
+        starts_y = tile_starts(max(ny, th), th, self.overlap, align)
+        starts_x = tile_starts(max(nx, tw), tw, self.overlap, align)
+        tiles = tiles_for_block(block, starts_y, starts_x, (th, tw))
+        ys = slice(min(y for y, _ in tiles), max(y for y, _ in tiles) + th)
+        xs = slice(min(x for _, x in tiles), max(x for _, x in tiles) + tw)
+        region = apply_normalization(volume.read(z, ys, xs), self.norm_stats)
+        if not np.isfinite(region).all():
+            raise ValueError(f"image contains NaN or infinite values (plane {z}, rows "
+                             f"{ys.start}:{ys.stop}, columns {xs.start}:{xs.stop})")
+        k = max(self.num_classes, 1)
+        bh, bw = block[0].stop - block[0].start, block[1].stop - block[1].start
+        acc = np.zeros((k, bh, bw), np.float32)
+        wsum = np.zeros((bh, bw), np.float32)
+        for i in range(0, len(tiles), self.batch_size):
+            if cancel is not None and _is_set(cancel):
+                raise PredictionCancelled("prediction cancelled")
+            batch = tiles[i:i + self.batch_size]
+            x = np.stack([region[:, y - ys.start:y - ys.start + th, x0 - xs.start:x0 - xs.start + tw]
+                          for y, x0 in batch])
+            probs = self.predict_tiles(x)
+            for (y, x0), p in zip(batch, probs):
+                # overlap of this tile with the block, in tile and block coordinates
+                y_lo, y_hi = max(y, block[0].start), min(y + th, block[0].stop, ny)
+                x_lo, x_hi = max(x0, block[1].start), min(x0 + tw, block[1].stop, nx)
+                if y_lo >= y_hi or x_lo >= x_hi:
+                    continue
+                t_sl = (slice(y_lo - y, y_hi - y), slice(x_lo - x0, x_hi - x0))
+                b_sl = (slice(y_lo - block[0].start, y_hi - block[0].start),
+                        slice(x_lo - block[1].start, x_hi - block[1].start))
+                at_border = (y == 0, y + th >= ny, x0 == 0, x0 + tw >= nx)
+                w = blend_weights((th, tw), self.blend, self.overlap, at_border)[t_sl]
+                acc[(slice(None), *b_sl)] += p[(slice(None), *t_sl)] * w
+                wsum[b_sl] += w
+        return acc / wsum
+
+    def plane_tile(self, ny: int, nx: int) -> tuple[int, int]:
+        """The tile for a plane: no larger than the plane rounded up to the model's multiple
+        (a small image is one tile padded like a whole-image prediction, not reflected far)."""
+        def fit(t, n):
+            return min(t, -(-n // self.align) * self.align) if t % self.align == 0 else t
+        return fit(self.tile[0], ny), fit(self.tile[1], nx)
+
+    @torch.inference_mode()
+    def predict_tiles(self, tiles: np.ndarray) -> np.ndarray:
+        """``(B, C, th, tw)`` float32 -> probabilities ``(B, K, th, tw)`` float32."""
+        x = torch.from_numpy(tiles)
+        if self.device.type == "cuda":
+            x = x.pin_memory().to(self.device, non_blocking=True)
+        else:
+            x = x.to(self.device)
+        use_amp = self.amp and self.device.type == "cuda"
+        total = None
+        transforms = _transforms(self.tta)
+        for forward, inverse in transforms:
+            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=use_amp):
+                logits = self.model(forward(x))
+            logits = inverse(logits.float())
+            probs = torch.sigmoid(logits) if self.num_classes == 1 else torch.softmax(logits, 1)
+            total = probs if total is None else total + probs
+        return (total / len(transforms)).cpu().numpy()
+
+
+class PredictionCancelled(Exception):
+    """Raised when the `cancel` event / callable asks prediction to stop."""
+
+
+def _is_set(cancel) -> bool:
+    return cancel.is_set() if hasattr(cancel, "is_set") else bool(cancel())

@@ -1,0 +1,263 @@
+"""``predict``: sliding-window prediction of any model over any image, in memory or zarr to zarr."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..core.tiles import BLEND_MODES, block_plan
+from .engine import TTA_MODES, PredictionCancelled, TileEngine, resolve_device
+from .sink import PROB_DTYPES, ZarrSink, encode_probabilities, labels_dtype, labels_from_probabilities
+from .source import InputError, Volume, normalization_stats
+
+OUTPUTS = ("labels", "probabilities", "both")
+DEFAULT_TILE = 256
+DEFAULT_OVERLAP = 0.25
+#: Y/X side of the blocks written to zarr (a multiple of the output chunks): peak memory
+#: is about K x block^2 x 8 bytes, independent of the volume's size.
+DEFAULT_BLOCK = 2048
+DEFAULT_CHUNK = 512
+
+
+@dataclass
+class _Model:
+    module: torch.nn.Module
+    in_channels: int
+    num_classes: int
+    info: object | None  # ModelInfo when loaded from a file
+    path: str | None
+
+
+def _resolve_model(model, device: torch.device) -> _Model:
+    from ..models import ModelFile, load_model
+
+    if isinstance(model, (str, os.PathLike)):
+        model = load_model(model)
+    if isinstance(model, ModelFile):
+        m = model.model
+        return _Model(m.to(device).eval(), m.in_channels, m.num_classes, model.info, model.path or None)
+    if isinstance(model, torch.nn.Module):
+        in_ch = getattr(model, "in_channels", None)
+        k = getattr(model, "num_classes", None)
+        if in_ch is None or k is None:
+            raise ValueError("a plain torch module needs in_channels and num_classes attributes "
+                             "(set model.in_channels = C and model.num_classes = K)")
+        return _Model(model.to(device).eval(), int(in_ch), int(k), None, None)
+    raise TypeError(f"model must be a model file path, a loaded ModelFile or a torch.nn.Module, "
+                    f"got {type(model).__name__}")
+
+
+def _fingerprint(model: _Model, settings: dict) -> str:
+    h = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    for name, tensor in model.module.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def predict(
+    model,
+    image,
+    *,
+    axes: str | None = None,
+    tile_size: int | tuple[int, int] | None = None,
+    overlap: float | None = None,
+    blend: str = "gaussian",
+    batch_size: int = 4,
+    device: str = "auto",
+    tta: str | None = None,
+    output: str = "labels",
+    prob_dtype: str = "float32",
+    normalization="model",
+    out: str | os.PathLike | None = None,
+    block_size: int = DEFAULT_BLOCK,
+    overwrite: bool = False,
+    progress=None,
+    cancel=None,
+    client=None,
+    amp: bool = True,
+):
+    """Predict `image` tile by tile with `model`.
+
+    Parameters
+    ----------
+    model : path, ModelFile or torch.nn.Module
+        A model file (its normalisation, tile size and overlap become the defaults),
+        or any module mapping ``(N, C, H, W)`` to ``(N, K, H, W)`` logits that has
+        ``in_channels`` and ``num_classes`` attributes (K = 1: sigmoid).
+    image : array (numpy, dask, zarr), Stack, or path
+        ``(Y, X)``, ``(Y, X, C)``, ``(Z, Y, X)``, ``(Z, Y, X, C)``, or channel-first
+        with `axes`. Stacks are predicted plane by plane.
+    axes : str, optional
+        Letters from ``"ZYXC"``; inferred from the shape and the model's channels.
+    tile_size : int or (int, int)
+        Tile side in pixels (default: the model file's, else 256).
+    overlap : float
+        Fraction of a tile shared with its neighbour, ``0 <= overlap < 1``
+        (default: the model file's, else 0.25).
+    blend : {"gaussian", "linear", "centre"}
+        How overlapping tiles are combined (see :func:`~napari_segkit.core.tiles.blend_weights`).
+    batch_size : int
+        Tiles per forward pass.
+    device : {"auto", "cuda", "mps", "cpu"} or torch device string
+        ``"auto"``: CUDA, then MPS, then CPU. CUDA runs under autocast (`amp`).
+    tta : {None, "flips", "d4"}
+        Test-time augmentation: average over 4 flips or the 8 dihedral transforms.
+    output : {"labels", "probabilities", "both"}
+        Argmax class ids (spatial shape of the input), class probabilities
+        ``(K, *spatial)``, or both as ``(labels, probabilities)``.
+    prob_dtype : {"float32", "float16", "uint8"}
+        Storage of probabilities (uint8: ``round(p * 255)``).
+    normalization : "model", None or dict
+        ``"model"``: the model file's (none for a plain module); or a spec such as
+        ``{"mode": "percentile", "low": 1, "high": 99.8}`` (statistics from a sample
+        of regions, not the whole volume).
+    out : path, optional
+        A ``.zarr`` path: results are written block by block (bounded memory),
+        finished blocks are recorded, and a re-run resumes. None: return arrays.
+    block_size : int
+        Y/X side of the blocks written to `out` (rounded to whole output chunks).
+    overwrite : bool
+        Replace an existing `out` made with other settings.
+    progress : callable, optional
+        ``progress(done, total)`` after each block.
+    cancel : threading.Event or callable, optional
+        Checked between batches; when set, raises :class:`PredictionCancelled`
+        (a zarr output stays resumable and is not marked complete).
+    client : dask.distributed.Client, optional
+        Run blocks on a dask cluster (needs a model file and `out`); each worker
+        loads the model once.
+    amp : bool
+        Autocast on CUDA.
+
+    Returns
+    -------
+    ndarray or zarr array, or a tuple ``(labels, probabilities)`` for ``output="both"``
+        In memory when `out` is None, else the zarr arrays inside `out`.
+
+    Raises
+    ------
+    InputError
+        Bad image: dimensions, empty, channels, NaN / infinite values.
+    OutputExistsError
+        `out` exists with other settings and `overwrite` is False.
+    PredictionCancelled
+    """
+    if output not in OUTPUTS:
+        raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
+    if blend not in BLEND_MODES:
+        raise ValueError(f"blend must be one of {BLEND_MODES}, got {blend!r}")
+    if tta not in TTA_MODES:
+        raise ValueError(f"tta must be one of {TTA_MODES}, got {tta!r}")
+    if prob_dtype not in PROB_DTYPES:
+        raise ValueError(f"prob_dtype must be one of {PROB_DTYPES}, got {prob_dtype!r}")
+    if int(batch_size) < 1 or int(block_size) < 1:
+        raise ValueError(f"batch_size and block_size must be >= 1, got {batch_size}, {block_size}")
+    if out is not None and not str(out).rstrip("/").endswith(".zarr"):
+        raise ValueError(f"out must be a .zarr path (got '{out}'); write TIFF from the returned "
+                         "array with napari_segkit.write_labels")
+    dev = resolve_device(device)
+    resolved = _resolve_model(model, dev)
+    info = resolved.info
+    tile = tile_size if tile_size is not None else (info.tile_size if info else DEFAULT_TILE)
+    tile = (int(tile), int(tile)) if np.isscalar(tile) else tuple(int(t) for t in tile)
+    if len(tile) != 2 or min(tile) < 1:
+        raise ValueError(f"tile_size must be an int or (height, width), got {tile_size!r}")
+    if tta == "d4" and tile[0] != tile[1]:
+        raise ValueError(f"tta='d4' rotates tiles, so it needs square tiles; got {tile}")
+    overlap = float(overlap if overlap is not None else (info.overlap if info else DEFAULT_OVERLAP))
+    if not 0 <= overlap < 1:
+        raise ValueError(f"overlap must be in [0, 1), got {overlap}")
+    source = image  # what workers of a cluster open (a path stays a path)
+    if isinstance(image, (str, os.PathLike)):
+        from ..core.io import read_stack
+
+        source = str(image)
+        image = read_stack(image)
+    volume = Volume(image, axes=axes, in_channels=resolved.in_channels)
+    if normalization == "model":
+        normalization = info.normalization if info else None
+    norm_stats = normalization_stats(volume, normalization)
+    engine = TileEngine(resolved.module, resolved.num_classes, tile, overlap, blend,
+                        int(batch_size), dev, tta, norm_stats, amp,
+                        align=int(getattr(resolved.module, "divisor", 1)))
+    if out is None:
+        return _predict_in_memory(engine, volume, output, prob_dtype, progress, cancel)
+    return _predict_to_zarr(engine, resolved, volume, Path(out), output=output,
+                            prob_dtype=prob_dtype, block_size=int(block_size), overwrite=overwrite,
+                            progress=progress, cancel=cancel, client=client,
+                            image=source, axes=axes)
+
+
+def _plane_blocks(volume: Volume, block: int) -> list[tuple[int, tuple[slice, slice]]]:
+    nz, ny, nx, _ = volume.shape
+    return [(z, b) for z in range(nz) for b in block_plan((ny, nx), (block, block))]
+
+
+def _spatial_index(volume: Volume, z: int, block) -> tuple:
+    return (z, *block) if volume.is_stack else tuple(block)
+
+
+def _predict_in_memory(engine, volume, output, prob_dtype, progress, cancel):
+    k = max(engine.num_classes, 1)
+    # whole planes as blocks (no tile is predicted twice) unless a plane is huge
+    blocks = _plane_blocks(volume, max(4096, engine.tile[0]) if max(volume.shape[1:3]) <= 4096
+                           else DEFAULT_BLOCK)
+    labels = np.zeros(volume.spatial_shape, labels_dtype(k)) if output != "probabilities" else None
+    probs = np.zeros((k, *volume.spatial_shape), prob_dtype) if output != "labels" else None
+    for done, (z, block) in enumerate(blocks, 1):
+        p = engine.block_probabilities(volume, z, block, cancel)
+        index = _spatial_index(volume, z, block)
+        if labels is not None:
+            labels[index] = labels_from_probabilities(p)
+        if probs is not None:
+            probs[(slice(None), *index)] = encode_probabilities(p, prob_dtype)
+        if progress is not None:
+            progress(done, len(blocks))
+    return {"labels": labels, "probabilities": probs, "both": (labels, probs)}[output]
+
+
+def _predict_to_zarr(engine, resolved, volume, out, *, output, prob_dtype, block_size, overwrite,
+                     progress, cancel, client, image, axes):
+    chunk = min(DEFAULT_CHUNK, block_size)
+    block = max(chunk, block_size // chunk * chunk)  # whole chunks: no two blocks share a chunk
+    blocks = _plane_blocks(volume, block)
+    chunks = ((1,) if volume.is_stack else ()) + (chunk, chunk)
+    chunks = tuple(min(c, s) for c, s in zip(chunks, volume.spatial_shape))
+    settings = {
+        "input_shape": list(np.shape(volume.image)), "input_dtype": str(np.dtype(volume.image.dtype)),
+        "axes": volume.axes, "tile_size": list(engine.tile), "overlap": engine.overlap,
+        "blend": engine.blend, "tta": engine.tta, "output": output, "prob_dtype": prob_dtype,
+        "normalization": engine.norm_stats, "block": block, "num_classes": engine.num_classes,
+    }
+    sink = ZarrSink(out)
+    finished = sink.prepare(spatial_shape=volume.spatial_shape, chunks=chunks,
+                            num_classes=engine.num_classes, output=output, prob_dtype=prob_dtype,
+                            settings=settings, fingerprint=_fingerprint(resolved, settings),
+                            n_blocks=len(blocks), overwrite=overwrite)
+    todo = [i for i in range(len(blocks)) if i not in finished]
+    if progress is not None:
+        progress(len(finished), len(blocks))
+    if client is not None:
+        from .distributed import run_on_cluster
+
+        run_on_cluster(client, resolved, engine, image, axes, sink, blocks, todo, prob_dtype,
+                       progress, cancel, len(finished))
+    else:
+        for n, i in enumerate(todo, len(finished) + 1):
+            z, b = blocks[i]
+            probs = engine.block_probabilities(volume, z, b, cancel)
+            sink.write_block(i, _spatial_index(volume, z, b), probs, prob_dtype)
+            if progress is not None:
+                progress(n, len(blocks))
+    sink.mark_complete()
+    return sink.open_results(output)
+
+
+__all__ = ["predict", "InputError", "PredictionCancelled"]

@@ -1,0 +1,163 @@
+"""The input side of prediction: any array as a (Z, Y, X, C) volume read region by region.
+
+Nothing here loads the whole input: regions are sliced from numpy, zarr or dask
+arrays (or lazily opened TIFFs) on demand, and normalisation statistics come from
+a sample of regions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..core.io import Stack
+
+
+class InputError(ValueError):
+    """The image cannot be predicted: wrong shape, axes, channels, or values."""
+
+
+class Volume:
+    """An image seen as ``(Z, Y, X, C)``, whatever its layout on disk.
+
+    Parameters
+    ----------
+    image : array-like (numpy, dask, zarr) or Stack
+        ``(Y, X)``, ``(Y, X, C)``, ``(Z, Y, X)``, ``(Z, Y, X, C)``, or channel-first
+        ``(C, Y, X)`` / ``(C, Z, Y, X)`` when `axes` says so.
+    axes : str, optional
+        Letters from ``"ZYXC"``, one per dimension; inferred from the shape and
+        `in_channels` when omitted.
+    in_channels : int
+        Channels the model expects (checked).
+    """
+
+    def __init__(self, image, *, axes: str | None = None, in_channels: int = 1):
+        if isinstance(image, Stack):
+            axes = axes or image.axes
+            image = image.data
+        if not hasattr(image, "shape") or not hasattr(image, "dtype"):
+            image = np.asarray(image)
+        shape = tuple(image.shape)
+        if len(shape) < 2 or len(shape) > 4:
+            raise InputError(f"image must have 2 to 4 dimensions ((Y, X), (Y, X, C), (Z, Y, X), "
+                             f"(Z, Y, X, C)), got shape {shape}")
+        if 0 in shape:
+            raise InputError(f"image is empty: shape {shape}")
+        if np.dtype(image.dtype).kind not in "biuf":
+            raise InputError(f"image dtype {image.dtype} is not numeric")
+        axes = (axes or _infer_axes(shape, in_channels)).upper()
+        if len(axes) != len(shape) or set(axes) - set("ZYXC") or len(set(axes)) != len(axes) \
+                or not {"Y", "X"} <= set(axes):
+            raise InputError(f"axes {axes!r} do not describe an image of shape {shape}: "
+                             "use one letter of Z, Y, X, C per dimension, with Y and X")
+        self.image, self.axes = image, axes
+        sizes = dict(zip(axes, shape))
+        self.channels = sizes.get("C", 1)
+        if self.channels != in_channels:
+            raise InputError(f"the model expects {in_channels} channel(s) but the image of shape "
+                             f"{shape} (axes {axes}) has {self.channels}")
+        self.shape = (sizes.get("Z", 1), sizes["Y"], sizes["X"], self.channels)
+        self.spatial_shape = tuple(sizes[a] for a in "ZYX" if a in sizes)
+        self.is_stack = "Z" in sizes
+
+    def read(self, z: int, ys: slice, xs: slice, pad_to: tuple[int, int] | None = None) -> np.ndarray:
+        """Region ``[z, ys, xs]`` as float32 ``(C, h, w)``; coordinates outside the image
+        (negative or past the end) are filled by reflection."""
+        _, ny, nx, _ = self.shape
+        y0, y1, x0, x1 = max(ys.start, 0), min(ys.stop, ny), max(xs.start, 0), min(xs.stop, nx)
+        index = {"Z": z, "Y": slice(y0, y1), "X": slice(x0, x1), "C": slice(None)}
+        key = tuple(index[a] for a in self.axes)
+        region = np.asarray(self.image[key], dtype=np.float32)
+        kept = [a for a in self.axes if a != "Z"]
+        region = region.transpose([kept.index(a) for a in "CYX" if a in kept])
+        if "C" not in kept:
+            region = region[None]
+        pad = ((0, 0), (y0 - ys.start, ys.stop - y1), (x0 - xs.start, xs.stop - x1))
+        if any(p for pair in pad for p in pair):
+            region = _reflect_pad(region, pad)
+        return region
+
+    def sample_regions(self, n: int = 16, size: int = 256, seed: int = 0):
+        """Up to `n` random regions (for normalisation statistics), each ``(C, h, w)``."""
+        rng = np.random.default_rng(seed)
+        nz, ny, nx, _ = self.shape
+        if nz * ny * nx <= n * size * size:  # small: everything
+            for z in range(nz):
+                yield self.read(z, slice(0, ny), slice(0, nx))
+            return
+        for _ in range(n):
+            z = int(rng.integers(nz))
+            y = int(rng.integers(max(ny - size, 0) + 1))
+            x = int(rng.integers(max(nx - size, 0) + 1))
+            yield self.read(z, slice(y, min(y + size, ny)), slice(x, min(x + size, nx)))
+
+
+def _infer_axes(shape: tuple[int, ...], in_channels: int) -> str:
+    ndim = len(shape)
+    if ndim == 2:
+        return "YX"
+    if in_channels > 1:
+        if shape[-1] == in_channels:
+            return "YXC" if ndim == 3 else "ZYXC"
+        if shape[0] == in_channels:
+            return "CYX" if ndim == 3 else "CZYX"
+        raise InputError(f"the model expects {in_channels} channels but no axis of the image "
+                         f"of shape {shape} has that size: pass axes=...")
+    # one channel: a trailing (or, for 4D, leading) axis of size 1 is the channel axis
+    if ndim == 3:
+        return "YXC" if shape[-1] == 1 else "ZYX"
+    if shape[-1] == 1:
+        return "ZYXC"
+    if shape[0] == 1:
+        return "CZYX"
+    raise InputError(f"cannot tell the axes of a 4D image of shape {shape} for a 1-channel "
+                     "model: pass axes=...")
+
+
+def _reflect_pad(region: np.ndarray, pad) -> np.ndarray:
+    """Reflect padding that also works when the pad exceeds the region (repeats the reflection)."""
+    while any(p for pair in pad for p in pair):
+        step = tuple((min(a, s - 1), min(b, s - 1)) for (a, b), s in zip(pad, region.shape))
+        if not any(p for pair in step for p in pair):  # 1-pixel-wide region: nothing to reflect
+            return np.pad(region, pad, mode="edge")
+        region = np.pad(region, step, mode="reflect")
+        pad = tuple((a - sa, b - sb) for (a, b), (sa, sb) in zip(pad, step))
+    return region
+
+
+# --------------------------------------------------------------------------- normalisation
+
+
+def normalization_stats(volume: Volume, normalization: dict | None) -> dict | None:
+    """Resolve a normalisation spec into fixed per-channel ``offset`` and ``scale``.
+
+    ``{"mode": "percentile", "low": 1, "high": 99.8}`` computes the percentiles per
+    channel over a sample of regions (not the whole volume); ``{"mode": "fixed",
+    "mean": [...], "std": [...]}`` is used as given; None / ``{"mode": "none"}``
+    leaves values as they are. The result maps ``x -> (x - offset) / scale``.
+    """
+    mode = (normalization or {}).get("mode", "none")
+    c = volume.channels
+    if mode == "none":
+        return None
+    if mode == "fixed":
+        mean = np.broadcast_to(np.asarray(normalization["mean"], np.float32), (c,))
+        std = np.broadcast_to(np.asarray(normalization["std"], np.float32), (c,))
+        return {"offset": mean.tolist(), "scale": np.maximum(std, 1e-8).tolist()}
+    if mode == "percentile":
+        low, high = float(normalization.get("low", 1.0)), float(normalization.get("high", 99.8))
+        values = np.concatenate([r.reshape(c, -1) for r in volume.sample_regions()], axis=1)
+        if not np.isfinite(values).all():
+            raise InputError("image contains NaN or infinite values")
+        lo, hi = np.percentile(values, [low, high], axis=1)
+        return {"offset": lo.tolist(), "scale": np.maximum(hi - lo, 1e-8).tolist()}
+    raise InputError(f"unknown normalization mode {mode!r} (use 'percentile', 'fixed' or 'none')")
+
+
+def apply_normalization(region: np.ndarray, stats: dict | None) -> np.ndarray:
+    """``(C, h, w)`` float32 region normalised with :func:`normalization_stats`' result."""
+    if stats is None:
+        return region
+    offset = np.asarray(stats["offset"], np.float32)[:, None, None]
+    scale = np.asarray(stats["scale"], np.float32)[:, None, None]
+    return (region - offset) / scale
