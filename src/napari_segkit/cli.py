@@ -86,6 +86,60 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Predict INPUT with MODEL tile by tile; write zarr (resumable) or TIFF."""
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from .core.io import read_stack, write_labels, write_stack
+    from .tiling import predict
+
+    out = Path(args.output_path)
+    to_zarr = out.name.lower().endswith(".zarr")
+    if not to_zarr and not out.name.lower().endswith((".tif", ".tiff")):
+        raise ValueError(f"OUTPUT must end in .zarr or .tif/.tiff, got '{out}'")
+    if not to_zarr and args.output == "both":
+        raise ValueError("--output both needs a .zarr OUTPUT (labels and probabilities in one group)")
+    if not to_zarr and out.exists() and not args.overwrite:
+        raise ValueError(f"'{out}' already exists; pass --overwrite to replace it")
+    image = args.input if args.array is None else read_stack(args.input, array=args.array)
+    client = _dask_client(args.scheduler) if args.scheduler else None
+    bar = tqdm(total=None, unit="block", desc="predict", disable=args.quiet)
+
+    def progress(done, total):
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        result = predict(args.model, image, axes=args.axes, tile_size=args.tile, overlap=args.overlap,
+                         blend=args.blend, batch_size=args.batch_size, device=args.device,
+                         tta=args.tta, output=args.output, prob_dtype=args.prob_dtype,
+                         out=out if to_zarr else None, overwrite=args.overwrite,
+                         progress=progress, client=client)
+    finally:
+        bar.close()
+        if client is not None:
+            client.close()
+    if not to_zarr:
+        write = write_labels if args.output == "labels" else write_stack
+        write(out, result, overwrite=args.overwrite)
+    shape = (result[0] if isinstance(result, tuple) else result).shape
+    print(f"wrote {out} ({args.output}, shape {tuple(shape)})")
+    return 0
+
+
+def _dask_client(address: str):
+    """A dask.distributed client: ``local:N`` starts N local worker processes."""
+    from dask.distributed import Client, LocalCluster
+
+    if address.startswith("local"):
+        n = int(address.partition(":")[2] or 2)
+        return Client(LocalCluster(n_workers=n, threads_per_worker=1, processes=True))
+    return Client(address)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="segkit",
@@ -107,6 +161,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", help="TIFF, zarr, NIfTI, DICOM, or folder of slices")
     p.add_argument("--array", help="array path inside a zarr group")
     p.set_defaults(func=cmd_inspect)
+    p = sub.add_parser("predict", help="segment an image/stack tile by tile (zarr to zarr, resumable)")
+    p.add_argument("model", help="model file (.safetensors) written by napari-segkit")
+    p.add_argument("input", help="TIFF, zarr, NIfTI, DICOM, or folder of slices")
+    p.add_argument("output_path", metavar="output", help="OUTPUT.zarr (resumable) or OUTPUT.tif")
+    p.add_argument("--tile", type=int, help="tile side in pixels (default: the model's)")
+    p.add_argument("--overlap", type=float, help="tile overlap fraction (default: the model's)")
+    p.add_argument("--blend", choices=("gaussian", "linear", "centre"), default="gaussian")
+    p.add_argument("--tta", choices=("flips", "d4"), help="test-time augmentation")
+    p.add_argument("--device", default="auto", help="auto | cuda | mps | cpu (default auto)")
+    p.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
+    p.add_argument("--output", choices=("labels", "probabilities", "both"), default="labels")
+    p.add_argument("--prob-dtype", choices=("float32", "float16", "uint8"), default="float32")
+    p.add_argument("--array", help="array path inside a zarr group input")
+    p.add_argument("--axes", help="input axes, e.g. ZYX or CYX (default: inferred)")
+    p.add_argument("--scheduler", help="dask scheduler address, or local:N for N local workers")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted zarr output (the default when settings match)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_predict)
+
     p = sub.add_parser("models", help="list the model architectures")
     p.add_argument("-v", "--verbose", action="store_true", help="also list each one's options")
     p.set_defaults(func=cmd_models)

@@ -29,5 +29,9 @@ class SliceShapeError(StackReadError):
     """The slices of a folder (or DICOM series) do not all have the same shape/dtype."""
 
 
+class IncompleteOutputError(StackReadError):
+    """A prediction output that was interrupted (not marked complete)."""
+
+
 class StackWriteError(ValueError):
     """Data cannot be written to the requested path (bad extension, dtype or existing output)."""

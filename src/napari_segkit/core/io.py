@@ -33,6 +33,7 @@ import numpy as np
 
 from .errors import (
     CorruptFileError,
+    IncompleteOutputError,
     EmptyFolderError,
     SliceShapeError,
     StackWriteError,
@@ -281,6 +282,11 @@ def _read_zarr(path: Path, *, array: str | None, lazy: bool | None) -> Stack:
     except Exception as err:  # zarr raises many types for broken metadata
         raise CorruptFileError(f"Cannot open zarr store '{path}': {err}") from err
     scale, axes = None, None
+    state = dict(node.attrs).get("segkit") if not hasattr(node, "shape") else None
+    if isinstance(state, dict) and not state.get("complete", True):
+        raise IncompleteOutputError(
+            f"'{path}' is an unfinished napari-segkit prediction (interrupted or still running); "
+            "run the same predict command again to resume it.")
     if not hasattr(node, "shape"):  # a group
         node, array, scale, axes = _pick_zarr_array(node, path, array)
     elif array:

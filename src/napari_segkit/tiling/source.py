@@ -105,6 +105,9 @@ def _infer_axes(shape: tuple[int, ...], in_channels: int) -> str:
                          f"of shape {shape} has that size: pass axes=...")
     # one channel: a trailing (or, for 4D, leading) axis of size 1 is the channel axis
     if ndim == 3:
+        if shape[-1] in (3, 4) and shape[0] > 4:
+            raise InputError(f"the model expects 1 channel but the image of shape {shape} looks "
+                             f"like (Y, X, {shape[-1]}) colour; pass axes='ZYX' if it is a stack")
         return "YXC" if shape[-1] == 1 else "ZYX"
     if shape[-1] == 1:
         return "ZYXC"
