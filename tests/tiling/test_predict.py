@@ -220,3 +220,26 @@ def test_unwritable_output_path(tmp_path):
         predict(PixelModel(), np.zeros((8, 8), np.float32), out=tmp_path / "no" / "o.zarr")
     with pytest.raises(ValueError, match=r"\.zarr path"):
         predict(PixelModel(), np.zeros((8, 8), np.float32), out=tmp_path / "o.tif")
+
+
+def test_batch_norm_folding_keeps_results_and_the_users_model():
+    import copy
+
+    from napari_segkit.models import build_model
+    from napari_segkit.tiling.optimize import fuse_for_inference
+
+    torch.manual_seed(3)
+    model = build_model("unet", 1, 2, encoder_name="resnet18").eval()
+    before = copy.deepcopy(model.state_dict())
+    fused = fuse_for_inference(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) > 0
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k])
+    x = torch.randn(2, 1, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(fused(x), model(x), atol=1e-4, rtol=1e-4)
+    image = np.random.default_rng(10).random((70, 90), dtype=np.float32)
+    np.testing.assert_allclose(predict(model, image, tile_size=64, output="probabilities"),
+                               predict(model, image, tile_size=64, output="probabilities", optimize=False),
+                               atol=1e-4)

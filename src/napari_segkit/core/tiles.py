@@ -84,9 +84,13 @@ def blend_weights(tile_shape: tuple[int, int], mode: str = "gaussian", overlap: 
             edge_distance = np.minimum(to_low, to_high)
             w = 1e-6 ** np.clip(1 - edge_distance / margin, 0, 1)
         axes.append(w)
-    # no floor on the product: in centre mode a corner (1e-12) must stay below an edge (1e-6)
     weights = np.outer(axes[0], axes[1])
-    weights = (weights / weights.max()).astype(np.float32)
+    weights = weights / weights.max()
+    if mode != "centre":
+        # a floor as MONAI's (1e-3): where only tile corners overlap, no tile's vanishing
+        # weight (1e-7) may decide alone. Centre-crop needs its steep fall, so no floor there.
+        weights = np.maximum(weights, 1e-3)
+    weights = weights.astype(np.float32)
     weights.setflags(write=False)
     return weights
 

@@ -11,13 +11,15 @@ from .source import Volume
 _WORKER_MODELS: dict = {}  # (path, mtime) -> loaded model, per worker process
 
 
-def _worker_model(path: str):
+def _worker_model(path: str, optimize: bool):
     from ..models import load_model
+    from .optimize import fuse_for_inference
 
-    key = (path, os.path.getmtime(path))
+    key = (path, os.path.getmtime(path), optimize)
     if key not in _WORKER_MODELS:
         _WORKER_MODELS.clear()
-        _WORKER_MODELS[key] = load_model(path).model
+        model = load_model(path).model
+        _WORKER_MODELS[key] = (fuse_for_inference(model) if optimize else model, model.in_channels)
     return _WORKER_MODELS[key]
 
 
@@ -28,10 +30,10 @@ def _run_block(model_path, engine, image, axes, out_path, block_id, z, block, pr
 
     if isinstance(image, str):
         image = read_stack(image)
-    module = _worker_model(model_path)
+    module, in_channels = _worker_model(model_path, engine.optimized)
     device = resolve_device("auto")
     local = replace(engine, model=module.to(device), device=device)
-    volume = Volume(image, axes=axes, in_channels=module.in_channels)
+    volume = Volume(image, axes=axes, in_channels=in_channels)
     probs = local.block_probabilities(volume, z, block)
     index = (z, *block) if volume.is_stack else tuple(block)
     ZarrSink(out_path).write_block(block_id, index, probs, prob_dtype)

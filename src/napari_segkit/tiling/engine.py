@@ -80,6 +80,7 @@ class TileEngine:
     amp: bool = True
     amp_dtype: torch.dtype = torch.float16
     align: int = 1  # the model's spatial divisor: tile starts are multiples of it
+    optimized: bool = False  # model had batch norm folded (workers of a cluster do the same)
 
     def block_probabilities(self, volume: Volume, z: int, block: tuple[slice, slice],
                             cancel=None) -> np.ndarray:

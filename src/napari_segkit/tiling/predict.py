@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ..core.tiles import BLEND_MODES, block_plan
+from .optimize import fuse_for_inference
 from .engine import TTA_MODES, PredictionCancelled, TileEngine, resolve_device
 from .sink import PROB_DTYPES, ZarrSink, encode_probabilities, labels_dtype, labels_from_probabilities
 from .source import InputError, Volume, normalization_stats
@@ -82,6 +83,7 @@ def predict(
     cancel=None,
     client=None,
     amp: bool = True,
+    optimize: bool = True,
 ):
     """Predict `image` tile by tile with `model`.
 
@@ -135,6 +137,9 @@ def predict(
         loads the model once.
     amp : bool
         Autocast on CUDA.
+    optimize : bool
+        Fold batch normalisation into the convolutions of a copy of the model
+        (same result up to float rounding, faster; the caller's model is untouched).
 
     Returns
     -------
@@ -184,9 +189,10 @@ def predict(
     if normalization == "model":
         normalization = info.normalization if info else None
     norm_stats = normalization_stats(volume, normalization)
-    engine = TileEngine(resolved.module, resolved.num_classes, tile, overlap, blend,
+    module = fuse_for_inference(resolved.module) if optimize else resolved.module
+    engine = TileEngine(module, resolved.num_classes, tile, overlap, blend,
                         int(batch_size), dev, tta, norm_stats, amp,
-                        align=int(getattr(resolved.module, "divisor", 1)))
+                        align=int(getattr(resolved.module, "divisor", 1)), optimized=optimize)
     if out is None:
         return _predict_in_memory(engine, volume, output, prob_dtype, progress, cancel)
     return _predict_to_zarr(engine, resolved, volume, Path(out), output=output,
