@@ -11,6 +11,8 @@ from napari_segkit._sample_data import load_sample
 from napari_segkit.core.io import read_stack, write_labels, write_stack
 from napari_segkit.core.synthetic import sample_2d, sample_3d
 
+from core.test_io import _write_dicom
+
 PLUGIN = "napari-segkit"
 
 
@@ -45,6 +47,10 @@ def _write_inputs(tmp_path):
 
     nib.save(nib.Nifti1Image(stack.transpose(2, 1, 0).astype(np.int16), np.diag([0.5, 0.5, 2, 1])),
              tmp_path / "stack.nii.gz")
+    dicom = tmp_path / "dicom"
+    dicom.mkdir()
+    for i, plane in enumerate(stack):
+        _write_dicom(dicom / f"{i:03d}", plane, z=2.0 * i, instance=i + 1, spacing=(0.5, 0.5))
     return stack
 
 
@@ -53,6 +59,7 @@ def _write_inputs(tmp_path):
     ("stack.zarr", (2.0, 0.5, 0.5)),
     ("slices", (1.0, 1.0, 1.0)),
     ("stack.nii.gz", (2.0, 0.5, 0.5)),
+    ("dicom", (2.0, 0.5, 0.5)),  # files without extension, found by their DICM magic
 ])
 def test_viewer_opens_each_reader_output(make_napari_viewer, tmp_path, name, scale):
     stack = _write_inputs(tmp_path)
