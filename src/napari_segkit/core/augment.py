@@ -1,0 +1,139 @@
+"""Data augmentation applied identically to an image, its labels and a weight map.
+
+Mirroring and 90-degree rotations (exact, no resampling), translation jitter, and
+elastic deformation as in the U-Net paper (Ronneberger et al. 2015: random
+displacement vectors on a coarse 3 x 3 grid, drawn from a Gaussian with a 10 pixel
+standard deviation, smoothly (bicubically) interpolated to every pixel), plus
+intensity scale / shift and optional Gaussian noise on the image alone.
+
+Translation and elastic deformation share one coordinate map and one resampling
+(scipy.ndimage.map_coordinates): the image and the weight map are interpolated
+linearly, labels by nearest neighbour, so no interpolated (non-existent) class id
+ever appears. Written with numpy/scipy because the libraries that do elastic
+deformation for 2D + masks (albumentations, MONAI) would be heavy dependencies for
+these few lines, and torchvision's elastic transform does not follow the paper's
+coarse-grid formulation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage as ndi
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Random augmentation settings; call it with a generator and the arrays.
+
+    Attributes
+    ----------
+    flips : bool
+        Random horizontal / vertical mirroring.
+    rotate90 : bool
+        Random rotation by a multiple of 90 degrees (square patches keep their shape).
+    translate : float
+        Largest shift in pixels (uniform in [-translate, translate], per axis).
+    elastic_sigma : float
+        Standard deviation in pixels of the coarse-grid displacements (0: off).
+    elastic_grid : int
+        Points per side of the coarse displacement grid (3 in the paper).
+    intensity_scale, intensity_shift : float
+        Image values become ``x * (1 + u1) + u2`` with ``u1 ~ U(-scale, scale)`` and
+        ``u2 ~ U(-shift, shift)`` (on normalised images).
+    noise_std : float
+        Standard deviation of added Gaussian noise (0: off).
+    image_order : int
+        Interpolation order for the image (1 linear; 0 nearest, used by tests).
+    """
+
+    flips: bool = True
+    rotate90: bool = True
+    translate: float = 0.0
+    elastic_sigma: float = 10.0
+    elastic_grid: int = 3
+    intensity_scale: float = 0.1
+    intensity_shift: float = 0.1
+    noise_std: float = 0.0
+    image_order: int = 1
+
+    def __call__(self, rng: np.random.Generator, image: np.ndarray, labels: np.ndarray,
+                 weights: np.ndarray | None = None):
+        """Augment one patch.
+
+        Parameters
+        ----------
+        rng : numpy Generator
+        image : ndarray of float, shape (C, H, W)
+        labels : ndarray of int, shape (H, W)
+        weights : ndarray of float, shape (H, W), optional
+
+        Returns
+        -------
+        image, labels, weights
+            New arrays of the same shapes (weights None if not given); the inputs are
+            never modified.
+        """
+        if image.ndim != 3 or labels.shape != image.shape[1:]:
+            raise ValueError(f"image (C, H, W) and labels (H, W) do not match: "
+                             f"{image.shape} vs {labels.shape}")
+        if weights is not None and weights.shape != labels.shape:
+            raise ValueError(f"weights {weights.shape} must have the labels' shape {labels.shape}")
+        arrays = [image, labels[None], None if weights is None else weights[None]]
+        arrays = [a for a in arrays if a is not None]
+        if self.flips:
+            for axis in (-1, -2):
+                if rng.random() < 0.5:
+                    arrays = [np.flip(a, axis) for a in arrays]
+        if self.rotate90 and image.shape[1] == image.shape[2]:
+            k = int(rng.integers(4))
+            arrays = [np.rot90(a, k, axes=(-2, -1)) for a in arrays]
+        coords = self._coordinates(rng, image.shape[1:])
+        if coords is not None:
+            orders = [self.image_order, 0, 1]
+            arrays = [np.stack([ndi.map_coordinates(ch, coords, order=order, mode="reflect")
+                                for ch in a]) for a, order in zip(arrays, orders)]
+        out_image = np.ascontiguousarray(arrays[0], dtype=np.float32)
+        out_image = self._intensity(rng, out_image)
+        out_labels = np.ascontiguousarray(arrays[1][0]).astype(labels.dtype, copy=False)
+        out_weights = None if weights is None else np.ascontiguousarray(arrays[2][0], dtype=np.float32)
+        return out_image, out_labels, out_weights
+
+    def _coordinates(self, rng, shape):
+        """Sampling coordinates (2, H, W) for translation + elastic deformation, or None."""
+        if self.translate <= 0 and self.elastic_sigma <= 0:
+            return None
+        grid = np.indices(shape, dtype=np.float32)
+        if self.translate > 0:
+            grid += rng.uniform(-self.translate, self.translate, size=(2, 1, 1)).astype(np.float32)
+        if self.elastic_sigma > 0:
+            grid += elastic_displacement(rng, shape, self.elastic_sigma, self.elastic_grid)
+        return grid
+
+    def _intensity(self, rng, image):
+        if self.intensity_scale > 0 or self.intensity_shift > 0:
+            scale = 1 + rng.uniform(-self.intensity_scale, self.intensity_scale)
+            shift = rng.uniform(-self.intensity_shift, self.intensity_shift)
+            image = image * np.float32(scale) + np.float32(shift)
+        if self.noise_std > 0:
+            image = image + rng.normal(0, self.noise_std, image.shape).astype(np.float32)
+        return image
+
+
+def elastic_displacement(rng: np.random.Generator, shape: tuple[int, int], sigma: float,
+                         grid: int = 3) -> np.ndarray:
+    """Smooth random displacement field (2, H, W) in pixels, U-Net style.
+
+    Displacements are drawn on a coarse ``grid x grid`` lattice from N(0, sigma) and
+    interpolated bicubically to every pixel, so the deformation is smooth.
+    """
+    if grid < 2:
+        raise ValueError(f"elastic_grid must be >= 2, got {grid}")
+    coarse = rng.normal(0, sigma, size=(2, grid, grid))
+    # cubic spline through the lattice points, evaluated on the full-resolution grid
+    ys = np.linspace(0, grid - 1, shape[0], dtype=np.float64)
+    xs = np.linspace(0, grid - 1, shape[1], dtype=np.float64)
+    yy, xx = np.meshgrid(ys, xs, indexing="ij")
+    return np.stack([ndi.map_coordinates(c, [yy, xx], order=3, mode="nearest")
+                     for c in coarse]).astype(np.float32)
