@@ -644,9 +644,18 @@ def _write_folder(path: Path, data, axes: str) -> None:
 
 
 def _replace(tmp: Path, final: Path) -> None:
-    if final.exists():
-        _remove(final)
-    os.replace(tmp, final)
+    """Move `tmp` to `final`; an existing `final` is kept aside until the move succeeded."""
+    if not final.exists():
+        os.replace(tmp, final)
+        return
+    backup = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.old")
+    os.replace(final, backup)
+    try:
+        os.replace(tmp, final)
+    except BaseException:
+        os.replace(backup, final)  # put the user's file back
+        raise
+    _remove(backup)
 
 
 def _remove(p: Path) -> None:
