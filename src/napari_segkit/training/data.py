@@ -1,0 +1,214 @@
+"""Training data: checked (image, labels) pairs and a dataset of augmented random patches.
+
+Label conventions (napari's): with ``sparse=False`` pixel values are class ids
+``0 .. K-1`` (0 = background); with ``sparse=True`` (scribbles, partial annotation)
+0 means *unlabeled* and classes are ``1 .. K``. Internally targets are ``0 .. K-1``
+with :data:`IGNORE_INDEX` for unlabeled pixels, which the losses leave out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..core.augment import Augmentation
+from ..core.weight_maps import unet_weight_map
+
+IGNORE_INDEX = -1
+
+
+class TrainingDataError(ValueError):
+    """The images / labels given for training cannot be used (the message says why)."""
+
+
+@dataclass
+class TrainingSet:
+    """Checked training planes.
+
+    Attributes
+    ----------
+    images : list of ndarray, float32, shape (C, H, W)
+        Normalised planes (stacks are split into their Z planes).
+    targets : list of ndarray, int64, shape (H, W)
+        Class ids ``0 .. K-1``, or ``IGNORE_INDEX`` where unlabeled.
+    num_classes : int
+    source : list of (int, int)
+        (pair index, plane index) of each plane.
+    """
+
+    images: list
+    targets: list
+    num_classes: int
+    source: list = field(default_factory=list)
+
+    def class_pixel_counts(self) -> np.ndarray:
+        counts = np.zeros(self.num_classes, np.int64)
+        for t in self.targets:
+            valid = t[t != IGNORE_INDEX]
+            counts += np.bincount(valid, minlength=self.num_classes)[: self.num_classes]
+        return counts
+
+
+def prepare_training_set(images, labels, *, num_classes: int | None = None, sparse: bool = False,
+                         in_channels: int = 1, normalization: dict | None = None) -> TrainingSet:
+    """Check (image, labels) pairs and turn them into normalised 2D planes.
+
+    Parameters
+    ----------
+    images : list of array
+        Each ``(Y, X)``, ``(Y, X, C)``, ``(Z, Y, X)`` or ``(Z, Y, X, C)`` (numpy or dask).
+    labels : list of array of int
+        Each ``(Y, X)`` or ``(Z, Y, X)``, matching its image's spatial shape.
+    num_classes : int, optional
+        K; inferred from the largest label when omitted.
+    sparse : bool
+        0 = unlabeled, classes 1..K.
+    in_channels : int
+    normalization : dict, optional
+        ``{"mode": "percentile", "low": 1, "high": 99.8}`` (default, per image).
+
+    Raises
+    ------
+    TrainingDataError
+        Empty or unequal lists, shape mismatch, NaN/inf in an image, labels beyond
+        `num_classes`, no labelled pixel at all.
+    """
+    from ..tiling.source import InputError, Volume, apply_normalization, normalization_stats
+
+    if isinstance(images, np.ndarray) or isinstance(labels, np.ndarray):
+        raise TrainingDataError("images and labels must be lists of arrays (one entry per image)")
+    images, labels = list(images), list(labels)
+    if not images:
+        raise TrainingDataError("no training images were given")
+    if len(images) != len(labels):
+        raise TrainingDataError(f"{len(images)} images but {len(labels)} label images")
+    normalization = normalization or {"mode": "percentile", "low": 1.0, "high": 99.8}
+    out_images, out_targets, source, max_label = [], [], [], 0
+    for i, (image, label) in enumerate(zip(images, labels)):
+        label = np.asarray(label)
+        if label.dtype.kind not in "biu":
+            raise TrainingDataError(f"labels #{i} must be integers, got dtype {label.dtype}")
+        try:
+            volume = Volume(image, in_channels=in_channels,
+                            axes=("YX" if label.ndim == 2 else "ZYX") if in_channels == 1
+                            and np.ndim(image) == label.ndim else None)
+        except InputError as err:
+            raise TrainingDataError(f"image #{i}: {err}") from err
+        if tuple(volume.spatial_shape) != label.shape:
+            raise TrainingDataError(f"image #{i} has spatial shape {tuple(volume.spatial_shape)} but "
+                                    f"its labels have shape {label.shape}")
+        try:
+            stats = normalization_stats(volume, normalization)
+        except InputError as err:
+            raise TrainingDataError(f"image #{i}: {err}") from err
+        planes = label[None] if label.ndim == 2 else label
+        for z, plane_labels in enumerate(planes):
+            plane = volume.read(z, slice(0, volume.shape[1]), slice(0, volume.shape[2]))
+            if not np.isfinite(plane).all():
+                raise TrainingDataError(f"image #{i} (plane {z}) contains NaN or infinite values")
+            out_images.append(apply_normalization(plane, stats).astype(np.float32))
+            out_targets.append(plane_labels.astype(np.int64))
+            source.append((i, z))
+        max_label = max(max_label, int(label.max(initial=0)))
+        if label.min(initial=0) < 0:
+            raise TrainingDataError(f"labels #{i} hold negative values")
+    k = num_classes if num_classes is not None else (max_label if sparse else max_label + 1)
+    k = max(int(k), 1 if sparse else 2)
+    limit = k if sparse else k - 1
+    if max_label > limit:
+        raise TrainingDataError(
+            f"labels hold class {max_label} but num_classes={k} allows "
+            + (f"1..{k} (sparse: 0 = unlabeled)" if sparse else f"0..{k - 1}"))
+    if sparse:
+        out_targets = [np.where(t > 0, t - 1, IGNORE_INDEX) for t in out_targets]
+        if all((t == IGNORE_INDEX).all() for t in out_targets):
+            raise TrainingDataError("no pixel is labelled (sparse=True treats 0 as unlabeled): "
+                                    "paint some pixels of each class first")
+    return TrainingSet(out_images, out_targets, k, source)
+
+
+class PatchDataset(torch.utils.data.Dataset):
+    """Random augmented patches from a :class:`TrainingSet`, reproducible from a seed.
+
+    Item ``i`` of epoch ``e`` is drawn from its own generator seeded by
+    ``(seed, e, i)``, so the data do not depend on DataLoader worker scheduling.
+
+    Parameters
+    ----------
+    data : TrainingSet
+    patch_size : int
+    length : int
+        Patches per epoch.
+    augmentation : Augmentation, optional
+    rare_class_fraction : float
+        Fraction of patches centred on a pixel of a randomly chosen class (all classes
+        equally likely), so rare classes are seen often enough.
+    border_weights : dict, optional
+        ``{"w0": 10, "sigma": 5}``: also return the U-Net border weight map of each patch.
+    seed : int
+
+    Items
+    -----
+    ``(image (C, P, P) float32, target (P, P) int64, weights (P, P) float32)``; the
+    weights are ones without `border_weights`.
+    """
+
+    def __init__(self, data: TrainingSet, *, patch_size: int = 256, length: int = 256,
+                 augmentation: Augmentation | None = None, rare_class_fraction: float = 0.3,
+                 border_weights: dict | None = None, seed: int = 0):
+        self.data, self.patch_size, self.length = data, int(patch_size), int(length)
+        self.augmentation = augmentation
+        self.rare_class_fraction = rare_class_fraction
+        self.border_weights = border_weights
+        self.seed, self.epoch = seed, 0
+        # where each class occurs (flat indices per plane), for rare-class sampling
+        self.class_pixels = [[np.flatnonzero(t == c) for t in data.targets]
+                             for c in range(data.num_classes)]
+
+    def __len__(self) -> int:
+        return self.length
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __getitem__(self, index: int):
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        plane, centre = self._choose(rng)
+        image, target = self._crop(plane, centre)
+        weights = None
+        if self.border_weights is not None:
+            weights = unet_weight_map((target > 0).astype(np.uint8), kind="semantic",
+                                      **self.border_weights)
+        if self.augmentation is not None:
+            image, target, weights = self.augmentation(rng, image, target, weights)
+        if weights is None:
+            weights = np.ones(target.shape, np.float32)
+        return torch.from_numpy(image), torch.from_numpy(target), torch.from_numpy(weights)
+
+    def _choose(self, rng):
+        if rng.random() < self.rare_class_fraction:
+            present = [c for c in range(self.data.num_classes)
+                       if any(len(p) for p in self.class_pixels[c])]
+            c = present[rng.integers(len(present))]
+            planes = [i for i, p in enumerate(self.class_pixels[c]) if len(p)]
+            plane = planes[rng.integers(len(planes))]
+            flat = self.class_pixels[c][plane][rng.integers(len(self.class_pixels[c][plane]))]
+            return plane, np.unravel_index(flat, self.data.targets[plane].shape)
+        plane = int(rng.integers(len(self.data.images)))
+        shape = self.data.targets[plane].shape
+        return plane, (int(rng.integers(shape[0])), int(rng.integers(shape[1])))
+
+    def _crop(self, plane: int, centre):
+        """A patch around `centre`, shifted inside the plane; reflect-padded if the plane is small."""
+        image, target = self.data.images[plane], self.data.targets[plane]
+        p = self.patch_size
+        starts = [int(np.clip(c - p // 2, 0, max(n - p, 0))) for c, n in zip(centre, target.shape)]
+        sl = tuple(slice(s, s + p) for s in starts)
+        image, target = image[(slice(None), *sl)], target[sl]
+        pad = [(0, p - n) for n in target.shape]
+        if any(b for _, b in pad):
+            image = np.pad(image, [(0, 0), *pad], mode="reflect" if min(target.shape) > 1 else "edge")
+            target = np.pad(target, pad, constant_values=IGNORE_INDEX)  # padding is not labelled
+        return np.ascontiguousarray(image), np.ascontiguousarray(target)
