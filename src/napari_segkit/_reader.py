@@ -81,4 +81,4 @@ def sample_contrast_limits(data) -> tuple[float, float]:
     return (lo, hi if hi > lo else lo + 1.0)
 
 
-__all__ = ["get_reader", "read_layers", "stack_to_layer", "StackReadError"]
+__all__ = ["StackReadError", "get_reader", "read_layers", "stack_to_layer"]

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from napari_segkit.core.tiles import block_plan, blend_weights, tile_starts, tiles_for_block
+from napari_segkit.core.tiles import blend_weights, block_plan, tile_starts, tiles_for_block
 
 
 @pytest.mark.parametrize("size", [1, 5, 64, 65, 100, 257, 1000])

@@ -18,8 +18,8 @@ def reference_weight_map(instances, w0=10.0, sigma=5.0):
     """The straightforward method: one full distance transform per object (2D)."""
     ids = [i for i in np.unique(instances) if i != 0]
     w = np.ones(instances.shape, np.float64)
-    if len(ids) < 2:
-        return w if len(ids) == 0 else w  # one object: d2 is infinite, the term vanishes
+    if len(ids) < 2:  # no object, or one: d2 is infinite and the border term vanishes
+        return w
     dists = np.stack([ndi.distance_transform_edt(instances != i) for i in ids])
     dists.sort(axis=0)
     border = w0 * np.exp(-((dists[0] + dists[1]) ** 2) / (2 * sigma**2))

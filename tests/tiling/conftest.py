@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from pixel_model import PixelModel
 
 from napari_segkit.models import build_model
-from pixel_model import PixelModel
 
 
 @pytest.fixture

@@ -7,13 +7,12 @@ import numpy as np
 import pytest
 import torch
 import zarr
+from pixel_model import PixelModel
 
 from napari_segkit.core.errors import IncompleteOutputError
 from napari_segkit.core.io import read_stack
 from napari_segkit.models import save_model
 from napari_segkit.tiling import InputError, OutputExistsError, PredictionCancelled, predict
-
-from pixel_model import PixelModel
 
 
 def whole_image(model, image):

@@ -89,7 +89,7 @@ def test_patches_are_reproducible_and_oversample_rare_classes(sample):
 def test_small_planes_are_padded_with_unlabeled_pixels():
     data = prepare_training_set([np.random.default_rng(0).random((10, 12))],
                                 [np.ones((10, 12), np.uint8)])
-    image, target, weights = PatchDataset(data, patch_size=16, length=1)[0]
+    image, target, _ = PatchDataset(data, patch_size=16, length=1)[0]
     assert image.shape == (1, 16, 16) and (target[10:] == IGNORE_INDEX).all()
     assert (target[:10, :12] == 1).all()
 

@@ -33,8 +33,8 @@ import numpy as np
 
 from .errors import (
     CorruptFileError,
-    IncompleteOutputError,
     EmptyFolderError,
+    IncompleteOutputError,
     SliceShapeError,
     StackWriteError,
     UnsupportedFormatError,
@@ -372,7 +372,7 @@ def _read_folder(path: Path, *, lazy: bool | None) -> Stack:
         shapes.setdefault(_slice_shape_dtype(p), []).append(p.name)
     if len(shapes) > 1:
         summary = "; ".join(
-            f"{shape} {dtype}: {names[0]}{' and %d more' % (len(names) - 1) if len(names) > 1 else ''}"
+            f"{shape} {dtype}: {names[0]}" + (f" and {len(names) - 1} more" if len(names) > 1 else "")
             for (shape, dtype), names in shapes.items()
         )
         raise SliceShapeError(f"Slices in '{path}' differ in shape or dtype: {summary}")

@@ -5,7 +5,14 @@
 ['deeplabv3', 'deeplabv3plus', 'fcdensenet103']
 """
 
-from .model_file import ModelFile, ModelFileError, ModelInfo, load_model, read_model_info, save_model
+from .model_file import (
+    ModelFile,
+    ModelFileError,
+    ModelInfo,
+    load_model,
+    read_model_info,
+    save_model,
+)
 from .registry import Architecture, build_model, get_architecture, list_architectures
 from .smp_models import EncoderWeightsError
 from .wrapper import SegmentationModel

@@ -27,7 +27,7 @@ def fuse_for_inference(model: nn.Module) -> nn.Module:
 
 
 def _fuse_children(module: nn.Module) -> None:
-    import torch.fx as fx
+    from torch import fx
     from torch.fx.experimental.optimization import fuse
 
     for name, child in list(module.named_children()):

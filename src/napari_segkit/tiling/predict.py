@@ -12,9 +12,15 @@ import numpy as np
 import torch
 
 from ..core.tiles import BLEND_MODES, block_plan
-from .optimize import fuse_for_inference
 from .engine import TTA_MODES, PredictionCancelled, TileEngine, resolve_device
-from .sink import PROB_DTYPES, ZarrSink, encode_probabilities, labels_dtype, labels_from_probabilities
+from .optimize import fuse_for_inference
+from .sink import (
+    PROB_DTYPES,
+    ZarrSink,
+    encode_probabilities,
+    labels_dtype,
+    labels_from_probabilities,
+)
 from .source import InputError, Volume, normalization_stats
 
 OUTPUTS = ("labels", "probabilities", "both")
@@ -266,4 +272,4 @@ def _predict_to_zarr(engine, resolved, volume, out, *, output, prob_dtype, block
     return sink.open_results(output)
 
 
-__all__ = ["predict", "InputError", "PredictionCancelled"]
+__all__ = ["InputError", "PredictionCancelled", "predict"]
