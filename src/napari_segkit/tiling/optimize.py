@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 
-import torch
 from torch import nn
 
 
@@ -40,8 +39,3 @@ def _fuse_children(module: nn.Module) -> None:
             continue
         setattr(module, name, traced)
 
-
-@torch.no_grad()
-def max_difference(a: nn.Module, b: nn.Module, x: torch.Tensor) -> float:
-    """Largest absolute difference of two models' outputs on `x` (a self-check helper)."""
-    return float((a(x) - b(x)).abs().max())
