@@ -23,6 +23,8 @@ _PUBLIC = {
     "segmentation_report": "napari_segkit.core.metrics",
     "adapted_rand_error": "napari_segkit.core.metrics",
     "get_loss": "napari_segkit.losses",
+    "predict": "napari_segkit.tiling",
+    "train": "napari_segkit.training",
     "build_model": "napari_segkit.models",
     "list_architectures": "napari_segkit.models",
     "save_model": "napari_segkit.models",

@@ -1,5 +1,8 @@
-"""Training from annotated images (data pipeline; the fit loop follows in issue 6)."""
+"""Training from annotated images: checked data, augmented patches, the fit loop."""
 
 from .data import IGNORE_INDEX, PatchDataset, TrainingDataError, TrainingSet, prepare_training_set
+from .loop import TrainConfig, TrainingCancelled, TrainReport, fit, split_validation, train
 
-__all__ = ["IGNORE_INDEX", "PatchDataset", "TrainingDataError", "TrainingSet", "prepare_training_set"]
+__all__ = ["IGNORE_INDEX", "PatchDataset", "TrainConfig", "TrainReport", "TrainingCancelled",
+           "TrainingDataError", "TrainingSet", "fit", "prepare_training_set", "split_validation",
+           "train"]

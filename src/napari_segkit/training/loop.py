@@ -1,0 +1,272 @@
+"""The fit loop: a generator of reports that the CLI, the widget and tests drive.
+
+``fit`` yields a :class:`TrainReport` after every optimisation step and after each
+epoch's validation; the caller decides how to show them (tqdm, a plot) and may stop
+at any time through `cancel`. The best model (by validation mean Dice, else the
+latest) is saved atomically to `out`; a resume state (weights, optimiser,
+scheduler, step) is saved beside it after each epoch, so an interrupted run
+continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..core.augment import Augmentation
+from ..core.metrics import segmentation_report
+from ..losses import get_loss
+from .data import IGNORE_INDEX, PatchDataset, TrainingSet
+
+
+@dataclass
+class TrainConfig:
+    """Training settings (the defaults live here once; the CLI and widgets read them)."""
+
+    loss: str = "dice+ce"
+    epochs: int = 20
+    steps_per_epoch: int = 50
+    batch_size: int = 4
+    patch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    grad_clip: float = 1.0
+    patience: int = 10
+    seed: int = 0
+    num_workers: int = 0
+    device: str = "auto"
+    w0: float = 10.0
+    sigma: float = 5.0
+    squared_dice: bool = False
+    class_weights: list | None = None
+    augmentation: Augmentation = field(default_factory=Augmentation)
+
+
+@dataclass
+class TrainReport:
+    """One step (``val is None``) or one epoch's validation (``val`` set)."""
+
+    epoch: int
+    step: int
+    total_steps: int
+    loss: float
+    lr: float
+    val: dict | None = None
+    best: bool = False
+
+
+class TrainingCancelled(Exception):
+    """Raised by :func:`fit` when `cancel` is set (the best model so far stays saved)."""
+
+
+def _is_set(cancel) -> bool:
+    return cancel is not None and (cancel.is_set() if hasattr(cancel, "is_set") else bool(cancel()))
+
+
+def _loss(config: TrainConfig):
+    options = {"ignore_index": IGNORE_INDEX}
+    if config.loss in ("dice", "dice+ce"):
+        options["squared"] = config.squared_dice
+    if config.loss in ("weighted_ce", "dice+ce") and config.class_weights is not None:
+        options["class_weights"] = config.class_weights
+    return get_loss(config.loss, **options)
+
+
+def fit(model, train: TrainingSet, val: TrainingSet | None, config: TrainConfig, *,
+        out: str | os.PathLike, save_kwargs: dict | None = None, cancel=None, resume: bool = False):
+    """Train `model` in place; yield :class:`TrainReport` objects.
+
+    Parameters
+    ----------
+    model : SegmentationModel
+    train, val : TrainingSet
+        Validation may be None (then the latest model is kept).
+    config : TrainConfig
+    out : path
+        Model file for the best model; the resume state goes to ``out + ".state.pt"``.
+    save_kwargs : dict
+        Extra :func:`~napari_segkit.models.save_model` arguments (class names, ...).
+    cancel : threading.Event or callable
+        Checked before every step; raises :class:`TrainingCancelled`.
+    resume : bool
+        Continue from the resume state beside `out` if there is one.
+    """
+    from ..models import save_model
+    from ..tiling.engine import resolve_device
+
+    out = Path(out)
+    state_path = out.with_name(out.name + ".state.pt")
+    device = resolve_device(config.device)
+    model.to(device)
+    torch.manual_seed(config.seed)
+    criterion = _loss(config).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    total = config.epochs * config.steps_per_epoch
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total,
+                                                    pct_start=0.1, anneal_strategy="cos")
+    dataset = PatchDataset(train, patch_size=config.patch_size,
+                           length=config.steps_per_epoch * config.batch_size,
+                           augmentation=config.augmentation, seed=config.seed,
+                           border_weights={"w0": config.w0, "sigma": config.sigma}
+                           if config.loss == "border_ce" else None)
+    start_epoch, best_score, stale = 0, -np.inf, 0
+    if resume and state_path.exists():
+        state = torch.load(state_path, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch, best_score, stale = state["epoch"], float(state["best_score"]), int(state["stale"])
+    use_amp = device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    for epoch in range(start_epoch, config.epochs):
+        dataset.set_epoch(epoch)
+        loader = torch.utils.data.DataLoader(dataset, batch_size=config.batch_size,
+                                             num_workers=config.num_workers,
+                                             persistent_workers=False)
+        model.train()
+        for i, (image, target, weights) in enumerate(loader):
+            if _is_set(cancel):
+                raise TrainingCancelled(f"training cancelled at epoch {epoch}, step {i}")
+            image, target, weights = image.to(device), target.to(device), weights.to(device)
+            with torch.autocast(device.type, enabled=use_amp):
+                logits = model(image)
+            logits = logits.float()
+            if config.loss == "border_ce":
+                loss = criterion(logits, target, weights)
+            else:
+                loss = criterion(logits, target)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            step = epoch * config.steps_per_epoch + i + 1
+            yield TrainReport(epoch, step, total, float(loss.detach()), scheduler.get_last_lr()[0])
+        report = validate(model, val, device) if val is not None else None
+        score = report["mean_dice"] if report is not None else float(epoch)
+        best = bool(score > best_score)
+        if best:
+            best_score, stale = score, 0
+            info = dict(save_kwargs or {})
+            info["training"] = {**info.get("training", {}), "epochs": epoch + 1,
+                                "config": _jsonable_config(config), "validation": report}
+            save_model(out, model, **info)
+        else:
+            stale += 1
+        _save_state(state_path, model, optimizer, scheduler, epoch + 1, best_score, stale)
+        yield TrainReport(epoch, (epoch + 1) * config.steps_per_epoch, total, float(loss.detach()),
+                          scheduler.get_last_lr()[0], val=report, best=best)
+        if stale >= config.patience:
+            break
+
+
+def validate(model, val: TrainingSet, device) -> dict:
+    """Per-class Dice/IoU of `model` on the validation planes, predicted with the tile engine."""
+    from ..tiling import predict
+
+    model.eval()
+    k = val.num_classes
+    cm_truth, cm_pred = [], []
+    for image, target in zip(val.images, val.targets):
+        labels = predict(model, image, axes="CYX", device=str(device), normalization=None,
+                         tile_size=256, overlap=0.25, optimize=False)
+        cm_truth.append(target.ravel())
+        cm_pred.append(labels.ravel())
+    truth, pred = np.concatenate(cm_truth), np.concatenate(cm_pred)
+    return segmentation_report(truth, pred, max(k, 2), ignore_index=IGNORE_INDEX)
+
+
+def _jsonable_config(config: TrainConfig) -> dict:
+    d = asdict(config)
+    d["augmentation"] = asdict(config.augmentation)
+    return d
+
+
+def _save_state(path: Path, model, optimizer, scheduler, epoch, best_score, stale) -> None:
+    """Atomic: a crash mid-write never leaves a truncated state under the final name."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
+    try:
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "epoch": epoch,
+                    "best_score": float(best_score), "stale": stale}, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def split_validation(data: TrainingSet, fraction: float, seed: int = 0):
+    """Split planes into (train, validation); None for validation when too few planes."""
+    n = len(data.images)
+    n_val = int(round(n * fraction))
+    if fraction <= 0 or n < 2 or n_val == 0:
+        return data, None
+    order = np.random.default_rng(seed).permutation(n)
+
+    def pick(idx):
+        return TrainingSet([data.images[i] for i in idx], [data.targets[i] for i in idx],
+                           data.num_classes, [data.source[i] for i in idx])
+
+    return pick(sorted(order[n_val:])), pick(sorted(order[:n_val]))
+
+
+def train(images, labels, *, out, arch: str = "unet_original", arch_options: dict | None = None,
+          sparse: bool = False, num_classes: int | None = None, class_names=None,
+          val_fraction: float = 0.2, config: TrainConfig | None = None, progress=None,
+          cancel=None, resume: bool = False, **config_overrides):
+    """Train a model on annotated images and save the best one to `out`.
+
+    Parameters
+    ----------
+    images, labels : list of arrays
+        See :func:`~napari_segkit.training.prepare_training_set` (napari label conventions;
+        ``sparse=True``: 0 = unlabeled).
+    out : path
+        Model file to write (the best checkpoint, atomically).
+    arch, arch_options : registry name and options (see ``list_architectures()``).
+    val_fraction : float
+        Fraction of the planes held out for validation (none with a single plane).
+    config : TrainConfig, optional; ``**config_overrides`` change single fields
+        (``epochs=5, loss="border_ce"``).
+    progress : callable, optional
+        Called with every :class:`TrainReport`.
+    cancel : Event or callable, optional
+
+    Returns
+    -------
+    ModelFile
+        The best model, loaded back from `out`.
+    """
+    from dataclasses import replace
+
+    from ..models import build_model, load_model
+    from .data import prepare_training_set
+
+    config = replace(config or TrainConfig(), **config_overrides)
+    arch_options = dict(arch_options if arch_options is not None else {"width": 16, "depth": 4}
+                        if arch == "unet_original" else {})
+    # an image with one more axis than its labels carries channels last: (Y, X, C) / (Z, Y, X, C)
+    multichannel = len(images) and len(labels) and np.ndim(images[0]) == np.ndim(labels[0]) + 1
+    in_channels = int(images[0].shape[-1]) if multichannel else 1
+    data = prepare_training_set(images, labels, num_classes=num_classes, sparse=sparse,
+                                in_channels=in_channels)
+    train_set, val_set = split_validation(data, val_fraction, config.seed)
+    torch.manual_seed(config.seed)
+    model = build_model(arch, in_channels, data.num_classes, **arch_options)
+    if class_names is not None and len(class_names) != data.num_classes:
+        raise ValueError(f"{len(class_names)} class names for {data.num_classes} classes")
+    save_kwargs = {"class_names": class_names, "tile_size": (config.patch_size, config.patch_size),
+                   "training": {"loss": config.loss, "sparse": sparse, "seed": config.seed,
+                                "n_train_planes": len(train_set.images),
+                                "n_val_planes": 0 if val_set is None else len(val_set.images)}}
+    for report in fit(model, train_set, val_set, config, out=out, save_kwargs=save_kwargs,
+                      cancel=cancel, resume=resume):
+        if progress is not None:
+            progress(report)
+    return load_model(out)
