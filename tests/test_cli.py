@@ -13,7 +13,7 @@ from napari_segkit.core.io import read_stack
 def test_help_lists_subcommands():
     out = subprocess.run([sys.executable, "-m", "napari_segkit.cli", "--help"],
                          capture_output=True, text=True, check=True).stdout
-    for cmd in ("info", "sample", "inspect", "models"):
+    for cmd in ("info", "sample", "inspect", "models", "predict", "train", "evaluate"):
         assert cmd in out
 
 
@@ -57,3 +57,32 @@ def test_models_lists_the_registry(capsys):
     for arch in list_architectures():
         assert arch["name"] in out
     assert "growth_rate = 16" in out
+
+
+def test_train_then_evaluate(tmp_path, capsys):
+    from napari_segkit.core.io import write_labels, write_stack
+    from napari_segkit.core.synthetic import make_nuclei
+    from napari_segkit.models import load_model
+
+    for i, seed in enumerate((1, 2, 3)):
+        s = make_nuclei((64, 64), seed=seed)
+        write_stack(tmp_path / f"img{i}.tif", s.image)
+        write_labels(tmp_path / f"lab{i}.tif", s.semantic)
+    images = [str(tmp_path / f"img{i}.tif") for i in range(3)]
+    labels = [str(tmp_path / f"lab{i}.tif") for i in range(3)]
+    out = tmp_path / "m.safetensors"
+    assert main(["train", "--images", *images, "--labels", *labels, "--out", str(out),
+                 "--epochs", "2", "--steps-per-epoch", "3", "--patch-size", "32", "-q"]) == 0
+    text = capsys.readouterr().out
+    assert "epoch   1" in text and f"wrote {out}" in text
+    assert load_model(out).info.num_classes == 2
+    assert main(["evaluate", str(out), "--images", images[0], "--labels", labels[0]]) == 0
+    text = capsys.readouterr().out
+    assert "Dice" in text and "pixel accuracy" in text
+    # a time limit stops early: the best checkpoint is kept, or the user is told there is none
+    code = main(["train", "--images", *images, "--labels", *labels, "--out", str(tmp_path / "t.safetensors"),
+                 "--epochs", "50", "--steps-per-epoch", "3", "--patch-size", "32", "-q",
+                 "--time-limit", "0.002"])
+    captured = capsys.readouterr()
+    assert "time limit" in captured.out + captured.err
+    assert (code == 0) == (tmp_path / "t.safetensors").exists()

@@ -130,6 +130,80 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_all(paths: list[str]) -> list:
+    from .core.io import read_stack
+
+    return [read_stack(p).data for p in paths]
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train a model from image and label files; keep the best checkpoint."""
+    import time
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from .training import TrainingCancelled, train
+
+    images, labels = _read_all(args.images), _read_all(args.labels)
+    started = time.monotonic()
+    limit = args.time_limit * 60 if args.time_limit else None
+    bar = tqdm(total=args.epochs * args.steps_per_epoch, unit="step", desc="train",
+               disable=args.quiet)
+
+    def progress(report):
+        if report.val is None:
+            bar.update(report.step - bar.n)
+            bar.set_postfix(loss=f"{report.loss:.4f}")
+            return
+        dice = " ".join(f"{d:.3f}" for d in report.val["dice"]) if report.val else "-"
+        bar.write(f"epoch {report.epoch + 1:3d}  loss {report.loss:.4f}  val Dice per class "
+                  f"[{dice}]{'  (best, saved)' if report.best else ''}")
+
+    try:
+        model_file = train(images, labels, out=args.out, arch=args.arch, loss=args.loss,
+                           sparse=args.sparse, epochs=args.epochs,
+                           steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size,
+                           patch_size=args.patch_size, lr=args.lr, val_fraction=args.val_fraction,
+                           seed=args.seed, resume=args.resume, progress=progress,
+                           cancel=(lambda: time.monotonic() - started > limit) if limit else None)
+    except TrainingCancelled:
+        bar.close()
+        if not Path(args.out).exists():
+            print(f"time limit of {args.time_limit} min reached before the first epoch ended: "
+                  "no model was written", file=sys.stderr)
+            return 1
+        print(f"time limit of {args.time_limit} min reached; the best checkpoint is in {args.out}")
+        return 0
+    bar.close()
+    print(f"wrote {args.out} ({model_file.info.arch}, {model_file.info.num_classes} classes)")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Predict each image with MODEL and print per-class Dice / IoU against its labels."""
+    import numpy as np
+
+    from .core.metrics import segmentation_report
+    from .models import load_model
+    from .tiling import predict
+
+    model_file = load_model(args.model)
+    k = max(model_file.info.num_classes, 2)
+    truth, pred = [], []
+    for image, label in zip(_read_all(args.images), _read_all(args.labels), strict=True):
+        truth.append(np.asarray(label).ravel())
+        pred.append(np.asarray(predict(model_file, image)).ravel())
+    report = segmentation_report(np.concatenate(truth), np.concatenate(pred), k,
+                                 class_names=model_file.info.class_names[:k] or None)
+    print(f"{'class':<16}{'Dice':>8}{'IoU':>8}")
+    for name, d, i in zip(report["classes"], report["dice"], report["iou"]):
+        print(f"{name:<16}{d:>8.4f}{i:>8.4f}")
+    print(f"{'mean':<16}{report['mean_dice']:>8.4f}{report['mean_iou']:>8.4f}")
+    print(f"pixel accuracy {report['pixel_accuracy']:.4f}")
+    return 0
+
+
 def _dask_client(address: str):
     """A dask.distributed client: ``local:N`` starts N local worker processes."""
     from dask.distributed import Client, LocalCluster
@@ -181,6 +255,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_predict)
+
+    from .config import TrainConfig
+
+    defaults = TrainConfig()
+    p = sub.add_parser("train", help="train a model from image and label files")
+    p.add_argument("--images", nargs="+", required=True, help="image files/stacks/folders")
+    p.add_argument("--labels", nargs="+", required=True, help="label files (pixel values = class ids)")
+    p.add_argument("--out", required=True, help="model file to write (.safetensors)")
+    p.add_argument("--arch", default="unet_original", help="architecture (see segkit models)")
+    p.add_argument("--loss", default=defaults.loss,
+                   choices=("dice", "ce", "weighted_ce", "border_ce", "dice+ce"))
+    p.add_argument("--sparse", action="store_true", help="label 0 = unlabeled, classes 1..K")
+    p.add_argument("--epochs", type=int, default=defaults.epochs)
+    p.add_argument("--steps-per-epoch", type=int, default=defaults.steps_per_epoch)
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    p.add_argument("--patch-size", type=int, default=defaults.patch_size)
+    p.add_argument("--lr", type=float, default=defaults.lr)
+    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--time-limit", type=float, help="stop after this many minutes (keeps the best)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run of --out")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="per-class Dice / IoU of a model on labelled images")
+    p.add_argument("model")
+    p.add_argument("--images", nargs="+", required=True)
+    p.add_argument("--labels", nargs="+", required=True)
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("models", help="list the model architectures")
     p.add_argument("-v", "--verbose", action="store_true", help="also list each one's options")

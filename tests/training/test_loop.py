@@ -88,3 +88,18 @@ def test_train_from_layers_like_arrays(tmp_path):
     with pytest.raises(ValueError, match="3 class names for 2 classes"):
         train_fn([samples[0].image], [samples[0].semantic], out=tmp_path / "x.safetensors",
                  class_names=["a", "b", "c"], epochs=1)
+
+
+def test_kfold_returns_k_models_and_a_report(tmp_path):
+    from napari_segkit.training import train_kfold
+
+    samples = [make_nuclei((64, 64), seed=s) for s in (8, 9, 10)]
+    report = train_kfold([s.image for s in samples], [s.semantic for s in samples], k=3,
+                         out_dir=tmp_path / "folds", arch_options={"width": 4, "depth": 2},
+                         epochs=1, steps_per_epoch=4, patch_size=32)
+    assert len(report["models"]) == 3 and len(report["folds"]) == 3
+    for path in report["models"]:
+        assert load_model(path).info.training["n_val_planes"] == 1
+    assert len(report["mean_dice"]) == 2 and all(np.isfinite(report["std_iou"]))
+    with pytest.raises(ValueError, match="cannot make 5 folds"):
+        train_kfold([samples[0].image], [samples[0].semantic], k=5, out_dir=tmp_path / "x")

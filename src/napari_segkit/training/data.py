@@ -36,12 +36,14 @@ class TrainingSet:
     num_classes : int
     source : list of (int, int)
         (pair index, plane index) of each plane.
+    in_channels : int
     """
 
     images: list
     targets: list
     num_classes: int
     source: list = field(default_factory=list)
+    in_channels: int = 1
 
     def class_pixel_counts(self) -> np.ndarray:
         counts = np.zeros(self.num_classes, np.int64)
@@ -126,7 +128,7 @@ def prepare_training_set(images, labels, *, num_classes: int | None = None, spar
         if all((t == IGNORE_INDEX).all() for t in out_targets):
             raise TrainingDataError("no pixel is labelled (sparse=True treats 0 as unlabeled): "
                                     "paint some pixels of each class first")
-    return TrainingSet(out_images, out_targets, k, source)
+    return TrainingSet(out_images, out_targets, k, source, in_channels)
 
 
 class PatchDataset(torch.utils.data.Dataset):

@@ -12,39 +12,16 @@ from __future__ import annotations
 
 import os
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..core.augment import Augmentation
+from ..config import TrainConfig
 from ..core.metrics import segmentation_report
 from ..losses import get_loss
 from .data import IGNORE_INDEX, PatchDataset, TrainingSet
-
-
-@dataclass
-class TrainConfig:
-    """Training settings (the defaults live here once; the CLI and widgets read them)."""
-
-    loss: str = "dice+ce"
-    epochs: int = 20
-    steps_per_epoch: int = 50
-    batch_size: int = 4
-    patch_size: int = 256
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    grad_clip: float = 1.0
-    patience: int = 10
-    seed: int = 0
-    num_workers: int = 0
-    device: str = "auto"
-    w0: float = 10.0
-    sigma: float = 5.0
-    squared_dice: bool = False
-    class_weights: list | None = None
-    augmentation: Augmentation = field(default_factory=Augmentation)
 
 
 @dataclass
@@ -211,7 +188,7 @@ def split_validation(data: TrainingSet, fraction: float, seed: int = 0):
 
     def pick(idx):
         return TrainingSet([data.images[i] for i in idx], [data.targets[i] for i in idx],
-                           data.num_classes, [data.source[i] for i in idx])
+                           data.num_classes, [data.source[i] for i in idx], data.in_channels)
 
     return pick(sorted(order[n_val:])), pick(sorted(order[:n_val]))
 
@@ -245,22 +222,36 @@ def train(images, labels, *, out, arch: str = "unet_original", arch_options: dic
     """
     from dataclasses import replace
 
-    from ..models import build_model, load_model
+    config = replace(config or TrainConfig(), **config_overrides)
+    data = _prepare(images, labels, num_classes=num_classes, sparse=sparse)
+    if class_names is not None and len(class_names) != data.num_classes:
+        raise ValueError(f"{len(class_names)} class names for {data.num_classes} classes")
+    train_set, val_set = split_validation(data, val_fraction, config.seed)
+    return _train_one(train_set, val_set, out=out, arch=arch, arch_options=arch_options,
+                      class_names=class_names, config=config, sparse=sparse, progress=progress,
+                      cancel=cancel, resume=resume)
+
+
+def _prepare(images, labels, *, num_classes, sparse) -> TrainingSet:
     from .data import prepare_training_set
 
-    config = replace(config or TrainConfig(), **config_overrides)
-    arch_options = dict(arch_options if arch_options is not None else {"width": 16, "depth": 4}
-                        if arch == "unet_original" else {})
     # an image with one more axis than its labels carries channels last: (Y, X, C) / (Z, Y, X, C)
     multichannel = len(images) and len(labels) and np.ndim(images[0]) == np.ndim(labels[0]) + 1
     in_channels = int(images[0].shape[-1]) if multichannel else 1
-    data = prepare_training_set(images, labels, num_classes=num_classes, sparse=sparse,
+    return prepare_training_set(images, labels, num_classes=num_classes, sparse=sparse,
                                 in_channels=in_channels)
-    train_set, val_set = split_validation(data, val_fraction, config.seed)
+
+
+def _train_one(train_set, val_set, *, out, arch, arch_options, class_names, config, sparse,
+               progress, cancel, resume):
+    """Build, fit and reload one model; returns the ModelFile of the best checkpoint."""
+    from ..models import build_model, load_model
+
+    if arch_options is None:
+        arch_options = {"width": 16, "depth": 4} if arch == "unet_original" else {}
     torch.manual_seed(config.seed)
-    model = build_model(arch, in_channels, data.num_classes, **arch_options)
-    if class_names is not None and len(class_names) != data.num_classes:
-        raise ValueError(f"{len(class_names)} class names for {data.num_classes} classes")
+    model = build_model(arch, train_set.in_channels, train_set.num_classes,
+                        **arch_options)
     save_kwargs = {"class_names": class_names, "tile_size": (config.patch_size, config.patch_size),
                    "training": {"loss": config.loss, "sparse": sparse, "seed": config.seed,
                                 "n_train_planes": len(train_set.images),
@@ -270,3 +261,50 @@ def train(images, labels, *, out, arch: str = "unet_original", arch_options: dic
         if progress is not None:
             progress(report)
     return load_model(out)
+
+
+def train_kfold(images, labels, *, out_dir, k: int = 5, arch: str = "unet_original",
+                arch_options: dict | None = None, sparse: bool = False,
+                num_classes: int | None = None, class_names=None, config: TrainConfig | None = None,
+                progress=None, cancel=None, **config_overrides) -> dict:
+    """k-fold cross-validation: k models, each validated on one fold.
+
+    Folds are made of whole images when there are at least `k` of them (no plane of
+    a validation image is seen in training), else of planes.
+
+    Returns
+    -------
+    dict
+        ``{"models": [paths], "folds": [validation reports], "mean_dice": [...],
+        "std_dice": [...], "mean_iou": [...], "std_iou": [...]}`` (per class).
+    """
+    from dataclasses import replace
+
+    config = replace(config or TrainConfig(), **config_overrides)
+    if k < 2:
+        raise ValueError(f"k must be >= 2, got {k}")
+    data = _prepare(images, labels, num_classes=num_classes, sparse=sparse)
+    groups = np.array([src[0] for src in data.source]) if len(images) >= k else np.arange(len(data.images))
+    unique = np.random.default_rng(config.seed).permutation(np.unique(groups))
+    if len(unique) < k:
+        raise ValueError(f"{len(unique)} images/planes cannot make {k} folds")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths, reports = [], []
+    for fold, val_groups in enumerate(np.array_split(unique, k)):
+        is_val = np.isin(groups, val_groups)
+        subset = [np.flatnonzero(~is_val), np.flatnonzero(is_val)]
+        train_set, val_set = (TrainingSet([data.images[i] for i in idx], [data.targets[i] for i in idx],
+                                          data.num_classes, [data.source[i] for i in idx],
+                                          data.in_channels) for idx in subset)
+        path = out_dir / f"fold{fold}.safetensors"
+        model_file = _train_one(train_set, val_set, out=path, arch=arch, arch_options=arch_options,
+                                class_names=class_names, config=config, sparse=sparse,
+                                progress=progress, cancel=cancel, resume=False)
+        paths.append(str(path))
+        reports.append(model_file.info.training["validation"])
+    dice = np.array([r["dice"] for r in reports], dtype=float)
+    iou = np.array([r["iou"] for r in reports], dtype=float)
+    return {"models": paths, "folds": reports,
+            "mean_dice": np.nanmean(dice, 0).tolist(), "std_dice": np.nanstd(dice, 0).tolist(),
+            "mean_iou": np.nanmean(iou, 0).tolist(), "std_iou": np.nanstd(iou, 0).tolist()}
