@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .core.errors import StackReadError
-from .core.io import READABLE_SUFFIXES, SLICE_SUFFIXES, Stack, read_stack
+from .core.io import READABLE_SUFFIXES, SLICE_SUFFIXES, Stack, _looks_like_zarr, read_stack
 
 
 def get_reader(path):
@@ -28,9 +28,7 @@ def get_reader(path):
 
 
 def _folder_is_readable(p: Path) -> bool:
-    if p.name.lower().endswith(".zarr") or any(
-        (p / f).exists() for f in ("zarr.json", ".zarray", ".zgroup")
-    ):
+    if p.name.lower().endswith(".zarr") or _looks_like_zarr(p):
         return True
     for child in p.iterdir():
         name = child.name.lower()

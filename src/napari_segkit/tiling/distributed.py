@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 
-from .engine import PredictionCancelled, _is_set, resolve_device
+from .engine import PredictionCancelled, is_cancelled, resolve_device
 from .source import Volume
 
 _WORKER_MODELS: dict = {}  # (path, mtime) -> loaded model, per worker process
@@ -63,7 +63,7 @@ def run_on_cluster(client, resolved, engine, image, axes, sink, blocks, todo, pr
             done += 1
             if progress is not None:
                 progress(done, len(blocks))
-            if cancel is not None and _is_set(cancel):
+            if is_cancelled(cancel):
                 raise PredictionCancelled("prediction cancelled")
     finally:
         for f in futures:

@@ -107,7 +107,7 @@ class TileEngine:
         acc = np.zeros((k, bh, bw), np.float32)
         wsum = np.zeros((bh, bw), np.float32)
         for i in range(0, len(tiles), self.batch_size):
-            if cancel is not None and _is_set(cancel):
+            if is_cancelled(cancel):
                 raise PredictionCancelled("prediction cancelled")
             batch = tiles[i:i + self.batch_size]
             x = np.stack([region[:, y - ys.start:y - ys.start + th, x0 - xs.start:x0 - xs.start + tw]
@@ -159,5 +159,8 @@ class PredictionCancelled(Exception):
     """Raised when the `cancel` event / callable asks prediction to stop."""
 
 
-def _is_set(cancel) -> bool:
+def is_cancelled(cancel) -> bool:
+    """True when `cancel` (None, a threading.Event or a callable) asks to stop."""
+    if cancel is None:
+        return False
     return cancel.is_set() if hasattr(cancel, "is_set") else bool(cancel())

@@ -21,6 +21,7 @@ import torch
 from ..config import TrainConfig
 from ..core.metrics import segmentation_report
 from ..losses import get_loss
+from ..tiling.engine import is_cancelled
 from .data import IGNORE_INDEX, PatchDataset, TrainingSet
 
 
@@ -39,10 +40,6 @@ class TrainReport:
 
 class TrainingCancelled(Exception):
     """Raised by :func:`fit` when `cancel` is set (the best model so far stays saved)."""
-
-
-def _is_set(cancel) -> bool:
-    return cancel is not None and (cancel.is_set() if hasattr(cancel, "is_set") else bool(cancel()))
 
 
 def _loss(config: TrainConfig):
@@ -107,7 +104,7 @@ def fit(model, train: TrainingSet, val: TrainingSet | None, config: TrainConfig,
                                              persistent_workers=False)
         model.train()
         for i, (image, target, weights) in enumerate(loader):
-            if _is_set(cancel):
+            if is_cancelled(cancel):
                 raise TrainingCancelled(f"training cancelled at epoch {epoch}, step {i}")
             image, target, weights = image.to(device), target.to(device), weights.to(device)
             with torch.autocast(device.type, enabled=use_amp):
