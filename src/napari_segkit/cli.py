@@ -136,6 +136,22 @@ def _read_all(paths: list[str]) -> list:
     return [read_stack(p).data for p in paths]
 
 
+def _parse_options(pairs: list[str] | None) -> dict:
+    """``["width=16", "residual=true"]`` -> ``{"width": 16, "residual": True}``."""
+    import json
+
+    options = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"architecture option {pair!r} is not KEY=VALUE")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value  # a bare word such as bilinear
+    return options
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a model from image and label files; keep the best checkpoint."""
     import time
@@ -152,7 +168,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                disable=args.quiet)
 
     def progress(report):
-        if report.val is None:
+        if not report.end_of_epoch:
             bar.update(report.step - bar.n)
             bar.set_postfix(loss=f"{report.loss:.4f}")
             return
@@ -160,11 +176,24 @@ def cmd_train(args: argparse.Namespace) -> int:
         bar.write(f"epoch {report.epoch + 1:3d}  loss {report.loss:.4f}  val Dice per class "
                   f"[{dice}]{'  (best, saved)' if report.best else ''}")
 
+    validation = None
+    if args.val_images or args.val_labels:
+        if not (args.val_images and args.val_labels):
+            raise ValueError("--val-images and --val-labels go together")
+        validation = (_read_all(args.val_images), _read_all(args.val_labels))
+    class_weights = args.class_weights
+    if class_weights and class_weights not in ("inverse", "median"):
+        class_weights = [float(w) for w in class_weights.split(",")]
     try:
-        model_file = train(images, labels, out=args.out, arch=args.arch, loss=args.loss,
+        model_file = train(images, labels, out=args.out, arch=args.arch,
+                           arch_options=_parse_options(args.arch_option) or None, loss=args.loss,
                            sparse=args.sparse, epochs=args.epochs,
                            steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size,
                            patch_size=args.patch_size, lr=args.lr, val_fraction=args.val_fraction,
+                           validation=validation, init=args.init, schedule=args.schedule,
+                           class_weights=class_weights, w0=args.w0, sigma=args.sigma,
+                           class_names=args.class_names.split(",") if args.class_names else None,
+                           num_workers=args.num_workers, device=args.device,
                            seed=args.seed, resume=args.resume, progress=progress,
                            cancel=(lambda: time.monotonic() - started > limit) if limit else None)
     except TrainingCancelled:
@@ -201,6 +230,32 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"{name:<16}{d:>8.4f}{i:>8.4f}")
     print(f"{'mean':<16}{report['mean_dice']:>8.4f}{report['mean_iou']:>8.4f}")
     print(f"pixel accuracy {report['pixel_accuracy']:.4f}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Segment the bundled sample with the bundled model; write zarr + PNG; print Dice."""
+    from tqdm import tqdm
+
+    from .demo import run_demo
+
+    bar = tqdm(total=None, unit="block", desc=f"segment {args.sample}", disable=args.quiet)
+
+    def progress(done, total):
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        result = run_demo(args.out, sample=args.sample, model=args.model, tile_size=args.tile,
+                          progress=progress)
+    finally:
+        bar.close()
+    report = result["report"]
+    print(f"labels   {result['labels']}")
+    print(f"overlay  {result['overlay']}")
+    print(f"{'class':<16}{'Dice':>8}{'IoU':>8}   (against the sample's ground truth)")
+    for name, d, i in zip(report["classes"], report["dice"], report["iou"]):
+        print(f"{name:<16}{d:>8.4f}{i:>8.4f}")
     return 0
 
 
@@ -256,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_predict)
 
-    from .config import TrainConfig
+    from .config import LOSS_NAMES, TrainConfig
 
     defaults = TrainConfig()
     p = sub.add_parser("train", help="train a model from image and label files")
@@ -264,8 +319,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", nargs="+", required=True, help="label files (pixel values = class ids)")
     p.add_argument("--out", required=True, help="model file to write (.safetensors)")
     p.add_argument("--arch", default="unet_original", help="architecture (see segkit models)")
-    p.add_argument("--loss", default=defaults.loss,
-                   choices=("dice", "ce", "weighted_ce", "border_ce", "dice+ce"))
+    p.add_argument("--arch-option", action="append", metavar="KEY=VALUE",
+                   help="architecture option, repeatable (e.g. width=16 depth=4; segkit models -v)")
+    p.add_argument("--init", help="fine-tune this model file instead of starting from scratch")
+    p.add_argument("--loss", default=defaults.loss, choices=LOSS_NAMES)
+    p.add_argument("--class-weights", help="inverse | median (from the labels) | w0,w1,...")
+    p.add_argument("--w0", type=float, default=defaults.w0, help="border weight (border losses)")
+    p.add_argument("--sigma", type=float, default=defaults.sigma, help="border width in pixels")
+    p.add_argument("--schedule", choices=("onecycle", "cosine"), default=defaults.schedule)
+    p.add_argument("--class-names", help="comma-separated, one per class")
     p.add_argument("--sparse", action="store_true", help="label 0 = unlabeled, classes 1..K")
     p.add_argument("--epochs", type=int, default=defaults.epochs)
     p.add_argument("--steps-per-epoch", type=int, default=defaults.steps_per_epoch)
@@ -273,6 +335,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patch-size", type=int, default=defaults.patch_size)
     p.add_argument("--lr", type=float, default=defaults.lr)
     p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--val-images", nargs="+", help="explicit validation images")
+    p.add_argument("--val-labels", nargs="+", help="explicit validation labels")
+    p.add_argument("--num-workers", type=int, default=defaults.num_workers,
+                   help="DataLoader worker processes for patch sampling/augmentation")
+    p.add_argument("--device", default=defaults.device, help="auto | cuda | mps | cpu")
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--time-limit", type=float, help="stop after this many minutes (keeps the best)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run of --out")
@@ -284,6 +351,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", nargs="+", required=True)
     p.add_argument("--labels", nargs="+", required=True)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("demo", help="segment the bundled sample with the bundled model "
+                                    "(zarr labels, overlay PNG, Dice vs ground truth)")
+    p.add_argument("--out", default="segkit-demo", help="output folder (default ./segkit-demo)")
+    p.add_argument("--sample", choices=("nuclei_2d", "nuclei_3d"), default="nuclei_2d")
+    p.add_argument("--model", help="model file (default: the bundled one)")
+    p.add_argument("--tile", type=int, default=128, help="tile side (default 128)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("models", help="list the model architectures")
     p.add_argument("-v", "--verbose", action="store_true", help="also list each one's options")

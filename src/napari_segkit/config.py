@@ -11,6 +11,20 @@ from .core.augment import Augmentation
 
 
 @dataclass
+class PredictDefaults:
+    """Prediction settings shown by the widget (the library's own defaults are the same)."""
+
+    overlap: float = 0.25
+    blend: str = "gaussian"
+    blend_modes: tuple = ("gaussian", "linear", "centre")
+    batch_size: int = 4
+
+
+#: loss names (torch-free copy for the CLI's choices; napari_segkit.losses.LOSSES holds them)
+LOSS_NAMES = ("dice", "ce", "weighted_ce", "border_ce", "dice+ce", "dice+border_ce")
+
+
+@dataclass
 class TrainConfig:
     """Training settings (the defaults live here once; the CLI and widgets read them)."""
 
@@ -29,5 +43,9 @@ class TrainConfig:
     w0: float = 10.0
     sigma: float = 5.0
     squared_dice: bool = False
-    class_weights: list | None = None
+    #: for ``weighted_ce`` (and optionally the CE part of ``dice+ce``): a list of floats,
+    #: or "inverse" / "median" to compute them from the training labels
+    class_weights: list | str | None = None
+    #: learning-rate schedule: "onecycle" (warm-up then cosine decay) or "cosine" (decay only)
+    schedule: str = "onecycle"
     augmentation: Augmentation = field(default_factory=Augmentation)

@@ -10,7 +10,7 @@
   the weight map is one more factor in the same weighted mean.
 * :class:`DiceCELoss`: a weighted sum of both.
 * :func:`get_loss`: the losses by name (``dice``, ``ce``, ``weighted_ce``,
-  ``border_ce``, ``dice+ce``) for the CLI, the widgets and training.
+  ``border_ce``, ``dice+ce``, ``dice+border_ce``) for the CLI, the widgets and training.
 
 Shapes (everywhere): logits ``(N, K, *spatial)``; target ``(N, *spatial)`` of
 class ids (long); weight map ``(N, *spatial)`` float. ``K == 1`` means binary:
@@ -190,7 +190,11 @@ LOSSES = {
     "weighted_ce": (WeightedCrossEntropyLoss, "cross-entropy with class weights"),
     "border_ce": (WeightedCrossEntropyLoss, "cross-entropy weighted by U-Net border weight maps"),
     "dice+ce": (DiceCELoss, "soft Dice + cross-entropy"),
+    "dice+border_ce": (DiceCELoss, "soft Dice + cross-entropy weighted by U-Net border weight maps"),
 }
+
+#: the losses that take a per-pixel weight map (the U-Net border weights) at call time
+WEIGHT_MAP_LOSSES = ("border_ce", "dice+border_ce")
 
 
 def get_loss(name: str, **options) -> nn.Module:

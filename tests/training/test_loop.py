@@ -35,11 +35,11 @@ def _model():
 def test_a_few_dozen_steps_learn_the_nuclei(tmp_path, data, loss):
     train, val = data
     reports = list(fit(_model(), train, val, _config(loss=loss), out=tmp_path / "m.safetensors"))
-    steps = [r for r in reports if r.val is None]
+    steps = [r for r in reports if not r.end_of_epoch]
     assert len(steps) == 36 and steps[-1].step == 36
     first, last = np.mean([r.loss for r in steps[:6]]), np.mean([r.loss for r in steps[-6:]])
     assert last < 0.8 * first
-    epochs = [r for r in reports if r.val is not None]
+    epochs = [r for r in reports if r.end_of_epoch]
     # an all-background predictor has nucleus Dice 0; the trained model does much better
     assert max(r.val["dice"][1] for r in epochs) > 0.5
     saved = load_model(tmp_path / "m.safetensors")
@@ -103,3 +103,80 @@ def test_kfold_returns_k_models_and_a_report(tmp_path):
     assert len(report["mean_dice"]) == 2 and all(np.isfinite(report["std_iou"]))
     with pytest.raises(ValueError, match="cannot make 5 folds"):
         train_kfold([samples[0].image], [samples[0].semantic], k=5, out_dir=tmp_path / "x")
+
+
+def test_weighted_ce_computes_class_weights_from_the_training_labels(tmp_path, data):
+    from napari_segkit.core.weight_maps import compute_class_weights
+    from napari_segkit.training.data import IGNORE_INDEX
+
+    train, val = data
+    list(fit(_model(), train, val, _config(loss="weighted_ce", epochs=1, steps_per_epoch=2),
+             out=tmp_path / "m.safetensors"))
+    saved = load_model(tmp_path / "m.safetensors").info.training["config"]["class_weights"]
+    expected = compute_class_weights(list(train.targets), 2, method="inverse",
+                                     ignore_index=IGNORE_INDEX)
+    np.testing.assert_allclose(saved, expected, rtol=1e-5)
+    assert saved[1] > saved[0] > 0  # nuclei are the rarer class and weigh more
+    list(fit(_model(), train, val, _config(loss="dice+ce", class_weights="median", epochs=1,
+                                           steps_per_epoch=2), out=tmp_path / "med.safetensors"))
+    median = load_model(tmp_path / "med.safetensors").info.training["config"]["class_weights"]
+    np.testing.assert_allclose(median, compute_class_weights(list(train.targets), 2, method="median",
+                                                             ignore_index=IGNORE_INDEX), rtol=1e-5)
+
+
+@pytest.mark.parametrize("schedule", ["onecycle", "cosine"])
+def test_learning_rate_schedules(tmp_path, data, schedule):
+    train, _ = data
+    lrs = [r.lr for r in fit(_model(), train, None, _config(schedule=schedule, epochs=2,
+                                                              steps_per_epoch=25, patch_size=32,
+                                                              lr=1e-2),
+                             out=tmp_path / "m.safetensors") if not r.end_of_epoch]
+    assert len(lrs) == 50 and lrs[-1] < 1e-4  # both anneal to ~0 by the last step
+    if schedule == "onecycle":  # warm-up over the first 5 steps, then decay from the peak
+        assert lrs[0] < 0.5e-2 and np.argmax(lrs) == 4 and abs(max(lrs) - 1e-2) < 1e-6
+    else:  # decay only, from the full rate
+        assert lrs[0] > 0.99e-2 and np.all(np.diff(lrs) <= 0)
+
+
+def test_dice_plus_border_ce_uses_the_weight_maps(tmp_path, data):
+    train, val = data
+    reports = list(fit(_model(), train, val, _config(loss="dice+border_ce", epochs=2),
+                       out=tmp_path / "m.safetensors"))
+    assert max(r.val["dice"][1] for r in reports if r.val is not None) > 0.4
+
+
+def test_bad_settings_fail_before_training(tmp_path, data):
+    train, _ = data
+    for bad, match in [({"loss": "focal"}, "Unknown loss 'focal'"),
+                       ({"schedule": "step"}, "Unknown schedule 'step'"),
+                       ({"class_weights": "balanced"}, "class_weights must be"),
+                       ({"class_weights": [1.0, 2.0, 3.0]}, "3 class weights for 2 classes"),
+                       ({"epochs": 0}, "epochs must be >= 1")]:
+        with pytest.raises(ValueError, match=match):
+            next(fit(_model(), train, None, _config(**bad), out=tmp_path / "m.safetensors"))
+    assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_explicit_validation_and_fine_tuning_in_one_call(tmp_path):
+    samples = [make_nuclei((80, 80), seed=s) for s in (11, 12, 13)]
+    images, labels = [s.image for s in samples], [s.semantic for s in samples]
+    first = train_fn(images[:2], labels[:2], validation=([images[2]], [labels[2]]),
+                     out=tmp_path / "first.safetensors", arch_options={"width": 8, "depth": 2},
+                     class_names=["background", "nucleus"], epochs=1, steps_per_epoch=6,
+                     patch_size=64, lr=5e-3)
+    assert first.info.training["n_train_planes"] == 2 and first.info.training["n_val_planes"] == 1
+    # human in the loop: the corrected labels retrain the same network a few more steps
+    tuned = train_fn(images[:2], labels[:2], init=tmp_path / "first.safetensors",
+                     out=tmp_path / "tuned.safetensors", epochs=1, steps_per_epoch=4,
+                     patch_size=64, lr=1e-3, val_fraction=0)
+    assert tuned.info.arch == first.info.arch and tuned.info.options == first.info.options
+    assert tuned.info.class_names == ["background", "nucleus"]
+    assert tuned.info.training["fine_tuned_from"].endswith("first.safetensors")
+    before = dict(first.model.state_dict())
+    changed = [k for k, v in tuned.model.state_dict().items()
+               if v.dtype.is_floating_point and not torch.equal(v, before[k])]
+    assert changed  # started from the first model's weights and moved on
+    three_class = [np.where(lab > 0, 2, 0) for lab in labels[:2]]
+    with pytest.raises(ValueError, match="cannot fine-tune: the model .* predicts 2 classes"):
+        train_fn(images[:2], three_class, num_classes=3, init=first, out=tmp_path / "x.safetensors",
+                 epochs=1)

@@ -338,6 +338,23 @@ def _pick_zarr_array(group, path: Path, array: str | None):
     return node, array, scale, axes
 
 
+def zarr_arrays(path: str | os.PathLike) -> list[str]:
+    """Paths of the arrays inside a zarr group (``[]`` for a plain array or a non-zarr path).
+
+    For pickers (the Load widget): ``read_stack(path, array=name)`` opens one.
+    """
+    p = Path(path)
+    if not (p.is_dir() and (p.name.lower().endswith(".zarr") or _looks_like_zarr(p))):
+        return []
+    import zarr
+
+    try:
+        node = zarr.open(str(p), mode="r")
+    except Exception:  # noqa: BLE001 -- not a readable store: nothing to pick; read_stack explains
+        return []
+    return [] if hasattr(node, "shape") else _zarr_array_paths(node)
+
+
 def _zarr_array_paths(group, prefix: str = "") -> list[str]:
     """All array paths inside a group, depth first."""
     names = []

@@ -124,6 +124,24 @@ def segmentation_report(truth, prediction, num_classes: int, *, class_names=None
     }
 
 
+def evaluation_table(report: dict) -> str:
+    """A :func:`segmentation_report` as tab-separated text (pastes into a spreadsheet).
+
+    Per-class Dice and IoU, their means, pixel accuracy, then the confusion matrix
+    (rows: ground truth, columns: prediction).
+    """
+    names = report["classes"]
+    lines = ["class\tDice\tIoU"]
+    lines += [f"{n}\t{d:.4f}\t{i:.4f}" for n, d, i in zip(names, report["dice"], report["iou"])]
+    lines.append(f"mean\t{report['mean_dice']:.4f}\t{report['mean_iou']:.4f}")
+    lines.append(f"pixel accuracy\t{report['pixel_accuracy']:.4f}")
+    lines.append("")
+    lines.append("truth \\ prediction\t" + "\t".join(names))
+    lines += [f"{n}\t" + "\t".join(str(int(v)) for v in row)
+              for n, row in zip(names, report["confusion_matrix"])]
+    return "\n".join(lines)
+
+
 def adapted_rand_error(truth, prediction, *, ignore_labels=(0,)) -> dict:
     """Adapted Rand error (scikit-image) between two instance segmentations.
 

@@ -8,9 +8,10 @@ from .loop import (
            fit,
            split_validation,
            train,
+           train_iter,
            train_kfold,
 )
 
 __all__ = ["IGNORE_INDEX", "PatchDataset", "TrainConfig", "TrainReport", "TrainingCancelled",
            "TrainingDataError", "TrainingSet", "fit", "prepare_training_set", "split_validation",
-           "train", "train_kfold"]
+           "train", "train_iter", "train_kfold"]

@@ -20,14 +20,18 @@ import torch
 
 from ..config import TrainConfig
 from ..core.metrics import segmentation_report
-from ..losses import get_loss
+from ..losses import LOSSES, WEIGHT_MAP_LOSSES, get_loss
 from ..tiling.engine import is_cancelled
 from .data import IGNORE_INDEX, PatchDataset, TrainingSet
 
 
 @dataclass
 class TrainReport:
-    """One step (``val is None``) or one epoch's validation (``val`` set)."""
+    """One optimisation step, or the end of an epoch (``end_of_epoch``).
+
+    At the end of an epoch `val` holds the validation report (per-class Dice/IoU; None
+    without validation data) and `best` says whether this model was saved as the best.
+    """
 
     epoch: int
     step: int
@@ -36,19 +40,69 @@ class TrainReport:
     lr: float
     val: dict | None = None
     best: bool = False
+    end_of_epoch: bool = False
 
 
 class TrainingCancelled(Exception):
     """Raised by :func:`fit` when `cancel` is set (the best model so far stays saved)."""
 
 
+SCHEDULES = ("onecycle", "cosine")
+
+
+def check_config(config: TrainConfig) -> None:
+    """Raise ValueError for settings that would only fail later, mid-training."""
+    if config.loss not in LOSSES:
+        raise ValueError(f"Unknown loss {config.loss!r}. Available: {', '.join(LOSSES)}")
+    if config.schedule not in SCHEDULES:
+        raise ValueError(f"Unknown schedule {config.schedule!r}. Available: {', '.join(SCHEDULES)}")
+    if isinstance(config.class_weights, str) and config.class_weights not in ("inverse", "median"):
+        raise ValueError(f"class_weights must be a list of floats, 'inverse' or 'median', "
+                         f"got {config.class_weights!r}")
+    for name in ("epochs", "steps_per_epoch", "batch_size", "patch_size"):
+        if getattr(config, name) < 1:
+            raise ValueError(f"{name} must be >= 1, got {getattr(config, name)}")
+    if config.lr <= 0:
+        raise ValueError(f"lr must be > 0, got {config.lr}")
+
+
+def resolve_class_weights(config: TrainConfig, train: TrainingSet) -> TrainConfig:
+    """Turn ``class_weights="inverse"|"median"`` (or weighted_ce without weights) into numbers.
+
+    The weights are computed from the training targets (unlabeled pixels not counted),
+    so the saved model records the exact weights it was trained with.
+    """
+    from dataclasses import replace
+
+    from ..core.weight_maps import compute_class_weights
+
+    method = config.class_weights
+    if method is None and config.loss == "weighted_ce":
+        method = "inverse"
+    if not isinstance(method, str):
+        if method is not None and len(method) != train.num_classes:
+            raise ValueError(f"{len(method)} class weights for {train.num_classes} classes")
+        return config
+    weights = compute_class_weights(list(train.targets), train.num_classes, method=method,
+                                    ignore_index=IGNORE_INDEX)
+    return replace(config, class_weights=[round(float(w), 6) for w in weights])
+
+
 def _loss(config: TrainConfig):
     options = {"ignore_index": IGNORE_INDEX}
-    if config.loss in ("dice", "dice+ce"):
+    if config.loss.startswith("dice"):
         options["squared"] = config.squared_dice
-    if config.loss in ("weighted_ce", "dice+ce") and config.class_weights is not None:
+    if config.loss != "dice" and config.class_weights is not None:
         options["class_weights"] = config.class_weights
     return get_loss(config.loss, **options)
+
+
+def _scheduler(optimizer, config: TrainConfig, total: int):
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
+    # warm-up over the first 10 % of the steps, then cosine decay (Smith's one-cycle policy)
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total,
+                                               pct_start=0.1, anneal_strategy="cos")
 
 
 def fit(model, train: TrainingSet, val: TrainingSet | None, config: TrainConfig, *,
@@ -73,6 +127,8 @@ def fit(model, train: TrainingSet, val: TrainingSet | None, config: TrainConfig,
     from ..models import save_model
     from ..tiling.engine import resolve_device
 
+    check_config(config)
+    config = resolve_class_weights(config, train)
     out = Path(out)
     state_path = out.with_name(out.name + ".state.pt")
     device = resolve_device(config.device)
@@ -81,13 +137,12 @@ def fit(model, train: TrainingSet, val: TrainingSet | None, config: TrainConfig,
     criterion = _loss(config).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     total = config.epochs * config.steps_per_epoch
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total,
-                                                    pct_start=0.1, anneal_strategy="cos")
+    scheduler = _scheduler(optimizer, config, total)
     dataset = PatchDataset(train, patch_size=config.patch_size,
                            length=config.steps_per_epoch * config.batch_size,
                            augmentation=config.augmentation, seed=config.seed,
                            border_weights={"w0": config.w0, "sigma": config.sigma}
-                           if config.loss == "border_ce" else None)
+                           if config.loss in WEIGHT_MAP_LOSSES else None)
     start_epoch, best_score, stale = 0, -np.inf, 0
     if resume and state_path.exists():
         state = torch.load(state_path, map_location=device, weights_only=True)
@@ -103,6 +158,7 @@ def fit(model, train: TrainingSet, val: TrainingSet | None, config: TrainConfig,
                                              num_workers=config.num_workers,
                                              persistent_workers=False)
         model.train()
+        epoch_losses = []
         for i, (image, target, weights) in enumerate(loader):
             if is_cancelled(cancel):
                 raise TrainingCancelled(f"training cancelled at epoch {epoch}, step {i}")
@@ -110,7 +166,7 @@ def fit(model, train: TrainingSet, val: TrainingSet | None, config: TrainConfig,
             with torch.autocast(device.type, enabled=use_amp):
                 logits = model(image)
             logits = logits.float()
-            if config.loss == "border_ce":
+            if config.loss in WEIGHT_MAP_LOSSES:
                 loss = criterion(logits, target, weights)
             else:
                 loss = criterion(logits, target)
@@ -122,7 +178,8 @@ def fit(model, train: TrainingSet, val: TrainingSet | None, config: TrainConfig,
             scaler.update()
             scheduler.step()
             step = epoch * config.steps_per_epoch + i + 1
-            yield TrainReport(epoch, step, total, float(loss.detach()), scheduler.get_last_lr()[0])
+            epoch_losses.append(float(loss.detach()))
+            yield TrainReport(epoch, step, total, epoch_losses[-1], scheduler.get_last_lr()[0])
         report = validate(model, val, device) if val is not None else None
         score = report["mean_dice"] if report is not None else float(epoch)
         best = bool(score > best_score)
@@ -135,26 +192,42 @@ def fit(model, train: TrainingSet, val: TrainingSet | None, config: TrainConfig,
         else:
             stale += 1
         _save_state(state_path, model, optimizer, scheduler, epoch + 1, best_score, stale)
-        yield TrainReport(epoch, (epoch + 1) * config.steps_per_epoch, total, float(loss.detach()),
-                          scheduler.get_last_lr()[0], val=report, best=best)
+        # the epoch's report carries the mean training loss of its steps
+        yield TrainReport(epoch, (epoch + 1) * config.steps_per_epoch, total, float(np.mean(epoch_losses)),
+                          scheduler.get_last_lr()[0], val=report, best=best, end_of_epoch=True)
         if stale >= config.patience:
             break
 
 
 def validate(model, val: TrainingSet, device) -> dict:
-    """Per-class Dice/IoU of `model` on the validation planes, predicted with the tile engine."""
+    """Per-class Dice/IoU and cross-entropy of `model` on the validation planes.
+
+    The planes are predicted with the tile engine, as users will predict. Returns
+    :func:`~napari_segkit.core.metrics.segmentation_report`'s dict plus ``"loss"``,
+    the mean cross-entropy of the predicted probabilities over labelled pixels.
+    """
     from ..tiling import predict
 
     model.eval()
     k = val.num_classes
-    cm_truth, cm_pred = [], []
+    cm_truth, cm_pred, nll, counted = [], [], 0.0, 0
     for image, target in zip(val.images, val.targets):
-        labels = predict(model, image, axes="CYX", device=str(device), normalization=None,
-                         tile_size=256, overlap=0.25, optimize=False)
+        labels, probs = predict(model, image, axes="CYX", device=str(device), normalization=None,
+                                tile_size=256, overlap=0.25, optimize=False, output="both")
         cm_truth.append(target.ravel())
         cm_pred.append(labels.ravel())
+        valid = target != IGNORE_INDEX
+        t = np.where(valid, target, 0)
+        if probs.shape[0] == 1:  # binary (sigmoid): p(class 1) only
+            p_true = np.where(t == 1, probs[0], 1 - probs[0])
+        else:
+            p_true = np.take_along_axis(probs, t[None].astype(np.intp), 0)[0]
+        nll += float(-np.log(np.clip(p_true[valid], 1e-7, 1.0)).sum())
+        counted += int(valid.sum())
     truth, pred = np.concatenate(cm_truth), np.concatenate(cm_pred)
-    return segmentation_report(truth, pred, max(k, 2), ignore_index=IGNORE_INDEX)
+    report = segmentation_report(truth, pred, max(k, 2), ignore_index=IGNORE_INDEX)
+    report["loss"] = nll / max(counted, 1)
+    return report
 
 
 def _jsonable_config(config: TrainConfig) -> dict:
@@ -190,11 +263,36 @@ def split_validation(data: TrainingSet, fraction: float, seed: int = 0):
     return pick(sorted(order[n_val:])), pick(sorted(order[:n_val]))
 
 
-def train(images, labels, *, out, arch: str = "unet_original", arch_options: dict | None = None,
-          sparse: bool = False, num_classes: int | None = None, class_names=None,
-          val_fraction: float = 0.2, config: TrainConfig | None = None, progress=None,
-          cancel=None, resume: bool = False, **config_overrides):
+def train(images, labels, *, out, progress=None, **options):
     """Train a model on annotated images and save the best one to `out`.
+
+    Takes the arguments of :func:`train_iter` and `progress`, a callable given every
+    :class:`TrainReport`; returns the best model as a ModelFile (loaded back from `out`).
+    """
+    return _drain(train_iter(images, labels, out=out, **options), progress)
+
+
+def _drain(steps, progress):
+    """Run a report generator to its end, passing reports to `progress`; its return value."""
+    while True:
+        try:
+            report = next(steps)
+        except StopIteration as done:
+            return done.value
+        if progress is not None:
+            progress(report)
+
+
+def train_iter(images, labels, *, out, arch: str = "unet_original",
+               arch_options: dict | None = None, sparse: bool = False,
+               num_classes: int | None = None, class_names=None, val_fraction: float = 0.2,
+               validation=None, init=None, config: TrainConfig | None = None, cancel=None,
+               resume: bool = False, **config_overrides):
+    """Train a model on annotated images, as a generator of :class:`TrainReport` objects.
+
+    The generator's return value (``StopIteration.value``; napari's thread worker
+    passes it to ``returned``) is the best model as a ModelFile. All input checks
+    run before the first report, so bad input fails before any training.
 
     Parameters
     ----------
@@ -206,27 +304,62 @@ def train(images, labels, *, out, arch: str = "unet_original", arch_options: dic
     arch, arch_options : registry name and options (see ``list_architectures()``).
     val_fraction : float
         Fraction of the planes held out for validation (none with a single plane).
+    validation : (images, labels), optional
+        Explicit validation data (same conventions); `val_fraction` is then ignored.
+    init : path or ModelFile, optional
+        Fine-tune: start from this model file's weights and architecture (`arch` and
+        `arch_options` are ignored) -- correct labels in napari, retrain a few epochs,
+        predict again. Its class count must match the labels'.
     config : TrainConfig, optional; ``**config_overrides`` change single fields
         (``epochs=5, loss="border_ce"``).
-    progress : callable, optional
-        Called with every :class:`TrainReport`.
     cancel : Event or callable, optional
+        Checked before every step (raises :class:`TrainingCancelled`).
+    resume : bool
+        Continue an interrupted run of `out`.
 
-    Returns
-    -------
-    ModelFile
-        The best model, loaded back from `out`.
+    Yields
+    ------
+    TrainReport
+        After every step and every epoch's validation.
     """
     from dataclasses import replace
 
     config = replace(config or TrainConfig(), **config_overrides)
+    check_config(config)
+    base = _load_init(init)
+    if base is not None:
+        num_classes = num_classes or base.info.num_classes
+        class_names = class_names or base.info.class_names
     data = _prepare(images, labels, num_classes=num_classes, sparse=sparse)
+    if base is not None and ((base.info.in_channels, base.info.num_classes)
+                             != (data.in_channels, data.num_classes)):
+        raise ValueError(f"cannot fine-tune: the model takes {base.info.in_channels} channel(s) and "
+                         f"predicts {base.info.num_classes} classes, the data has "
+                         f"{data.in_channels} channel(s) and {data.num_classes} classes")
     if class_names is not None and len(class_names) != data.num_classes:
         raise ValueError(f"{len(class_names)} class names for {data.num_classes} classes")
-    train_set, val_set = split_validation(data, val_fraction, config.seed)
-    return _train_one(train_set, val_set, out=out, arch=arch, arch_options=arch_options,
-                      class_names=class_names, config=config, sparse=sparse, progress=progress,
-                      cancel=cancel, resume=resume)
+    if validation is not None:
+        val_images, val_labels = validation
+        train_set = data
+        val_set = _prepare(val_images, val_labels, num_classes=data.num_classes, sparse=sparse)
+        if val_set.in_channels != data.in_channels:
+            raise ValueError(f"validation images have {val_set.in_channels} channels, "
+                             f"training images {data.in_channels}")
+    else:
+        train_set, val_set = split_validation(data, val_fraction, config.seed)
+    return (yield from _train_one(train_set, val_set, out=out, arch=arch,
+                                  arch_options=arch_options, class_names=class_names,
+                                  config=config, sparse=sparse, cancel=cancel, resume=resume,
+                                  base=base))
+
+
+def _load_init(init):
+    """The model file to fine-tune from (None: train from scratch)."""
+    if init is None:
+        return None
+    from ..models import ModelFile, load_model
+
+    return init if isinstance(init, ModelFile) else load_model(init)
 
 
 def _prepare(images, labels, *, num_classes, sparse) -> TrainingSet:
@@ -240,23 +373,27 @@ def _prepare(images, labels, *, num_classes, sparse) -> TrainingSet:
 
 
 def _train_one(train_set, val_set, *, out, arch, arch_options, class_names, config, sparse,
-               progress, cancel, resume):
-    """Build, fit and reload one model; returns the ModelFile of the best checkpoint."""
+               cancel, resume, base=None):
+    """Build (or take `base`'s) and fit one model, yielding reports; returns the best ModelFile."""
+    import copy
+
     from ..models import build_model, load_model
 
-    if arch_options is None:
-        arch_options = {"width": 16, "depth": 4} if arch == "unet_original" else {}
-    torch.manual_seed(config.seed)
-    model = build_model(arch, train_set.in_channels, train_set.num_classes,
-                        **arch_options)
+    if base is not None:
+        model = copy.deepcopy(base.model)  # the caller's ModelFile stays as it was
+    else:
+        if arch_options is None:
+            arch_options = {"width": 16, "depth": 4} if arch == "unet_original" else {}
+        torch.manual_seed(config.seed)
+        model = build_model(arch, train_set.in_channels, train_set.num_classes, **arch_options)
     save_kwargs = {"class_names": class_names, "tile_size": (config.patch_size, config.patch_size),
                    "training": {"loss": config.loss, "sparse": sparse, "seed": config.seed,
                                 "n_train_planes": len(train_set.images),
                                 "n_val_planes": 0 if val_set is None else len(val_set.images)}}
-    for report in fit(model, train_set, val_set, config, out=out, save_kwargs=save_kwargs,
-                      cancel=cancel, resume=resume):
-        if progress is not None:
-            progress(report)
+    if base is not None:
+        save_kwargs["training"]["fine_tuned_from"] = str(base.path) if base.path else None
+    yield from fit(model, train_set, val_set, config, out=out, save_kwargs=save_kwargs,
+                   cancel=cancel, resume=resume)
     return load_model(out)
 
 
@@ -295,9 +432,10 @@ def train_kfold(images, labels, *, out_dir, k: int = 5, arch: str = "unet_origin
                                           data.num_classes, [data.source[i] for i in idx],
                                           data.in_channels) for idx in subset)
         path = out_dir / f"fold{fold}.safetensors"
-        model_file = _train_one(train_set, val_set, out=path, arch=arch, arch_options=arch_options,
-                                class_names=class_names, config=config, sparse=sparse,
-                                progress=progress, cancel=cancel, resume=False)
+        steps = _train_one(train_set, val_set, out=path, arch=arch, arch_options=arch_options,
+                           class_names=class_names, config=config, sparse=sparse, cancel=cancel,
+                           resume=False)
+        model_file = _drain(steps, progress)
         paths.append(str(path))
         reports.append(model_file.info.training["validation"])
     dice = np.array([r["dice"] for r in reports], dtype=float)

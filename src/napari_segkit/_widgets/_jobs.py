@@ -1,0 +1,113 @@
+"""Run one long library call off the UI thread: Run / Cancel buttons, progress, notifications.
+
+Every long widget (predict, train) is a form plus a :class:`JobPanel`. The panel
+runs ``work(progress, cancel)`` -- a plain library call -- in napari's thread
+worker. `progress` may be called from the worker thread with any payload; the
+payload reaches the widget's handler on the UI thread through a queued Qt signal,
+at most every 0.1 s (many signals per second would fight the worker for the GIL,
+one of the slowdowns other plugins hit). `cancel` is a ``threading.Event`` that
+the library checks between tiles / steps. Errors become napari notifications,
+never exceptions in the event loop.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from magicgui.widgets import Container, Label, ProgressBar, PushButton
+from napari.qt.threading import create_worker
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import QObject, Signal
+
+#: exceptions that mean "the user pressed Cancel", not a failure
+CANCELLED = ("PredictionCancelled", "TrainingCancelled")
+
+
+class _Relay(QObject):
+    """Carries progress payloads from the worker thread to the UI thread."""
+
+    payload = Signal(object)
+
+
+class JobPanel(Container):
+    """Run / Cancel buttons, a progress bar and a status line for one background job."""
+
+    def __init__(self, run_text: str):
+        self.run_button = PushButton(text=run_text)
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.bar = ProgressBar(min=0, max=1, value=0, visible=False)
+        self.status = Label(value="")
+        super().__init__(widgets=[self.run_button, self.cancel_button, self.bar, self.status],
+                         labels=False)
+        self.cancel_button.changed.connect(self.cancel)
+        self.worker = None
+        self._cancel = threading.Event()
+        self._relay = _Relay()
+        self._last_emit = 0.0
+
+    @property
+    def running(self) -> bool:
+        return self.worker is not None
+
+    def start(self, work, *, title: str, on_progress=None, on_done=None) -> None:
+        """Run ``work(progress, cancel)`` in a thread worker.
+
+        on_progress(payload) and on_done(result) run on the UI thread.
+        """
+        if self.running:
+            show_info(f"{title} is already running")
+            return
+        self._cancel = threading.Event()
+        self._relay = _Relay()
+        if on_progress is not None:
+            self._relay.payload.connect(on_progress)
+
+        def progress(payload, *, force: bool = False):
+            now = time.monotonic()
+            if force or now - self._last_emit >= 0.1:
+                self._last_emit = now
+                self._relay.payload.emit(payload)
+
+        # _ignore_errors: our `errored` handler turns them into notifications (napari's
+        # default re-raises them in the event loop); _progress: a bar in napari's activity dock
+        self.worker = create_worker(work, progress, self._cancel, _start_thread=False,
+                                    _ignore_errors=True, _progress={"desc": title})
+        self.worker.returned.connect(lambda result: self._finish(title, on_done, result))
+        self.worker.errored.connect(lambda err: self._failed(title, err))
+        self.worker.finished.connect(self._reset)
+        self.run_button.enabled, self.cancel_button.enabled = False, True
+        self.bar.visible = True
+        self.status.value = f"{title}: running"
+        self.worker.start()
+
+    def cancel(self, *_) -> None:
+        """Ask the running job to stop at its next tile / step."""
+        if self.running:
+            self._cancel.set()
+            self.status.value = "cancelling..."
+
+    def set_progress(self, done: int, total: int) -> None:
+        self.bar.max = max(int(total), 1)
+        self.bar.value = min(int(done), self.bar.max)
+
+    def _finish(self, title, on_done, result) -> None:
+        self.status.value = f"{title}: done"
+        if on_done is not None:
+            try:
+                on_done(result)
+            except Exception as err:  # noqa: BLE001 -- shown to the user, not raised into Qt
+                self._failed(title, err)
+
+    def _failed(self, title, err) -> None:
+        if type(err).__name__ in CANCELLED:
+            self.status.value = f"{title}: cancelled"
+            show_info(f"{title} cancelled. {err}")
+        else:
+            self.status.value = f"{title}: failed"
+            show_error(f"{title} failed: {err}")
+
+    def _reset(self, *_) -> None:
+        self.worker = None
+        self.run_button.enabled, self.cancel_button.enabled = True, False
+        self.bar.visible = False

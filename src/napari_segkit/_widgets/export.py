@@ -1,0 +1,61 @@
+"""Export widget: a Labels layer to TIFF or zarr (atomic writes, no silent overwrite)."""
+
+from __future__ import annotations
+
+from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, PushButton
+from napari.layers import Labels
+from napari.utils.notifications import show_error, show_info
+
+from ._layers import layer_choices, watch_layers
+
+#: format name -> file suffix
+FORMATS = {"TIFF": ".tif", "zarr": ".zarr"}
+
+
+class ExportWidget(Container):
+    """Save a Labels layer (with its scale) to TIFF or zarr.
+
+    Files are written under a temporary name and renamed when complete; an existing
+    file is only replaced with "overwrite" (and then kept as a backup until the new
+    one is complete).
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer):  # noqa: F821 -- napari injects it
+        self.viewer = viewer
+        self.source = ComboBox(label="labels", choices=layer_choices(viewer, Labels))
+        self.format = ComboBox(label="format", choices=tuple(FORMATS), value="TIFF")
+        self.path = FileEdit(label="save to", mode="w")
+        self.overwrite = CheckBox(label="overwrite", value=False)
+        self.run_button = PushButton(text="Export")
+        super().__init__(widgets=[self.source, self.format, self.path, self.overwrite,
+                                  self.run_button])
+        self.run_button.changed.connect(self.run)
+        watch_layers(viewer, self)
+
+    def target(self):
+        """The output path, with the format's suffix added when missing."""
+        path, suffix = self.path.value, FORMATS[self.format.value]
+        name = str(path)
+        if not name.lower().endswith((suffix, ".tiff", ".ome.tif")):
+            path = path.with_name(path.name + suffix)
+        return path
+
+    def run(self, *_):
+        """Write the file; returns its path (None after an error)."""
+        from ..core.io import write_labels
+
+        layer = self.source.value
+        if layer is None:
+            show_error("Export: choose a labels layer")
+            return None
+        if not self.path.value or str(self.path.value) in ("", "."):
+            show_error("Export: choose where to save")
+            return None
+        path = self.target()
+        try:
+            write_labels(path, layer.data, scale=tuple(layer.scale), overwrite=self.overwrite.value)
+        except (OSError, ValueError) as err:
+            show_error(f"Export: {err}")
+            return None
+        show_info(f"Export: wrote {path}")
+        return path

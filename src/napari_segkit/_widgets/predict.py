@@ -1,0 +1,116 @@
+"""Predict widget: a form over :func:`napari_segkit.predict`, run off the UI thread."""
+
+from __future__ import annotations
+
+from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, SpinBox
+from napari.layers import Image, Layer
+from napari.utils.notifications import show_error
+
+from ..config import PredictDefaults
+from ._jobs import JobPanel
+from ._layers import layer_choices, watch_layers
+
+OUTPUTS = {"labels": "labels", "labels + probabilities": "both",
+           "labels + one layer per class": "labels"}
+
+
+class PredictWidget(Container):
+    """Segment an image layer with a model file, tile by tile.
+
+    The bundled default model is preselected. With a zarr output path the result is
+    written block by block (bounded memory; an interrupted run resumes) and added as
+    a lazy layer -- the way to go for volumes larger than memory.
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer):  # noqa: F821 -- napari injects it
+        from ..demo import DEFAULT_MODEL
+
+        self.viewer = viewer
+        d = PredictDefaults()
+        self.image = ComboBox(label="image", choices=layer_choices(viewer, Image))
+        self.model = FileEdit(label="model", mode="r", filter="*.safetensors",
+                              value=str(DEFAULT_MODEL) if DEFAULT_MODEL.exists() else "")
+        self.tile_size = SpinBox(label="tile size (0: model's)", value=0, min=0, max=8192, step=32)
+        self.overlap = FloatSpinBox(label="overlap", value=d.overlap, min=0.0, max=0.9, step=0.05)
+        self.blend = ComboBox(label="blending", choices=d.blend_modes, value=d.blend)
+        self.tta = ComboBox(label="test-time augmentation", choices=("none", "flips", "d4"),
+                            value="none")
+        self.device = ComboBox(label="device", choices=("auto", "cuda", "mps", "cpu"), value="auto")
+        self.outputs = ComboBox(label="add", choices=tuple(OUTPUTS), value="labels")
+        self.to_zarr = CheckBox(label="write to zarr (large volumes)", value=False)
+        self.zarr_path = FileEdit(label="zarr output", mode="w", filter="*.zarr", visible=False)
+        self.overwrite = CheckBox(label="overwrite existing output", value=False, visible=False)
+        self.jobs = JobPanel("Predict")
+        super().__init__(widgets=[self.image, self.model, self.tile_size, self.overlap, self.blend,
+                                  self.tta, self.device, self.outputs, self.to_zarr,
+                                  self.zarr_path, self.overwrite, self.jobs])
+        self.to_zarr.changed.connect(self._toggle_zarr)
+        self.jobs.run_button.changed.connect(self.run)
+        watch_layers(viewer, self)
+
+    def _toggle_zarr(self, on: bool) -> None:
+        self.zarr_path.visible = self.overwrite.visible = bool(on)
+
+    def run(self, *_) -> None:
+        """Check the form, then predict in a worker thread (errors become notifications)."""
+        from ..models import load_model
+
+        layer = self.image.value
+        if layer is None:
+            show_error("Predict: add or open an image layer first")
+            return
+        try:
+            model_file = load_model(self.model.value)
+        except (OSError, ValueError) as err:
+            show_error(f"Predict: cannot use the model: {err}")
+            return
+        out = None
+        if self.to_zarr.value:
+            out = str(self.zarr_path.value)
+            if not out.rstrip("/").endswith(".zarr"):
+                show_error(f"Predict: the zarr output must end in .zarr, got '{out}'")
+                return
+        settings = self.settings()
+        data = layer.data[0] if layer.multiscale else layer.data
+        per_class = self.outputs.value == "labels + one layer per class"
+
+        def work(progress, cancel):
+            from ..tiling import predict
+
+            return predict(model_file, data, out=out, progress=lambda d, t: progress((d, t)),
+                           cancel=cancel, **settings)
+
+        def done(result):
+            self._add_result(layer, model_file.info, result, per_class)
+
+        self.jobs.start(work, title="Predict", on_progress=lambda p: self.jobs.set_progress(*p),
+                        on_done=done)
+
+    def settings(self) -> dict:
+        """The form's values as :func:`~napari_segkit.predict` keyword arguments."""
+        return {"tile_size": self.tile_size.value or None, "overlap": self.overlap.value,
+                "blend": self.blend.value, "tta": None if self.tta.value == "none" else self.tta.value,
+                "device": self.device.value, "output": OUTPUTS[self.outputs.value],
+                "overwrite": self.overwrite.value}
+
+    def _add_result(self, layer, info, result, per_class: bool) -> None:
+        from ..layer_data import prediction_layers
+
+        labels, probs = result if isinstance(result, tuple) else (result, None)
+        labels, probs = _lazy_if_zarr(labels), _lazy_if_zarr(probs)
+        k = max(info.num_classes, 2)
+        names = (info.class_names or [f"class {i}" for i in range(k)])[:k]
+        colors = (info.class_colors or [])[:k]
+        scale = layer.scale[-labels.ndim:]
+        for t in prediction_layers(labels, probs, class_names=names, class_colors=colors,
+                                   name=layer.name, scale=scale, per_class=per_class):
+            self.viewer.add_layer(Layer.create(*t))
+
+
+def _lazy_if_zarr(array):
+    """zarr arrays (from a zarr output) become dask arrays: the layer stays lazy."""
+    if array is None or type(array).__module__.split(".")[0] != "zarr":
+        return array
+    import dask.array as da
+
+    return da.from_zarr(array)

@@ -1,0 +1,178 @@
+"""Train widget: a form over :func:`napari_segkit.train`, with a live plot, run off the UI thread."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    Select,
+    SpinBox,
+)
+from napari.layers import Image, Labels, Layer
+from napari.utils.notifications import show_error, show_info
+
+from ..config import LOSS_NAMES, TrainConfig
+from ._jobs import JobPanel
+from ._layers import layer_choices, watch_layers
+from ._plot import CurvePlot
+
+
+class TrainWidget(Container):
+    """Train a model from (Image, Labels) layer pairs: the i-th selected image goes with
+    the i-th selected labels layer (in layer-list order).
+
+    With "sparse labels" 0 means unlabeled (scribbles train correctly) and classes are
+    1..K. "Continue from model" fine-tunes an existing model file (human in the loop:
+    correct the labels, retrain a few epochs, predict again).
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer):  # noqa: F821 -- napari injects it
+        from ..models import list_architectures
+
+        _preload_torch_compiler()
+        self.viewer = viewer
+        d = TrainConfig()
+        self.image_layers = Select(label="images", choices=layer_choices(viewer, Image))
+        self.label_layers = Select(label="labels", choices=layer_choices(viewer, Labels))
+        self.sparse = CheckBox(label="sparse labels (0 = unlabeled)", value=False)
+        self.arch = ComboBox(label="architecture", value="unet_original",
+                             choices=[(a["name"], a["name"]) for a in list_architectures()])
+        self.arch.native.setToolTip("\n".join(f"{a['name']}: {a['description']}"
+                                               for a in list_architectures()))
+        self.loss = ComboBox(label="loss", choices=LOSS_NAMES, value=d.loss)
+        self.class_weighting = ComboBox(label="class weights", value="none",
+                                        choices=("none", "inverse", "median"))
+        self.epochs = SpinBox(label="epochs", value=d.epochs, min=1, max=10000)
+        self.steps = SpinBox(label="steps per epoch", value=d.steps_per_epoch, min=1, max=100000)
+        self.patch_size = SpinBox(label="patch size", value=d.patch_size, min=16, max=2048, step=16)
+        self.batch_size = SpinBox(label="batch size", value=d.batch_size, min=1, max=256)
+        self.val_fraction = FloatSpinBox(label="validation fraction", value=0.2, min=0.0,
+                                         max=0.5, step=0.05)
+        self.out = FileEdit(label="save model to", mode="w", filter="*.safetensors",
+                            value=str(Path.home() / "segkit-model.safetensors"))
+        self.continue_from = CheckBox(label="continue from model", value=False)
+        self.init = FileEdit(label="model to fine-tune", mode="r", filter="*.safetensors",
+                             visible=False)
+        self.predict_after = CheckBox(label="predict the first image when done", value=True)
+        self.plot = CurvePlot()
+        self.summary = Label(value="")
+        self.jobs = JobPanel("Train")
+        super().__init__(widgets=[self.image_layers, self.label_layers, self.sparse, self.arch, self.loss,
+                                  self.class_weighting, self.epochs, self.steps, self.patch_size,
+                                  self.batch_size, self.val_fraction, self.out,
+                                  self.continue_from, self.init, self.predict_after, self.jobs,
+                                  self.summary])
+        self.native.layout().addWidget(self.plot)
+        self.continue_from.changed.connect(lambda on: setattr(self.init, "visible", bool(on)))
+        self.jobs.run_button.changed.connect(self.run)
+        watch_layers(viewer, self)
+
+    def options(self) -> dict:
+        """The form's values as :func:`~napari_segkit.train` keyword arguments."""
+        weighting = self.class_weighting.value
+        return {"arch": self.arch.value, "loss": self.loss.value, "sparse": self.sparse.value,
+                "class_weights": None if weighting == "none" else weighting,
+                "epochs": self.epochs.value, "steps_per_epoch": self.steps.value,
+                "patch_size": self.patch_size.value, "batch_size": self.batch_size.value,
+                "val_fraction": self.val_fraction.value, "out": str(self.out.value),
+                "init": str(self.init.value) if self.continue_from.value else None}
+
+    def run(self, *_) -> None:
+        """Check the layer pairs, then train in a worker thread."""
+        images, labels = list(self.image_layers.value), list(self.label_layers.value)
+        problem = _pair_problem(images, labels)
+        if problem:
+            show_error(f"Train: {problem}")
+            return
+        options = self.options()
+        if not options["out"].endswith(".safetensors"):
+            show_error(f"Train: the model file must end in .safetensors, got '{options['out']}'")
+            return
+        # snapshot the layers: the user may keep painting while the model trains
+        image_data = [np.array(layer.data) for layer in images]
+        label_data = [np.array(layer.data) for layer in labels]
+        target = images[0]
+        predict_after = self.predict_after.value
+        self.plot.clear()
+
+        def work(progress, cancel):
+            from ..tiling import predict
+            from ..training import train
+
+            model_file = train(image_data, label_data, cancel=cancel,
+                               progress=lambda r: progress(r, force=r.end_of_epoch), **options)
+            prediction = predict(model_file, image_data[0], cancel=cancel) if predict_after else None
+            return model_file, prediction
+
+        self.jobs.start(work, title="Train", on_progress=self._on_report,
+                        on_done=lambda result: self._done(target, *result))
+
+    def _on_report(self, report) -> None:
+        self.jobs.set_progress(report.step, report.total_steps)
+        if not report.end_of_epoch:
+            self.plot.add("train loss", report.step, report.loss)
+            return
+        if report.val is not None:
+            self.plot.add("val loss", report.step, report.val["loss"])
+            self.plot.add("val mean Dice", report.step, report.val["mean_dice"])
+            self.summary.value = (f"epoch {report.epoch + 1}: val Dice "
+                                  + " ".join(f"{d:.3f}" for d in report.val["dice"])
+                                  + ("  (best, saved)" if report.best else ""))
+
+    def _done(self, image_layer, model_file, prediction) -> None:
+        from ..layer_data import prediction_layers
+
+        info = model_file.info
+        show_info(f"Train: saved {model_file.path}")
+        self.summary.value = f"saved {model_file.path}"
+        if prediction is not None:
+            k = max(info.num_classes, 2)
+            for t in prediction_layers(prediction, class_names=info.class_names[:k],
+                                       class_colors=info.class_colors[:k],
+                                       name=f"{image_layer.name} (new model)",
+                                       scale=image_layer.scale[-prediction.ndim:]):
+                self.viewer.add_layer(Layer.create(*t))
+
+
+def _preload_torch_compiler() -> None:
+    """Import torch._dynamo without triton, before training starts inside napari.
+
+    torch's optimisers import torch._dynamo on first use, which imports triton if it
+    is installed (CUDA builds ship it). Loading triton's LLVM after napari has created
+    an OpenGL context on Mesa (llvmpipe: virtual machines, remote desktops, headless CI)
+    crashes the process with a segfault -- reproduced with torch 2.14 / triton 3.8.
+    Training never uses torch.compile, so torch._dynamo is imported here with triton
+    hidden; torch then records "no triton" for this session. Scripts and the CLI,
+    which open no GL context, are untouched.
+    """
+    import sys
+
+    if "torch._dynamo" in sys.modules or "triton" in sys.modules:
+        return
+    sys.modules["triton"] = None  # `import triton` now raises ImportError
+    try:
+        import torch._dynamo  # noqa: F401
+    finally:
+        del sys.modules["triton"]
+
+
+def _pair_problem(images, labels) -> str | None:
+    """What is wrong with the selected (image, labels) pairs, or None."""
+    if not images or not labels:
+        return "select at least one image layer and one labels layer"
+    if len(images) != len(labels):
+        return (f"{len(images)} image layer(s) but {len(labels)} labels layer(s) selected; "
+                "they are paired in order")
+    for image, label in zip(images, labels):
+        spatial = image.data.shape[:-1] if image.rgb else image.data.shape
+        if tuple(spatial) != tuple(label.data.shape):
+            return (f"image '{image.name}' {tuple(image.data.shape)} and labels '{label.name}' "
+                    f"{tuple(label.data.shape)} differ in shape")
+    return None

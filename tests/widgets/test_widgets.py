@@ -1,0 +1,261 @@
+"""The dock widgets in a real headless viewer: created through the manifest, run end to end."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+import zarr
+from napari.utils.notifications import notification_manager
+from qtpy.QtCore import QTimer
+
+from napari_segkit.core.io import read_stack, write_stack
+from napari_segkit.core.metrics import segmentation_report
+from napari_segkit.core.synthetic import make_nuclei
+from napari_segkit.core.weight_maps import unet_weight_map
+from napari_segkit.models import build_model, save_model
+from napari_segkit.tiling import predict
+
+PLUGIN = "napari-segkit"
+
+
+def dock(viewer, name):
+    """The widget, created as a user would: from the Plugins menu (the manifest)."""
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, name)
+    return widget
+
+
+@pytest.fixture
+def notes():
+    """Notifications shown during the test (napari keeps a record of each)."""
+    start = len(notification_manager.records)
+    return lambda: [str(n.message) for n in notification_manager.records[start:]]
+
+
+@pytest.fixture(scope="module")
+def tiny_model_path(tmp_path_factory):
+    torch.manual_seed(0)
+    model = build_model("unet_original", 1, 3, width=4, depth=2)
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    save_model(path, model, class_names=["background", "cell", "edge"], tile_size=(64, 64))
+    return path
+
+
+def _wait(qtbot, widget, timeout=60_000):
+    qtbot.waitUntil(lambda: not widget.jobs.running, timeout=timeout)
+
+
+def test_predict_widget_adds_labels_and_probabilities(make_napari_viewer, qtbot, tiny_model_path):
+    viewer = make_napari_viewer()
+    sample = make_nuclei((70, 90), seed=2)
+    viewer.add_image(sample.image, name="cells", scale=(0.5, 0.5))
+    widget = dock(viewer, "Predict")
+    widget.model.value = tiny_model_path
+    widget.outputs.value = "labels + probabilities"
+    widget.run()
+    _wait(qtbot, widget)
+    labels = viewer.layers["cells labels"]
+    expected = predict(tiny_model_path, sample.image)
+    np.testing.assert_array_equal(labels.data, expected)
+    assert tuple(labels.scale) == (0.5, 0.5)
+    assert list(labels.features["class"]) == ["background", "cell", "edge"]
+    probs = [viewer.layers[f"cells p({c})"] for c in ("background", "cell", "edge")]
+    np.testing.assert_allclose(sum(p.data for p in probs), 1.0, atol=1e-5)
+
+
+def test_predict_widget_per_class_layers_and_lazy_zarr_output(make_napari_viewer, qtbot,
+                                                              tiny_model_path, tmp_path):
+    viewer = make_napari_viewer()
+    stack = make_nuclei((3, 64, 64), seed=5).image
+    write_stack(tmp_path / "stack.zarr", stack, chunks=(1, 32, 32))
+    viewer.add_image(read_stack(tmp_path / "stack.zarr").data, name="stack")  # lazy (dask)
+    widget = dock(viewer, "Predict")
+    widget.model.value = tiny_model_path
+    widget.outputs.value = "labels + one layer per class"
+    widget.to_zarr.value = True
+    widget.zarr_path.value = tmp_path / "out.zarr"
+    widget.run()
+    _wait(qtbot, widget)
+    labels = viewer.layers["stack labels"]
+    assert hasattr(labels.data, "dask")  # the result layer is lazy too, read from the zarr
+    np.testing.assert_array_equal(np.asarray(labels.data), predict(tiny_model_path, stack))
+    for k, name in ((1, "cell"), (2, "edge")):
+        np.testing.assert_array_equal(np.asarray(viewer.layers[f"stack {name}"].data),
+                                      np.asarray(labels.data) == k)
+    assert zarr.open_group(tmp_path / "out.zarr", mode="r").attrs["segkit"]["complete"]
+
+
+def test_predict_runs_off_the_ui_thread_and_cancels(make_napari_viewer, qtbot, tiny_model_path,
+                                                    notes):
+    viewer = make_napari_viewer()
+    viewer.add_image(np.random.default_rng(0).random((8, 512, 512), np.float32), name="big")
+    widget = dock(viewer, "Predict")
+    widget.model.value = tiny_model_path
+    widget.tile_size.value = 32  # thousands of tiny tiles: seconds of work
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(time.monotonic()))
+    timer.start(10)
+    widget.run()
+    assert widget.jobs.running
+    qtbot.wait(400)  # the UI thread keeps processing events while the worker predicts
+    assert widget.jobs.running and len(ticks) >= 10
+    widget.jobs.cancel_button.clicked()
+    _wait(qtbot, widget, timeout=10_000)
+    timer.stop()
+    assert any("Predict cancelled" in n for n in notes())
+    assert "big labels" not in [layer.name for layer in viewer.layers]
+    assert widget.jobs.run_button.enabled and not widget.jobs.cancel_button.enabled
+
+
+def test_predict_errors_are_notifications(make_napari_viewer, qtbot, tmp_path, notes):
+    viewer = make_napari_viewer()
+    widget = dock(viewer, "Predict")
+    widget.run()  # no image layer
+    viewer.add_image(np.zeros((32, 32, 2), np.float32), name="two channels", rgb=False)
+    (tmp_path / "bad.safetensors").write_bytes(b"not a model")
+    widget.model.value = tmp_path / "bad.safetensors"
+    widget.run()  # unreadable model file
+    torch.manual_seed(0)
+    path = tmp_path / "m.safetensors"
+    save_model(path, build_model("unet_original", 1, 2, width=4, depth=2))
+    widget.model.value = path
+    viewer.layers.clear()
+    viewer.add_image(np.full((32, 32), np.nan, np.float32), name="nan")
+    widget.run()  # NaN pixels: fails in the worker, reported, no layer
+    _wait(qtbot, widget)
+    shown = notes()
+    assert any("add or open an image layer" in n for n in shown)
+    assert any("cannot use the model" in n for n in shown)
+    assert any("Predict failed" in n and "NaN" in n for n in shown)
+    assert [layer.name for layer in viewer.layers] == ["nan"]
+
+
+def _training_layers(viewer):
+    for seed in (1, 2):
+        sample = make_nuclei((64, 64), seed=seed)
+        viewer.add_image(sample.image, name=f"image {seed}")
+        viewer.add_labels(sample.semantic, name=f"labels {seed}")
+
+
+def test_train_widget_trains_plots_and_predicts(make_napari_viewer, qtbot, tmp_path):
+    viewer = make_napari_viewer()
+    _training_layers(viewer)
+    widget = dock(viewer, "Train")
+    widget.image_layers.value = [viewer.layers["image 1"], viewer.layers["image 2"]]
+    widget.label_layers.value = [viewer.layers["labels 1"], viewer.layers["labels 2"]]
+    widget.epochs.value, widget.steps.value = 2, 3
+    widget.patch_size.value, widget.batch_size.value = 32, 2
+    widget.val_fraction.value = 0.5
+    widget.out.value = tmp_path / "new.safetensors"
+    widget.run()
+    _wait(qtbot, widget)
+    assert (tmp_path / "new.safetensors").exists()
+    # step reports are thinned to <= 10 per second on their way to the UI; epoch ends never
+    steps = [x for x, _ in widget.plot.series["train loss"]]
+    assert 1 <= len(steps) <= 6 and steps == sorted(steps) and set(steps) <= set(range(1, 7))
+    assert len(widget.plot.series["val mean Dice"]) == 2 and len(widget.plot.series["val loss"]) == 2
+    result = viewer.layers["image 1 (new model) labels"]
+    assert result.data.shape == (64, 64) and set(np.unique(result.data)) <= {0, 1}
+    # fine-tune the new model (human in the loop) from the same form
+    widget.continue_from.value = True
+    widget.init.value = tmp_path / "new.safetensors"
+    widget.out.value = tmp_path / "tuned.safetensors"
+    widget.epochs.value = 1
+    widget.run()
+    _wait(qtbot, widget)
+    from napari_segkit.models import load_model
+
+    assert load_model(tmp_path / "tuned.safetensors").info.training["fine_tuned_from"]
+
+
+def test_train_widget_cancel_and_errors(make_napari_viewer, qtbot, tmp_path, notes):
+    viewer = make_napari_viewer()
+    widget = dock(viewer, "Train")
+    widget.run()  # nothing selected
+    _training_layers(viewer)
+    viewer.add_labels(np.zeros((10, 10), np.uint8), name="small labels")
+    widget.image_layers.value = [viewer.layers["image 1"]]
+    widget.label_layers.value = [viewer.layers["small labels"]]
+    widget.run()  # shape mismatch
+    widget.label_layers.value = [viewer.layers["labels 1"]]
+    widget.epochs.value, widget.steps.value, widget.patch_size.value = 100, 50, 32
+    widget.val_fraction.value = 0.0
+    widget.out.value = tmp_path / "c.safetensors"
+    widget.run()
+    qtbot.waitUntil(lambda: len(widget.plot.series.get("train loss", [])) >= 1, timeout=30_000)
+    widget.jobs.cancel()
+    _wait(qtbot, widget, timeout=10_000)
+    shown = notes()
+    assert any("select at least one image layer" in n for n in shown)
+    assert any("differ in shape" in n for n in shown)
+    assert any("Train cancelled" in n for n in shown)
+    assert len(widget.plot.series["train loss"]) < 100 * 50
+
+
+def test_border_weights_widget_matches_the_library(make_napari_viewer):
+    viewer = make_napari_viewer()
+    sample = make_nuclei((60, 70), seed=3)
+    viewer.add_labels(sample.instances, name="nuclei")
+    widget = dock(viewer, "Border weights")
+    widget.w0.value, widget.sigma.value = 8.0, 4.0
+    layer = widget.run()
+    np.testing.assert_allclose(layer.data, unet_weight_map(sample.instances, w0=8.0, sigma=4.0))
+    assert layer.colormap.name == "turbo" and layer.contrast_limits[1] == pytest.approx(
+        float(layer.data.max()))
+
+
+def test_evaluate_widget_reports_known_dice(make_napari_viewer):
+    viewer = make_napari_viewer()
+    truth = np.zeros((10, 10), np.uint8)
+    truth[:5] = 1
+    pred = np.zeros((10, 10), np.uint8)
+    pred[:5, :5] = 1  # half the foreground found: Dice(1) = 2*25 / (50 + 25) = 2/3
+    viewer.add_labels(truth, name="truth")
+    viewer.add_labels(pred, name="pred")
+    widget = dock(viewer, "Evaluate")
+    widget.prediction.value = viewer.layers["pred"]
+    widget.truth.value = viewer.layers["truth"]
+    report = widget.run()
+    assert report["dice"][1] == pytest.approx(2 / 3)
+    assert report == segmentation_report(truth, pred, 2)
+    assert "1\t0.6667" in widget.table.value and "truth \\ prediction" in widget.table.value
+    widget.copy()
+    from qtpy.QtWidgets import QApplication
+
+    assert QApplication.clipboard().text() == widget.table.value
+
+
+def test_export_widget_round_trips(make_napari_viewer, tmp_path, notes):
+    viewer = make_napari_viewer()
+    labels = make_nuclei((40, 50), seed=4).instances
+    viewer.add_labels(labels, name="nuclei", scale=(2.0, 2.0))
+    widget = dock(viewer, "Export labels")
+    for fmt, name in (("TIFF", "out"), ("zarr", "out")):
+        widget.format.value = fmt
+        widget.path.value = tmp_path / name
+        path = widget.run()
+        back = read_stack(path)
+        np.testing.assert_array_equal(np.asarray(back.data), labels)
+        assert tuple(back.scale) == (2.0, 2.0)
+    widget.format.value = "TIFF"
+    widget.path.value = tmp_path / "out"
+    assert widget.run() is None  # exists: not replaced without "overwrite"
+    assert any("overwrite" in n for n in notes())
+
+
+def test_load_widget_picks_a_zarr_array_lazily(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    group = zarr.open_group(tmp_path / "volume.zarr", mode="w")
+    group.create_array("raw", shape=(4, 32, 32), chunks=(1, 32, 32), dtype="uint16")[:] = 7
+    group.create_array("mask", shape=(4, 32, 32), chunks=(1, 32, 32), dtype="uint8")[:] = 1
+    widget = dock(viewer, "Load stack")
+    widget.folder.value = True
+    widget.path.value = tmp_path / "volume.zarr"
+    assert set(widget.array.choices) == {"raw", "mask"} and not widget.array.native.isHidden()
+    widget.array.value = "raw"
+    layer = widget.run()
+    assert hasattr(layer.data, "dask") and layer.data.shape == (4, 32, 32)
+    assert int(layer.data[0, 0, 0]) == 7
