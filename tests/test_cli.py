@@ -13,7 +13,8 @@ from napari_segkit.core.io import read_stack
 def test_help_lists_subcommands():
     out = subprocess.run([sys.executable, "-m", "napari_segkit.cli", "--help"],
                          capture_output=True, text=True, check=True).stdout
-    for cmd in ("info", "sample", "inspect", "models", "predict", "train", "evaluate"):
+    for cmd in ("info", "sample", "inspect", "models", "predict", "train", "evaluate", "demo",
+                "submit", "tune"):
         assert cmd in out
 
 
@@ -86,3 +87,50 @@ def test_train_then_evaluate(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "time limit" in captured.out + captured.err
     assert (code == 0) == (tmp_path / "t.safetensors").exists()
+
+
+def test_train_options_arch_loss_and_explicit_validation(tmp_path, capsys):
+    from napari_segkit.config import LOSS_NAMES
+    from napari_segkit.core.io import write_labels, write_stack
+    from napari_segkit.core.synthetic import make_nuclei
+    from napari_segkit.losses import LOSSES
+    from napari_segkit.models import load_model
+
+    assert set(LOSS_NAMES) == set(LOSSES)  # the CLI's choices are the registry's names
+    for i, seed in enumerate((4, 5)):
+        s = make_nuclei((48, 48), seed=seed)
+        write_stack(tmp_path / f"img{i}.tif", s.image)
+        write_labels(tmp_path / f"lab{i}.tif", s.semantic)
+    out = tmp_path / "m.safetensors"
+    assert main(["train", "--images", str(tmp_path / "img0.tif"), "--labels",
+                 str(tmp_path / "lab0.tif"), "--val-images", str(tmp_path / "img1.tif"),
+                 "--val-labels", str(tmp_path / "lab1.tif"), "--out", str(out),
+                 "--arch-option", "width=4", "--arch-option", "depth=2",
+                 "--loss", "weighted_ce", "--class-weights", "median", "--schedule", "cosine",
+                 "--class-names", "background,nucleus",
+                 "--epochs", "1", "--steps-per-epoch", "2", "--patch-size", "32", "-q"]) == 0
+    info = load_model(out).info
+    assert info.options["width"] == 4 and info.class_names == ["background", "nucleus"]
+    assert info.training["n_val_planes"] == 1 and info.training["config"]["schedule"] == "cosine"
+    assert len(info.training["config"]["class_weights"]) == 2
+    assert main(["train", "--images", str(tmp_path / "img0.tif"), "--labels",
+                 str(tmp_path / "lab0.tif"), "--out", str(out), "--arch-option", "width"]) == 2
+    assert "not KEY=VALUE" in capsys.readouterr().err
+
+
+def test_demo_segments_the_bundled_sample(tmp_path, capsys):
+    import imageio.v3 as iio
+
+    assert main(["demo", "--out", str(tmp_path), "-q"]) == 0
+    text = capsys.readouterr().out
+    dice = {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
+            if line.startswith(("background", "nucleus"))}
+    assert dice["nucleus"] > 0.95 and dice["background"] > 0.95
+    labels = np.asarray(read_stack(tmp_path / "nuclei_2d_labels.zarr").data)
+    assert labels.shape == (256, 256) and set(np.unique(labels)) == {0, 1}
+    overlay = iio.imread(tmp_path / "nuclei_2d_overlay.png")
+    assert overlay.shape == (256, 256, 3) and overlay.dtype == np.uint8
+    # coloured where nuclei were found, grey elsewhere
+    fg = labels > 0
+    assert (overlay[fg, 0] != overlay[fg, 1]).mean() > 0.9
+    assert (overlay[~fg, 0] == overlay[~fg, 1]).all()

@@ -22,6 +22,8 @@ def get_reader(path):
             return None
         path = path[0]
     p = Path(path)
+    if p.suffix.lower() == ".csv":
+        return read_rle_csv_layers if p.is_file() else None
     if p.is_dir():
         return read_layers if _folder_is_readable(p) else None
     return read_layers if p.name.lower().endswith(READABLE_SUFFIXES) else None
@@ -80,3 +82,29 @@ def sample_contrast_limits(data) -> tuple[float, float]:
 
 
 __all__ = ["StackReadError", "get_reader", "read_layers", "stack_to_layer"]
+
+
+#: a CSV with more images than this opens its first ones only (with a warning)
+MAX_CSV_IMAGES = 24
+
+
+def read_rle_csv_layers(path) -> list[tuple]:
+    """A Kaggle RLE CSV with its image folder: one Image + one Labels layer per image."""
+    import warnings
+
+    from .core.datasets import read_rle_csv
+
+    if isinstance(path, list):
+        path = path[0]
+    samples = read_rle_csv(path)
+    if len(samples) > MAX_CSV_IMAGES:
+        warnings.warn(f"'{path}' lists {len(samples)} images; opening the first {MAX_CSV_IMAGES} "
+                      "(use napari_segkit.core.datasets.read_rle_csv for all)", stacklevel=2)
+    layers = []
+    for sample in samples[:MAX_CSV_IMAGES]:
+        name = sample.id[:12]
+        rgb = sample.image.ndim == 3
+        layers.append((sample.image, {"name": name, "rgb": rgb}, "image"))
+        labels = sample.instances if sample.instances is not None else sample.labels
+        layers.append((labels, {"name": f"{name} masks"}, "labels"))
+    return layers

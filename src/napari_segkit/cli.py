@@ -259,6 +259,48 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_submit(args: argparse.Namespace) -> int:
+    """Predict a folder of images with one or more models; write a Kaggle submission CSV."""
+    from tqdm import tqdm
+
+    from .kaggle import make_submission
+
+    columns = tuple(c.strip() for c in args.columns.split(","))
+    bar = tqdm(total=None, unit="image", desc="submit", disable=args.quiet)
+
+    def progress(done, total):
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        out = make_submission(args.models, args.images, args.out, columns=columns,
+                              layout=args.layout, id_rule=args.id_rule, tta=args.tta,
+                              threshold=args.threshold, min_area=args.min_area, order=args.order,
+                              overwrite=args.overwrite, progress=progress)
+    finally:
+        bar.close()
+    with open(out) as f:
+        n_rows = sum(1 for _ in f) - 1
+    print(f"wrote {out} ({n_rows} rows, {len(args.models)} model(s))")
+    return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    """Search the threshold and minimum area that maximise the metric; print the table."""
+    from .kaggle import tune_postprocessing
+
+    images, labels = _read_all(args.images), _read_all(args.labels)
+    result = tune_postprocessing(args.model, images, labels, metric=args.metric, tta=args.tta,
+                                 thresholds=args.thresholds, min_areas=args.min_areas)
+    print(f"{'threshold':>10}{'min area':>10}{args.metric:>10}")
+    for row in result["table"][: args.top]:
+        print(f"{row['threshold']:>10.2f}{row['min_area']:>10d}{row['score']:>10.4f}")
+    best = result["best"]
+    print(f"best: --threshold {best['threshold']:g} --min-area {best['min_area']} "
+          f"({args.metric} {best['score']:.4f})")
+    return 0
+
+
 def _dask_client(address: str):
     """A dask.distributed client: ``local:N`` starts N local worker processes."""
     from dask.distributed import Client, LocalCluster
@@ -361,6 +403,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_demo)
 
+    p = sub.add_parser("submit", help="Kaggle submission CSV from a folder of images "
+                                      "(fold/TTA ensembles, threshold, minimum area)")
+    p.add_argument("models", nargs="+", help="model file(s); several are averaged")
+    p.add_argument("images", help="folder of images (<id>.png or DSB2018 <id>/images/<id>.png)")
+    p.add_argument("--out", required=True, help="submission CSV to write")
+    p.add_argument("--columns", default="ImageId,EncodedPixels", help="the two header names")
+    p.add_argument("--layout", choices=("image", "class", "object"), default="image",
+                   help="one row per image, per class, or per object (DSB2018)")
+    p.add_argument("--id-rule", default="{id}",
+                   help="row id format: {id}, {class_id}, {class_name} (e.g. {id}_{class_id})")
+    p.add_argument("--tta", choices=("flips", "d4"))
+    p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument("--min-area", type=int, default=0, help="drop objects smaller than this")
+    p.add_argument("--order", choices=("F", "C"), default="F",
+                   help="RLE pixel order: F column-major (Kaggle's default), C row-major")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("tune", help="search threshold and minimum area on labelled images")
+    p.add_argument("--model", nargs="+", required=True, help="model file(s); several are averaged")
+    p.add_argument("--images", nargs="+", required=True)
+    p.add_argument("--labels", nargs="+", required=True)
+    p.add_argument("--metric", choices=("dice", "map"), default="dice",
+                   help="mean per-image Dice, or DSB2018 mean average precision")
+    p.add_argument("--thresholds", type=float, nargs="+",
+                   default=[0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7])
+    p.add_argument("--min-areas", type=int, nargs="+", default=[0, 10, 25, 50, 100])
+    p.add_argument("--tta", choices=("flips", "d4"))
+    p.add_argument("--top", type=int, default=10, help="rows of the table to print")
+    p.set_defaults(func=cmd_tune)
+
     p = sub.add_parser("models", help="list the model architectures")
     p.add_argument("-v", "--verbose", action="store_true", help="also list each one's options")
     p.set_defaults(func=cmd_models)
@@ -371,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (FileNotFoundError, ValueError) as err:
+    except (OSError, ValueError) as err:
         print(f"segkit {args.command}: error: {err}", file=sys.stderr)
         return 2
 

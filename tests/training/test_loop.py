@@ -73,6 +73,7 @@ def test_resume_continues_from_the_saved_epoch(tmp_path, data):
     resumed = list(fit(_model(), train, val, _config(), out=out, resume=True))
     assert resumed[0].step == 13 and resumed[0].epoch == 1
     assert resumed[-1].step == 36
+    assert not (tmp_path / "m.safetensors.state.pt").exists()  # finished: nothing to resume
 
 
 def test_train_from_layers_like_arrays(tmp_path):

@@ -259,3 +259,54 @@ def test_load_widget_picks_a_zarr_array_lazily(make_napari_viewer, tmp_path):
     layer = widget.run()
     assert hasattr(layer.data, "dask") and layer.data.shape == (4, 32, 32)
     assert int(layer.data[0, 0, 0]) == 7
+
+
+def test_export_widget_writes_a_submission_csv(make_napari_viewer, tmp_path):
+    from napari_segkit.kaggle import read_submission
+
+    viewer = make_napari_viewer()
+    labels = np.zeros((2, 20, 30), np.uint8)
+    labels[0, 2:8, 3:9] = 1
+    labels[1, 10:15, 20:25] = 2
+    viewer.add_labels(labels, name="pred")
+    widget = dock(viewer, "Export labels")
+    widget.format.value = "Kaggle RLE CSV"
+    widget.path.value = tmp_path / "sub"
+    path = widget.run()
+    assert path.name == "sub.csv"
+    masks = read_submission(path, {"pred_0": (20, 30), "pred_1": (20, 30)})
+    np.testing.assert_array_equal(masks["pred_0"], labels[0] > 0)
+    np.testing.assert_array_equal(masks["pred_1"], labels[1] > 0)
+
+
+def test_rle_csv_opens_as_image_and_labels_layers(make_napari_viewer, tmp_path):
+    from skimage.io import imsave
+
+    from napari_segkit.core.rle import rle_encode
+
+    sample = make_nuclei((40, 40), seed=9)
+    (tmp_path / "images").mkdir()
+    imsave(tmp_path / "images" / "cells.png", sample.image.astype(np.uint8), check_contrast=False)
+    rows = [f"cells,{rle_encode(sample.instances == n)}" for n in np.unique(sample.instances)[1:]]
+    (tmp_path / "train.csv").write_text("ImageId,EncodedPixels\n" + "\n".join(rows) + "\n")
+    viewer = make_napari_viewer()
+    viewer.open(tmp_path / "train.csv", plugin=PLUGIN)
+    assert [layer.name for layer in viewer.layers] == ["cells", "cells masks"]
+    np.testing.assert_array_equal(viewer.layers["cells masks"].data > 0, sample.instances > 0)
+
+
+def test_sample_segmented_by_the_default_model(make_napari_viewer):
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "nuclei_2d_segmented")
+    names = [layer.name for layer in viewer.layers]
+    assert names == ["nuclei 2D", "nuclei 2D semantic labels", "nuclei 2D default model labels"]
+    truth = viewer.layers["nuclei 2D semantic labels"].data
+    pred = viewer.layers["nuclei 2D default model labels"].data
+    assert segmentation_report(truth, pred, 2)["dice"][1] > 0.95
+
+
+def test_predict_widget_preselects_the_bundled_model(make_napari_viewer):
+    from napari_segkit.demo import DEFAULT_MODEL
+
+    widget = dock(make_napari_viewer(), "Predict")
+    assert widget.model.value == DEFAULT_MODEL

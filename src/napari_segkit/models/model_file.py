@@ -86,6 +86,12 @@ class ModelFile:
     path: str = ""
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 DEFAULT_COLORS = ["#000000", "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#46f0f0",
                   "#f032e6", "#bcf60c", "#fabebe", "#008080", "#e6beff", "#9a6324"]
 
@@ -150,6 +156,7 @@ def save_model(path: str | os.PathLike, model: SegmentationModel, *, class_names
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
     try:
         st_save_model(model, str(tmp), metadata={META_KEY: json.dumps(asdict(info))})
+        os.chmod(tmp, 0o666 & ~_umask())  # safetensors creates 0600 files; use normal permissions
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -5,7 +5,7 @@ epoch's validation; the caller decides how to show them (tqdm, a plot) and may s
 at any time through `cancel`. The best model (by validation mean Dice, else the
 latest) is saved atomically to `out`; a resume state (weights, optimiser,
 scheduler, step) is saved beside it after each epoch, so an interrupted run
-continues where it stopped.
+continues where it stopped; it is removed when training ends normally.
 """
 
 from __future__ import annotations
@@ -197,6 +197,8 @@ def fit(model, train: TrainingSet, val: TrainingSet | None, config: TrainConfig,
                           scheduler.get_last_lr()[0], val=report, best=best, end_of_epoch=True)
         if stale >= config.patience:
             break
+    # finished (or stopped early): nothing left to resume; the model file is the result
+    state_path.unlink(missing_ok=True)
 
 
 def validate(model, val: TrainingSet, device) -> dict:

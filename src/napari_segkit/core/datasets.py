@@ -1,0 +1,210 @@
+"""Dataset layouts used by competitions and papers, read into (image, labels) samples.
+
+- **RLE CSV** beside an image folder (Kaggle ``train.csv`` style): ``id, rle[, class]``;
+  several rows per id are several objects (instances) or classes.
+- **DSB2018 folders**: ``<id>/images/<id>.png`` and ``<id>/masks/*.png``, one mask per
+  nucleus, merged into instance and semantic labels.
+- **Paired folders** (CamVid style ``train/`` + ``trainannot/``): class ids as pixel
+  values, files matched by name.
+- **Stacks** (ISBI 2012 style): an image stack and a label stack, plane by plane.
+
+Every reader returns a list of :class:`DatasetSample`, ready for
+:func:`napari_segkit.train` (``[s.image for s in samples], [s.labels for s in samples]``).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import EmptyFolderError, StackReadError
+from .io import SLICE_SUFFIXES, natural_key, read_stack
+from .rle import RLEError, rle_decode
+
+
+@dataclass
+class DatasetSample:
+    """One image with its labels.
+
+    Attributes
+    ----------
+    id : str
+    image : ndarray, (Y, X) or (Y, X, C) (an alpha channel is dropped)
+    labels : ndarray of int, (Y, X): class ids (0 background)
+    instances : ndarray of int, (Y, X), or None: one id per object where the layout has them
+    """
+
+    id: str
+    image: np.ndarray
+    labels: np.ndarray
+    instances: np.ndarray | None = None
+
+
+def _image(path: Path) -> np.ndarray:
+    image = np.asarray(read_stack(path, lazy=False).data)
+    if image.ndim == 3 and image.shape[-1] == 4:  # RGBA PNGs: the alpha channel carries nothing
+        image = image[..., :3]
+    return image
+
+
+def _find_image(images_dir: Path, image_id: str) -> Path:
+    """``<dir>/<id>.<ext>`` or the DSB2018 ``<dir>/<id>/images/<id>.png``."""
+    for candidate in [images_dir / image_id / "images" / f"{image_id}.png",
+                      *(images_dir / f"{image_id}{s}" for s in SLICE_SUFFIXES)]:
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"no image for id '{image_id}' in '{images_dir}' "
+                            f"(looked for <id>.png/.tif/... and <id>/images/<id>.png)")
+
+
+def _columns(header: list[str], id_column, rle_column, class_column):
+    lower = [h.lower() for h in header]
+
+    def pick(name, hints, required):
+        if name is not None:
+            if name not in header:
+                raise ValueError(f"CSV has no column {name!r}; columns: {header}")
+            return header.index(name)
+        for i, h in enumerate(lower):
+            if any(hint in h for hint in hints):
+                return i
+        if required:
+            raise ValueError(f"cannot tell which CSV column holds {hints[0]}s; columns: "
+                             f"{header} (name it explicitly)")
+        return None
+
+    return (pick(id_column, ("id", "image", "name"), True),
+            pick(rle_column, ("encoded", "rle", "pixels", "mask"), True),
+            pick(class_column, ("class", "category", "label"), False))
+
+
+def read_rle_csv(csv_path: str | os.PathLike, images_dir: str | os.PathLike | None = None, *,
+                 id_column: str | None = None, rle_column: str | None = None,
+                 class_column: str | None = None, order: str = "F") -> list[DatasetSample]:
+    """Read a Kaggle-style RLE CSV and its images.
+
+    Parameters
+    ----------
+    csv_path : path
+        Header row, then one row per mask: id, run-length string, optional class.
+    images_dir : path, optional
+        Where ``<id>.png`` (or ``<id>/images/<id>.png``) live; default: the folder
+        beside the CSV that holds the first id's image.
+    id_column, rle_column, class_column : str, optional
+        Column names; guessed from the header when omitted (``ImageId``,
+        ``EncodedPixels``, ``ClassId`` ...).
+    order : {"F", "C"}
+        Pixel numbering of the run-length strings (see :mod:`napari_segkit.core.rle`).
+
+    Returns
+    -------
+    list of DatasetSample
+        Without a class column each row is one object: ``instances`` numbers them
+        (later rows win where masks overlap) and ``labels`` is 0/1. With a class
+        column, ``labels`` holds the row's class id (``instances`` is None).
+    """
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise FileNotFoundError(f"no such CSV file: '{csv_path}'")
+    with open(csv_path, newline="") as f:
+        rows = list(csv.reader(f))
+    if len(rows) < 2:
+        raise StackReadError(f"'{csv_path}' has no data rows")
+    header, rows = rows[0], [r for r in rows[1:] if r]
+    i_id, i_rle, i_class = _columns(header, id_column, rle_column, class_column)
+    by_id: dict[str, list[list[str]]] = {}
+    for row in rows:
+        by_id.setdefault(row[i_id], []).append(row)
+    images_dir = Path(images_dir) if images_dir is not None else _guess_images_dir(
+        csv_path, next(iter(by_id)))
+    samples = []
+    for line_id, (image_id, group) in enumerate(by_id.items()):
+        image = _image(_find_image(images_dir, image_id))
+        shape = image.shape[:2]
+        labels = np.zeros(shape, np.int32)
+        for n, row in enumerate(group, 1):
+            try:
+                mask = rle_decode(row[i_rle], shape, order=order).astype(bool)
+            except RLEError as err:
+                raise RLEError(f"'{csv_path}', id {image_id} (mask {n}): {err}") from None
+            labels[mask] = int(row[i_class]) if i_class is not None else n
+        if i_class is not None:
+            samples.append(DatasetSample(image_id, image, labels.astype(np.uint16)))
+        else:
+            samples.append(DatasetSample(image_id, image, (labels > 0).astype(np.uint8), labels))
+    return samples
+
+
+def _guess_images_dir(csv_path: Path, first_id: str) -> Path:
+    for folder in sorted(p for p in csv_path.parent.iterdir() if p.is_dir()):
+        try:
+            _find_image(folder, first_id)
+            return folder
+        except FileNotFoundError:
+            continue
+    raise FileNotFoundError(f"no folder beside '{csv_path}' holds the image of id '{first_id}'; "
+                            "pass images_dir")
+
+
+def read_dsb2018(root: str | os.PathLike, *, ids: list[str] | None = None) -> list[DatasetSample]:
+    """DSB2018 layout: ``<root>/<id>/images/<id>.png`` + ``<root>/<id>/masks/*.png``."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"no such folder: '{root}'")
+    ids = ids or sorted(p.name for p in root.iterdir() if (p / "images").is_dir())
+    if not ids:
+        raise EmptyFolderError(f"'{root}' holds no <id>/images/<id>.png folders (DSB2018 layout)")
+    samples = []
+    for image_id in ids:
+        image = _image(_find_image(root, image_id))
+        instances = np.zeros(image.shape[:2], np.int32)
+        mask_files = sorted((root / image_id / "masks").glob("*.png"), key=lambda p: natural_key(p.name))
+        for n, mask_file in enumerate(mask_files, 1):
+            mask = np.asarray(read_stack(mask_file, lazy=False).data)
+            if mask.shape[:2] != instances.shape:
+                raise StackReadError(f"mask '{mask_file}' is {mask.shape[:2]}, its image "
+                                     f"{instances.shape}")
+            instances[(mask if mask.ndim == 2 else mask[..., 0]) > 0] = n
+        samples.append(DatasetSample(image_id, image, (instances > 0).astype(np.uint8), instances))
+    return samples
+
+
+def read_paired_folders(images_dir: str | os.PathLike, labels_dir: str | os.PathLike) -> list[DatasetSample]:
+    """Image / annotation folders (CamVid ``train/`` + ``trainannot/``), matched by file stem."""
+    images_dir, labels_dir = Path(images_dir), Path(labels_dir)
+    for d in (images_dir, labels_dir):
+        if not d.is_dir():
+            raise FileNotFoundError(f"no such folder: '{d}'")
+
+    def files(d):
+        return {p.stem: p for p in d.iterdir() if p.name.lower().endswith(SLICE_SUFFIXES)}
+
+    images, labels = files(images_dir), files(labels_dir)
+    missing = sorted(set(images) ^ set(labels))
+    if missing:
+        raise StackReadError(f"images and labels do not pair up by name: {missing[:5]} "
+                             f"{'...' if len(missing) > 5 else ''} have no partner")
+    if not images:
+        raise EmptyFolderError(f"'{images_dir}' holds no images")
+    samples = []
+    for stem in sorted(images, key=natural_key):
+        image, label = _image(images[stem]), np.asarray(read_stack(labels[stem], lazy=False).data)
+        if label.shape != image.shape[:2]:
+            raise StackReadError(f"'{labels[stem]}' is {label.shape}, its image {image.shape[:2]}")
+        samples.append(DatasetSample(stem, image, label))
+    return samples
+
+
+def read_stack_pair(images: str | os.PathLike, labels: str | os.PathLike) -> list[DatasetSample]:
+    """An image stack and its label stack (ISBI 2012 style), one sample per plane."""
+    image_stack, label_stack = read_stack(images, lazy=False), read_stack(labels, lazy=False)
+    data, lab = np.asarray(image_stack.data), np.asarray(label_stack.data)
+    if data.shape[:lab.ndim] != lab.shape:
+        raise StackReadError(f"image stack {data.shape} and label stack {lab.shape} differ")
+    if lab.ndim == 2:
+        data, lab = data[None], lab[None]
+    return [DatasetSample(f"{i:04d}", data[i], lab[i]) for i in range(lab.shape[0])]

@@ -1,0 +1,99 @@
+"""Dataset layouts, each from a small generated example (and the real DSB2018 subset)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+from skimage.io import imsave
+
+from napari_segkit.core.datasets import (
+    read_dsb2018,
+    read_paired_folders,
+    read_rle_csv,
+    read_stack_pair,
+)
+from napari_segkit.core.rle import RLEError, rle_encode
+from napari_segkit.core.synthetic import make_nuclei
+
+
+def _png(path, array):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    imsave(path, array, check_contrast=False)
+
+
+@pytest.fixture
+def nuclei():
+    return [make_nuclei((40, 50), seed=s) for s in (1, 2)]
+
+
+def test_rle_csv_with_instances(tmp_path, nuclei):
+    rows = ["ImageId,EncodedPixels"]
+    for i, s in enumerate(nuclei):
+        _png(tmp_path / "train" / f"img{i}.png", (s.image / s.image.max() * 255).astype(np.uint8))
+        for n in np.unique(s.instances)[1:]:
+            rows.append(f"img{i},{rle_encode(s.instances == n)}")
+    (tmp_path / "train.csv").write_text("\n".join(rows) + "\n")
+    samples = read_rle_csv(tmp_path / "train.csv")  # the image folder is found beside the CSV
+    assert [x.id for x in samples] == ["img0", "img1"]
+    for sample, s in zip(samples, nuclei):
+        assert sample.image.shape == (40, 50)
+        np.testing.assert_array_equal(sample.labels, s.instances > 0)
+        assert sample.instances.max() == len(np.unique(s.instances)) - 1
+    (tmp_path / "bad.csv").write_text("ImageId,EncodedPixels\nimg0,1 2 3\n")
+    with pytest.raises(RLEError, match="img0 .mask 1.: run-length string has 3 values"):
+        read_rle_csv(tmp_path / "bad.csv", tmp_path / "train")
+
+
+def test_rle_csv_with_classes_and_row_major(tmp_path):
+    image = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    _png(tmp_path / "images" / "a.png", image)
+    labels = np.array([[0, 1, 1, 0], [2, 2, 0, 0], [0, 0, 0, 1]], np.uint8)
+    (tmp_path / "labels.csv").write_text(
+        "id,rle,ClassId\n"
+        f"a,{rle_encode(labels == 1, order='C')},1\n"
+        f"a,{rle_encode(labels == 2, order='C')},2\n")
+    [sample] = read_rle_csv(tmp_path / "labels.csv", tmp_path / "images", order="C")
+    np.testing.assert_array_equal(sample.labels, labels)
+    assert sample.instances is None
+    with pytest.raises(ValueError, match="no column 'mask'"):
+        read_rle_csv(tmp_path / "labels.csv", tmp_path / "images", rle_column="mask")
+
+
+def test_dsb2018_folders(tmp_path, nuclei):
+    s = nuclei[0]
+    _png(tmp_path / "abc" / "images" / "abc.png", np.dstack([s.image.astype(np.uint8)] * 3 + [
+        np.full(s.image.shape, 255, np.uint8)]))  # RGBA, as DSB2018 ships
+    for n in np.unique(s.instances)[1:]:
+        _png(tmp_path / "abc" / "masks" / f"m{n}.png", ((s.instances == n) * 255).astype(np.uint8))
+    [sample] = read_dsb2018(tmp_path)
+    assert sample.id == "abc" and sample.image.shape == (40, 50, 3)
+    assert sample.instances.max() == len(np.unique(s.instances)) - 1
+    np.testing.assert_array_equal(sample.labels, s.instances > 0)
+
+
+def test_real_dsb2018_csv_equals_its_mask_folders(shared_data):
+    root = shared_data / "dsb2018"
+    ids = (root / "subset_index.txt").read_text().split("\n")[1:3]
+    ids = [line.split()[0] for line in ids]
+    from_csv = {s.id: s for s in read_rle_csv(root / "stage1_train_labels_subset.csv",
+                                               root / "stage1_train")}
+    for sample in read_dsb2018(root / "stage1_train", ids=ids):
+        np.testing.assert_array_equal(sample.labels, from_csv[sample.id].labels)
+        assert sample.instances.max() == from_csv[sample.id].instances.max()
+
+
+def test_paired_folders_and_stacks(tmp_path, nuclei):
+    for i, s in enumerate(nuclei):
+        _png(tmp_path / "train" / f"f{i}.png", s.image.astype(np.uint8))
+        _png(tmp_path / "trainannot" / f"f{i}.png", s.semantic.astype(np.uint8))
+    samples = read_paired_folders(tmp_path / "train", tmp_path / "trainannot")
+    assert [x.id for x in samples] == ["f0", "f1"]
+    np.testing.assert_array_equal(samples[1].labels, nuclei[1].semantic)
+    (tmp_path / "trainannot" / "f1.png").rename(tmp_path / "trainannot" / "other.png")
+    with pytest.raises(ValueError, match="do not pair up"):
+        read_paired_folders(tmp_path / "train", tmp_path / "trainannot")
+    tifffile.imwrite(tmp_path / "img.tif", np.stack([s.image for s in nuclei]))
+    tifffile.imwrite(tmp_path / "lab.tif", np.stack([s.semantic for s in nuclei]))
+    planes = read_stack_pair(tmp_path / "img.tif", tmp_path / "lab.tif")
+    assert len(planes) == 2 and planes[1].labels.shape == (40, 50)

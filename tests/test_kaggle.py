@@ -1,0 +1,119 @@
+"""Submissions, fold ensembles, post-processing and tuning with real (tiny and bundled) models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_segkit.cli import main
+from napari_segkit.core.synthetic import make_nuclei
+from napari_segkit.demo import DEFAULT_MODEL
+from napari_segkit.kaggle import (
+    ensemble_probabilities,
+    make_submission,
+    postprocess,
+    read_submission,
+    submission_rows,
+    tune_postprocessing,
+)
+from napari_segkit.models import load_model
+from napari_segkit.tiling import predict
+
+
+@pytest.fixture(scope="module")
+def test_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("test_images")
+    samples = {f"img{i}": make_nuclei((96, 80), seed=40 + i) for i in range(3)}
+    for image_id, s in samples.items():
+        tifffile.imwrite(folder / f"{image_id}.tif", s.image)
+    return folder, samples
+
+
+def test_submission_from_the_bundled_model_parses_back(tmp_path, test_folder):
+    folder, samples = test_folder
+    out = make_submission([DEFAULT_MODEL], folder, tmp_path / "sub.csv")
+    lines = out.read_text().splitlines()
+    assert lines[0] == "ImageId,EncodedPixels" and len(lines) == 4
+    masks = read_submission(out, {k: s.image.shape for k, s in samples.items()})
+    for image_id, s in samples.items():
+        expected = predict(DEFAULT_MODEL, s.image)
+        np.testing.assert_array_equal(masks[image_id], expected > 0)
+    with pytest.raises(FileExistsError, match="already exists"):
+        make_submission([DEFAULT_MODEL], folder, out)
+
+
+def test_per_object_rows_and_min_area(tmp_path, test_folder):
+    folder, samples = test_folder
+    out = make_submission([DEFAULT_MODEL], folder, tmp_path / "objects.csv", layout="object",
+                          min_area=30)
+    rows = [line.split(",") for line in out.read_text().splitlines()[1:]]
+    from skimage.measure import label
+
+    for image_id, s in samples.items():
+        mask = postprocess(ensemble_probabilities([load_model(DEFAULT_MODEL)], s.image),
+                           min_area=30)
+        objects = label(mask, connectivity=1)
+        assert sum(r[0] == image_id for r in rows) == objects.max()
+        assert np.bincount(objects.ravel())[1:].min() >= 30
+
+
+def test_ensemble_of_identical_models_equals_one(test_folder):
+    _, samples = test_folder
+    model = load_model(DEFAULT_MODEL)
+    image = samples["img0"].image
+    one = ensemble_probabilities([model], image)
+    two = ensemble_probabilities([model, load_model(DEFAULT_MODEL)], image)
+    np.testing.assert_allclose(two, one, atol=1e-6)
+    np.testing.assert_allclose(one, predict(model, image, output="probabilities"), atol=1e-6)
+
+
+def test_postprocess_thresholds_and_classes():
+    p = np.zeros((2, 4, 4), np.float32)
+    p[1] = np.linspace(0, 1, 16).reshape(4, 4)
+    p[0] = 1 - p[1]
+    assert postprocess(p, threshold=0.5).sum() == 8
+    assert postprocess(p, threshold=0.9).sum() == 2
+    three = np.stack([np.full((2, 2), 0.2), np.full((2, 2), 0.5), np.full((2, 2), 0.3)])
+    np.testing.assert_array_equal(postprocess(three, threshold=0.4), np.ones((2, 2)))
+    np.testing.assert_array_equal(postprocess(three, threshold=0.6), np.zeros((2, 2)))
+    with pytest.raises(ValueError, match=r"\(K, Y, X\)"):
+        postprocess(np.zeros((4, 4)))
+
+
+def test_submission_rows_layouts():
+    labels = np.array([[1, 0, 2], [1, 0, 2]])
+    assert submission_rows(labels, "a") == [["a", "1 2 5 2"]]
+    assert submission_rows(labels, "a", layout="class", id_rule="{id}_{class_name}",
+                           class_names=["bg", "x", "y"]) == [["a_x", "1 2"], ["a_y", "5 2"]]
+    assert submission_rows(np.zeros((2, 2)), "e", layout="object") == [["e", ""]]
+
+
+def test_tune_finds_the_best_pair(test_folder):
+    _, samples = test_folder
+    images = [s.image for s in samples.values()]
+    truths = [s.semantic for s in samples.values()]
+    result = tune_postprocessing([DEFAULT_MODEL], images, truths, thresholds=(0.1, 0.5, 0.99),
+                                 min_areas=(0, 10000))
+    assert len(result["table"]) == 6
+    assert result["best"]["min_area"] == 0 and result["best"]["score"] > 0.9
+    assert result["table"][-1]["score"] < 0.1  # min area 10000 removes every nucleus
+
+
+def test_cli_submit_and_tune(tmp_path, test_folder, capsys):
+    folder, samples = test_folder
+    out = tmp_path / "cli.csv"
+    assert main(["submit", str(DEFAULT_MODEL), str(DEFAULT_MODEL), str(folder), "--out", str(out),
+                 "--columns", "id,rle_mask", "--tta", "flips", "-q"]) == 0
+    assert out.read_text().splitlines()[0] == "id,rle_mask"
+    assert "3 rows, 2 model(s)" in capsys.readouterr().out
+    assert main(["submit", str(DEFAULT_MODEL), str(folder), "--out", str(out), "-q"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    for i, s in enumerate(samples.values()):
+        tifffile.imwrite(tmp_path / f"l{i}.tif", s.semantic)
+    assert main(["tune", "--model", str(DEFAULT_MODEL), "--images",
+                 *[str(folder / f"{k}.tif") for k in samples], "--labels",
+                 *[str(tmp_path / f"l{i}.tif") for i in range(3)], "--thresholds", "0.4", "0.6",
+                 "--min-areas", "0", "20", "--metric", "map"]) == 0
+    printed = capsys.readouterr().out
+    assert "best: --threshold" in printed and printed.count("\n") >= 6
