@@ -57,6 +57,19 @@ def fresh_viewer():
 def main() -> None:
     tmp = Path(tempfile.mkdtemp())
 
+    from napari_segkit.core.io import write_stack
+
+    stack = make_nuclei((24, 256, 256), radius=(6.0, 10.0), seed=5).image
+    write_stack(tmp / "volume.zarr", stack, chunks=(1, 128, 128), scale=(2.0, 0.5, 0.5))
+    viewer = fresh_viewer()
+    _, load = viewer.window.add_plugin_dock_widget(PLUGIN, "Load stack")
+    load.folder.value = True
+    load.path.value = tmp / "volume.zarr"
+    load.run()
+    viewer.dims.ndisplay = 3
+    shoot(viewer, "load")
+    viewer.close()
+
     viewer = fresh_viewer()
     viewer.open_sample(PLUGIN, "nuclei_2d")
     _, predict = viewer.window.add_plugin_dock_widget(PLUGIN, "Predict")
@@ -64,7 +77,9 @@ def main() -> None:
     predict.outputs.value = "labels + probabilities"
     predict.run()
     wait(predict)
-    viewer.layers["nuclei 2D p(background)"].visible = False
+    viewer.layers["nuclei 2D p(nucleus)"].visible = False  # listed, shown: image + labels
+    viewer.layers["nuclei 2D labels"].opacity = 0.5
+    viewer.layers.selection.active = viewer.layers["nuclei 2D labels"]
     shoot(viewer, "predict")
     viewer.close()
 
@@ -100,6 +115,12 @@ def main() -> None:
     evaluate.truth.value = viewer.layers["nuclei 2D semantic labels"]
     evaluate.run()
     shoot(viewer, "evaluate")
+    _, export = viewer.window.add_plugin_dock_widget(PLUGIN, "Export labels")
+    export.source.value = viewer.layers["nuclei 2D default model labels"]
+    export.format.value = "Kaggle RLE CSV"
+    export.path.value = tmp / "submission.csv"
+    export.run()
+    shoot(viewer, "export")
     viewer.close()
 
 

@@ -65,7 +65,9 @@ def test_npe2_finds_plugin_and_contributions():
     contrib = manifest.contributions
     assert {r.command for r in contrib.readers} == {"napari-segkit.get_reader"}
     assert {w.command for w in contrib.writers} == {"napari-segkit.write_labels"}
-    assert {s.key for s in contrib.sample_data} == {"nuclei_2d", "nuclei_3d"}
+    assert {s.key for s in contrib.sample_data} == {"nuclei_2d", "nuclei_3d", "nuclei_2d_segmented"}
+    assert {w.display_name for w in contrib.widgets} == {
+        "Load stack", "Predict", "Train", "Border weights", "Evaluate", "Export labels"}
     # every command resolves to a real callable
     for cmd in contrib.commands:
         module, attr = cmd.python_name.split(":")

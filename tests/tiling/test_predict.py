@@ -242,3 +242,42 @@ def test_batch_norm_folding_keeps_results_and_the_users_model():
     np.testing.assert_allclose(predict(model, image, tile_size=64, output="probabilities"),
                                predict(model, image, tile_size=64, output="probabilities", optimize=False),
                                atol=1e-4)
+
+
+def test_batch_norm_folding_falls_back_when_a_trace_specialises_a_branch():
+    """A sub-module with an optional input traces "successfully" with the branch taken;
+    the fused copy would fail on the call without it, so the plain copy is used."""
+    from torch import nn
+
+    from napari_segkit.tiling.optimize import fuse_for_inference
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.bn = nn.Conv2d(2, 2, 3, padding=1), nn.BatchNorm2d(2)
+
+        def forward(self, x, skip=None):
+            if skip is not None:
+                x = x + skip
+            return self.bn(self.conv(x))
+
+    class Net(nn.Module):
+        in_channels, num_classes = 2, 2
+
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = Block(), Block()
+
+        def forward(self, x):
+            return self.b(self.a(x))  # no skip given: the traced graph would add a None
+
+    torch.manual_seed(0)
+    net = Net().eval()
+    fused = fuse_for_inference(net)
+    x = torch.randn(1, 2, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(fused(x), net(x))
+    image = np.random.default_rng(1).random((2, 20, 24), dtype=np.float32)
+    np.testing.assert_allclose(predict(net, image, axes="CYX", output="probabilities"),
+                               predict(net, image, axes="CYX", output="probabilities",
+                                       optimize=False), atol=1e-6)

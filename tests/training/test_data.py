@@ -96,13 +96,25 @@ def test_small_planes_are_padded_with_unlabeled_pixels():
 
 def test_border_weights_follow_the_augmented_patch(sample):
     data = prepare_training_set([sample.image], [sample.semantic])
+    whole = unet_weight_map((data.targets[0] > 0).astype(np.uint8), kind="semantic")
+    kw = {"patch_size": 32, "length": 8, "border_weights": {"w0": 10, "sigma": 5}, "seed": 1}
+    plain = PatchDataset(data, **kw)
     aug = Augmentation(elastic_sigma=0, intensity_scale=0, intensity_shift=0)
-    ds = PatchDataset(data, patch_size=32, length=8, augmentation=aug,
-                      border_weights={"w0": 10, "sigma": 5}, seed=1)
+    augmented = PatchDataset(data, augmentation=aug, **kw)
+    image_plane = data.images[0][0]
     for i in range(8):
-        _, target, weights = ds[i]
-        expected = unet_weight_map((target.numpy() > 0).astype(np.uint8), kind="semantic")
-        np.testing.assert_allclose(weights.numpy(), expected, atol=1e-5)
+        image, target, weights = (t.numpy() for t in plain[i])
+        # computed once on the whole plane, then cropped with the patch
+        ys, xs = np.nonzero(np.lib.stride_tricks.sliding_window_view(image_plane, (32, 32))
+                            .__eq__(image[0]).all(axis=(2, 3)))
+        y, x = ys[0], xs[0]
+        np.testing.assert_allclose(weights, whole[y:y + 32, x:x + 32])
+        # the same patch augmented: weights and labels move together
+        _, aug_target, aug_weights = (t.numpy() for t in augmented[i])
+        transforms = [lambda a, k=k, f=f: np.rot90(a[:, ::-1] if f else a, k)
+                      for k in range(4) for f in (False, True)]
+        assert any(np.array_equal(t(target), aug_target) and np.allclose(t(weights), aug_weights)
+                   for t in transforms)
 
 
 def test_dataloader_workers_give_the_same_batches(sample):

@@ -19,7 +19,9 @@ def _worker_model(path: str, optimize: bool):
     if key not in _WORKER_MODELS:
         _WORKER_MODELS.clear()
         model = load_model(path).model
-        _WORKER_MODELS[key] = (fuse_for_inference(model) if optimize else model, model.in_channels)
+        fused = fuse_for_inference(model, in_channels=model.in_channels,
+                                   divisor=int(getattr(model, "divisor", 1)))
+        _WORKER_MODELS[key] = (fused if optimize else model, model.in_channels)
     return _WORKER_MODELS[key]
 
 

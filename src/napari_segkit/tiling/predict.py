@@ -195,7 +195,9 @@ def predict(
     if normalization == "model":
         normalization = info.normalization if info else None
     norm_stats = normalization_stats(volume, normalization)
-    module = fuse_for_inference(resolved.module) if optimize else resolved.module
+    module = (fuse_for_inference(resolved.module, in_channels=resolved.in_channels,
+                                 divisor=int(getattr(resolved.module, "divisor", 1)))
+              if optimize else resolved.module)
     engine = TileEngine(module, resolved.num_classes, tile, overlap, blend,
                         int(batch_size), dev, tta, norm_stats, amp,
                         align=int(getattr(resolved.module, "divisor", 1)), optimized=optimize)

@@ -149,6 +149,9 @@ class PatchDataset(torch.utils.data.Dataset):
         equally likely), so rare classes are seen often enough.
     border_weights : dict, optional
         ``{"w0": 10, "sigma": 5}``: also return the U-Net border weight map of each patch.
+        The maps are computed once per plane (objects cut by a patch edge keep their
+        true distances, and no patch pays for the distance transforms again), then
+        cropped and augmented with the patch.
     seed : int
 
     Items
@@ -164,6 +167,9 @@ class PatchDataset(torch.utils.data.Dataset):
         self.augmentation = augmentation
         self.rare_class_fraction = rare_class_fraction
         self.border_weights = border_weights
+        self.weight_maps = None if border_weights is None else [
+            unet_weight_map((t > 0).astype(np.uint8), kind="semantic", **border_weights)
+            for t in data.targets]
         self.seed, self.epoch = seed, 0
         # where each class occurs (flat indices per plane), for rare-class sampling
         self.class_pixels = [[np.flatnonzero(t == c) for t in data.targets]
@@ -178,11 +184,7 @@ class PatchDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int):
         rng = np.random.default_rng([self.seed, self.epoch, index])
         plane, centre = self._choose(rng)
-        image, target = self._crop(plane, centre)
-        weights = None
-        if self.border_weights is not None:
-            weights = unet_weight_map((target > 0).astype(np.uint8), kind="semantic",
-                                      **self.border_weights)
+        image, target, weights = self._crop(plane, centre)
         if self.augmentation is not None:
             image, target, weights = self.augmentation(rng, image, target, weights)
         if weights is None:
@@ -203,14 +205,21 @@ class PatchDataset(torch.utils.data.Dataset):
         return plane, (int(rng.integers(shape[0])), int(rng.integers(shape[1])))
 
     def _crop(self, plane: int, centre):
-        """A patch around `centre`, shifted inside the plane; reflect-padded if the plane is small."""
+        """A patch around `centre`, shifted inside the plane; reflect-padded if the plane is small.
+
+        Returns image, target and weight map (None without border weights).
+        """
         image, target = self.data.images[plane], self.data.targets[plane]
+        weights = None if self.weight_maps is None else self.weight_maps[plane]
         p = self.patch_size
         starts = [int(np.clip(c - p // 2, 0, max(n - p, 0))) for c, n in zip(centre, target.shape)]
         sl = tuple(slice(s, s + p) for s in starts)
         image, target = image[(slice(None), *sl)], target[sl]
+        weights = None if weights is None else weights[sl]
         pad = [(0, p - n) for n in target.shape]
         if any(b for _, b in pad):
             image = np.pad(image, [(0, 0), *pad], mode="reflect" if min(target.shape) > 1 else "edge")
             target = np.pad(target, pad, constant_values=IGNORE_INDEX)  # padding is not labelled
-        return np.ascontiguousarray(image), np.ascontiguousarray(target)
+            weights = None if weights is None else np.pad(weights, pad, constant_values=1.0)
+        return (np.ascontiguousarray(image), np.ascontiguousarray(target),
+                None if weights is None else np.ascontiguousarray(weights))
