@@ -134,3 +134,28 @@ def test_demo_segments_the_bundled_sample(tmp_path, capsys):
     fg = labels > 0
     assert (overlay[fg, 0] != overlay[fg, 1]).mean() > 0.9
     assert (overlay[~fg, 0] == overlay[~fg, 1]).all()
+
+
+def test_train_and_evaluate_from_a_dataset_layout(tmp_path, capsys):
+    from skimage.io import imsave
+
+    from napari_segkit.core.rle import rle_encode
+    from napari_segkit.core.synthetic import make_nuclei
+    from napari_segkit.models import load_model
+
+    rows = ["ImageId,EncodedPixels"]
+    (tmp_path / "images").mkdir()
+    for i in range(3):
+        s = make_nuclei((48, 48), seed=20 + i)
+        imsave(tmp_path / "images" / f"n{i}.png", s.image.astype(np.uint8), check_contrast=False)
+        rows += [f"n{i},{rle_encode(s.instances == k)}" for k in np.unique(s.instances)[1:]]
+    (tmp_path / "train.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "m.safetensors"
+    assert main(["train", "--dataset", str(tmp_path / "train.csv"), "--out", str(out),
+                 "--arch-option", "width=4", "--arch-option", "depth=2", "--epochs", "1",
+                 "--steps-per-epoch", "2", "--patch-size", "32", "-q"]) == 0
+    assert load_model(out).info.training["n_train_planes"] + 1 == 3
+    assert main(["evaluate", str(out), "--dataset", str(tmp_path / "train.csv")]) == 0
+    assert "pixel accuracy" in capsys.readouterr().out
+    assert main(["train", "--out", str(out)]) == 2
+    assert "give --images and --labels" in capsys.readouterr().err

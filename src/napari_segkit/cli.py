@@ -136,6 +136,20 @@ def _read_all(paths: list[str]) -> list:
     return [read_stack(p).data for p in paths]
 
 
+def _images_and_labels(args) -> tuple[list, list]:
+    """--images/--labels files, or a --dataset layout (Kaggle CSV, DSB2018, paired folders)."""
+    if args.dataset:
+        if args.images:
+            raise ValueError("give --dataset or --images/--labels, not both")
+        from .core.datasets import load_dataset
+
+        samples = load_dataset(args.dataset, args.labels[0] if args.labels else None)
+        return [s.image for s in samples], [s.labels for s in samples]
+    if not args.images or not args.labels:
+        raise ValueError("give --images and --labels (or --dataset)")
+    return _read_all(args.images), _read_all(args.labels)
+
+
 def _parse_options(pairs: list[str] | None) -> dict:
     """``["width=16", "residual=true"]`` -> ``{"width": 16, "residual": True}``."""
     import json
@@ -161,7 +175,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from .training import TrainingCancelled, train
 
-    images, labels = _read_all(args.images), _read_all(args.labels)
+    images, labels = _images_and_labels(args)
     started = time.monotonic()
     limit = args.time_limit * 60 if args.time_limit else None
     bar = tqdm(total=args.epochs * args.steps_per_epoch, unit="step", desc="train",
@@ -220,7 +234,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     model_file = load_model(args.model)
     k = max(model_file.info.num_classes, 2)
     truth, pred = [], []
-    for image, label in zip(_read_all(args.images), _read_all(args.labels), strict=True):
+    images, labels = _images_and_labels(args)
+    for image, label in zip(images, labels, strict=True):
         truth.append(np.asarray(label).ravel())
         pred.append(np.asarray(predict(model_file, image)).ravel())
     report = segmentation_report(np.concatenate(truth), np.concatenate(pred), k,
@@ -357,8 +372,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     defaults = TrainConfig()
     p = sub.add_parser("train", help="train a model from image and label files")
-    p.add_argument("--images", nargs="+", required=True, help="image files/stacks/folders")
-    p.add_argument("--labels", nargs="+", required=True, help="label files (pixel values = class ids)")
+    p.add_argument("--images", nargs="+", help="image files/stacks/folders")
+    p.add_argument("--labels", nargs="+", help="label files (pixel values = class ids)")
+    p.add_argument("--dataset", help="a dataset layout instead: Kaggle RLE CSV, DSB2018 folder, or "
+                                     "an image folder with --labels FOLDER (CamVid style)")
     p.add_argument("--out", required=True, help="model file to write (.safetensors)")
     p.add_argument("--arch", default="unet_original", help="architecture (see segkit models)")
     p.add_argument("--arch-option", action="append", metavar="KEY=VALUE",
@@ -390,8 +407,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="per-class Dice / IoU of a model on labelled images")
     p.add_argument("model")
-    p.add_argument("--images", nargs="+", required=True)
-    p.add_argument("--labels", nargs="+", required=True)
+    p.add_argument("--images", nargs="+")
+    p.add_argument("--labels", nargs="+")
+    p.add_argument("--dataset", help="Kaggle RLE CSV, DSB2018 folder, or image folder + --labels")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("demo", help="segment the bundled sample with the bundled model "

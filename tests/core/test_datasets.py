@@ -97,3 +97,26 @@ def test_paired_folders_and_stacks(tmp_path, nuclei):
     tifffile.imwrite(tmp_path / "lab.tif", np.stack([s.semantic for s in nuclei]))
     planes = read_stack_pair(tmp_path / "img.tif", tmp_path / "lab.tif")
     assert len(planes) == 2 and planes[1].labels.shape == (40, 50)
+
+
+def test_load_dataset_recognises_each_layout(tmp_path, nuclei):
+    from napari_segkit.core.datasets import load_dataset
+
+    s = nuclei[0]
+    image8 = s.image.astype(np.uint8)
+    _png(tmp_path / "dsb" / "x1" / "images" / "x1.png", image8)
+    _png(tmp_path / "dsb" / "x1" / "masks" / "a.png", ((s.instances == 1) * 255).astype(np.uint8))
+    _png(tmp_path / "imgs" / "x1.png", image8)
+    (tmp_path / "train.csv").write_text(f"ImageId,EncodedPixels\nx1,{rle_encode(s.instances == 1)}\n")
+    _png(tmp_path / "train" / "a.png", image8)
+    _png(tmp_path / "trainannot" / "a.png", s.semantic.astype(np.uint8))
+    tifffile.imwrite(tmp_path / "img.tif", np.stack([s.image] * 2))
+    tifffile.imwrite(tmp_path / "lab.tif", np.stack([s.semantic] * 2))
+    from_dsb = load_dataset(tmp_path / "dsb")
+    from_csv = load_dataset(tmp_path / "train.csv")
+    np.testing.assert_array_equal(from_dsb[0].labels, s.instances == 1)
+    np.testing.assert_array_equal(from_csv[0].labels, s.instances == 1)
+    assert len(load_dataset(tmp_path / "train", tmp_path / "trainannot")) == 1
+    assert len(load_dataset(tmp_path / "img.tif", tmp_path / "lab.tif")) == 2
+    with pytest.raises(ValueError, match="cannot tell the layout"):
+        load_dataset(tmp_path / "train")

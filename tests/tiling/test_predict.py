@@ -281,3 +281,19 @@ def test_batch_norm_folding_falls_back_when_a_trace_specialises_a_branch():
     np.testing.assert_allclose(predict(net, image, axes="CYX", output="probabilities"),
                                predict(net, image, axes="CYX", output="probabilities",
                                        optimize=False), atol=1e-6)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on this machine)")
+def test_cpu_and_gpu_agree_within_tolerance():
+    """The CUDA path (autocast fp16, pinned non-blocking copies, channels-last) vs the CPU."""
+    from napari_segkit.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("unet", 1, 3, encoder_name="resnet18").eval()
+    image = np.random.default_rng(4).random((300, 420), dtype=np.float32)
+    cpu = predict(model, image, tile_size=128, device="cpu", output="probabilities")
+    gpu = predict(model, image, tile_size=128, device="cuda", output="probabilities")
+    np.testing.assert_allclose(gpu, cpu, atol=2e-2)  # fp16 autocast
+    exact = predict(model, image, tile_size=128, device="cuda", amp=False, output="probabilities")
+    np.testing.assert_allclose(exact, cpu, atol=1e-3)
+    assert (np.argmax(gpu, 0) == np.argmax(cpu, 0)).mean() > 0.99

@@ -184,8 +184,15 @@ def test_train_widget_cancel_and_errors(make_napari_viewer, qtbot, tmp_path, not
     widget.epochs.value, widget.steps.value, widget.patch_size.value = 100, 50, 32
     widget.val_fraction.value = 0.0
     widget.out.value = tmp_path / "c.safetensors"
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(1))
+    timer.start(10)
     widget.run()
     qtbot.waitUntil(lambda: len(widget.plot.series.get("train loss", [])) >= 1, timeout=30_000)
+    qtbot.wait(300)
+    assert widget.jobs.running and len(ticks) >= 10  # the UI thread stays free while it trains
+    timer.stop()
     widget.jobs.cancel()
     _wait(qtbot, widget, timeout=10_000)
     shown = notes()

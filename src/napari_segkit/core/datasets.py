@@ -208,3 +208,34 @@ def read_stack_pair(images: str | os.PathLike, labels: str | os.PathLike) -> lis
     if lab.ndim == 2:
         data, lab = data[None], lab[None]
     return [DatasetSample(f"{i:04d}", data[i], lab[i]) for i in range(lab.shape[0])]
+
+
+def load_dataset(path: str | os.PathLike, labels: str | os.PathLike | None = None, *,
+                 order: str = "F") -> list[DatasetSample]:
+    """Any layout above, recognised from `path` (and `labels` for the two-path layouts).
+
+    - ``train.csv`` -> :func:`read_rle_csv` (images found beside it);
+    - a folder of ``<id>/images/<id>.png`` -> :func:`read_dsb2018`;
+    - an image folder + `labels` folder -> :func:`read_paired_folders`;
+    - an image stack + `labels` stack -> :func:`read_stack_pair`.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no such file or folder: '{path}'")
+    if labels is None:
+        if path.suffix.lower() == ".csv":
+            return read_rle_csv(path, order=order)
+        if path.is_dir() and any((p / "images").is_dir() for p in path.iterdir()):
+            return read_dsb2018(path)
+        raise StackReadError(f"cannot tell the layout of '{path}': give a Kaggle CSV, a DSB2018 "
+                             "folder, or images together with labels")
+    if path.is_dir() and Path(labels).is_dir() and not _is_stack_folder(path):
+        return read_paired_folders(path, labels)
+    return read_stack_pair(path, labels)
+
+
+def _is_stack_folder(path: Path) -> bool:
+    """zarr stores are folders too, but hold one stack, not images to pair."""
+    from .io import _looks_like_zarr
+
+    return path.name.lower().endswith(".zarr") or _looks_like_zarr(path)
