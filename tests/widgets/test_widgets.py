@@ -317,3 +317,26 @@ def test_predict_widget_preselects_the_bundled_model(make_napari_viewer):
 
     widget = dock(make_napari_viewer(), "Predict")
     assert widget.model.value == DEFAULT_MODEL
+
+
+def test_training_from_the_console_of_a_running_viewer(tmp_path):
+    """In a fresh process with a GL context (as in napari's console), train() must not crash
+    importing triton's LLVM next to Mesa's (a segfault before the fix)."""
+    import subprocess
+    import sys
+
+    script = f"""
+import napari, numpy as np
+viewer = napari.Viewer(show=False)
+viewer.add_image(np.zeros((8, 8)))
+viewer.screenshot()  # the GL context is live
+from napari_segkit import make_nuclei, train
+s = [make_nuclei((48, 48), seed=i) for i in (1, 2)]
+train([x.image for x in s], [x.semantic for x in s], out={str(tmp_path / 'm.safetensors')!r},
+      arch_options={{"width": 4, "depth": 2}}, epochs=1, steps_per_epoch=2, patch_size=32)
+print("trained")
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "trained" in result.stdout

@@ -19,6 +19,7 @@ from napari.layers import Image, Labels, Layer
 from napari.utils.notifications import show_error, show_info
 
 from ..config import LOSS_NAMES, TrainConfig
+from ..training.loop import import_torch_compiler_safely
 from ._jobs import JobPanel
 from ._layers import layer_choices, watch_layers
 from ._plot import CurvePlot
@@ -36,7 +37,7 @@ class TrainWidget(Container):
     def __init__(self, viewer: napari.viewer.Viewer):  # noqa: F821 -- napari injects it
         from ..models import list_architectures
 
-        _preload_torch_compiler()
+        import_torch_compiler_safely()  # on the UI thread, before any training starts
         self.viewer = viewer
         d = TrainConfig()
         self.image_layers = Select(label="images", choices=layer_choices(viewer, Image))
@@ -139,28 +140,6 @@ class TrainWidget(Container):
                                        name=f"{image_layer.name} (new model)",
                                        scale=image_layer.scale[-prediction.ndim:]):
                 self.viewer.add_layer(Layer.create(*t))
-
-
-def _preload_torch_compiler() -> None:
-    """Import torch._dynamo without triton, before training starts inside napari.
-
-    torch's optimisers import torch._dynamo on first use, which imports triton if it
-    is installed (CUDA builds ship it). Loading triton's LLVM after napari has created
-    an OpenGL context on Mesa (llvmpipe: virtual machines, remote desktops, headless CI)
-    crashes the process with a segfault -- reproduced with torch 2.14 / triton 3.8.
-    Training never uses torch.compile, so torch._dynamo is imported here with triton
-    hidden; torch then records "no triton" for this session. Scripts and the CLI,
-    which open no GL context, are untouched.
-    """
-    import sys
-
-    if "torch._dynamo" in sys.modules or "triton" in sys.modules:
-        return
-    sys.modules["triton"] = None  # `import triton` now raises ImportError
-    try:
-        import torch._dynamo  # noqa: F401
-    finally:
-        del sys.modules["triton"]
 
 
 def _pair_problem(images, labels) -> str | None:

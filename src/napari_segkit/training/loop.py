@@ -50,6 +50,28 @@ class TrainingCancelled(Exception):
 SCHEDULES = ("onecycle", "cosine")
 
 
+def import_torch_compiler_safely() -> None:
+    """Import torch._dynamo without triton when an OpenGL stack (napari / vispy) is loaded.
+
+    torch's optimisers import torch._dynamo on first use, which imports triton if it is
+    installed (CUDA builds ship it). Loading triton's LLVM after napari has created an
+    OpenGL context on Mesa (llvmpipe: virtual machines, remote desktops, headless CI)
+    crashes the process with a segfault -- reproduced here with torch 2.14 / triton 3.8,
+    from the main thread and from workers alike. Training never uses torch.compile, so
+    in such a process torch._dynamo is imported with triton hidden and torch records
+    "no triton" for the session. Scripts and the CLI (no GL) are untouched.
+    """
+    import sys
+
+    if "vispy" not in sys.modules or "torch._dynamo" in sys.modules or "triton" in sys.modules:
+        return
+    sys.modules["triton"] = None  # `import triton` now raises ImportError
+    try:
+        import torch._dynamo  # noqa: F401
+    finally:
+        del sys.modules["triton"]
+
+
 def check_config(config: TrainConfig) -> None:
     """Raise ValueError for settings that would only fail later, mid-training."""
     if config.loss not in LOSSES:
@@ -128,6 +150,7 @@ def fit(model, train: TrainingSet, val: TrainingSet | None, config: TrainConfig,
     from ..tiling.engine import resolve_device
 
     check_config(config)
+    import_torch_compiler_safely()  # inside napari (console or widget): see its docstring
     config = resolve_class_weights(config, train)
     out = Path(out)
     state_path = out.with_name(out.name + ".state.pt")
