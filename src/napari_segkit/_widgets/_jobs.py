@@ -33,6 +33,12 @@ class _Relay(QObject):
 class JobPanel(Container):
     """Run / Cancel buttons, a progress bar and a status line for one background job."""
 
+    #: also show a bar in napari's activity dock. Off by default: while that dock shows a
+    #: running task its repaints slowed predictions by 10-55 % on 2 cores (indeterminate:
+    #: ~45 %), measured with benchmarks/bench_widget_vs_library.py; the widget's own bar
+    #: costs nothing measurable.
+    show_activity = False
+
     def __init__(self, run_text: str):
         self.run_button = PushButton(text=run_text)
         self.cancel_button = PushButton(text="Cancel", enabled=False)
@@ -45,6 +51,8 @@ class JobPanel(Container):
         self._cancel = threading.Event()
         self._relay = _Relay()
         self._last_emit = 0.0
+        self._activity = None  # napari.utils.progress in the activity dock, while running
+        self._title = ""
 
     @property
     def running(self) -> bool:
@@ -70,9 +78,10 @@ class JobPanel(Container):
                 self._relay.payload.emit(payload)
 
         # _ignore_errors: our `errored` handler turns them into notifications (napari's
-        # default re-raises them in the event loop); _progress: a bar in napari's activity dock
+        # default re-raises them in the event loop). No `_progress=`: see show_activity.
         self.worker = create_worker(work, progress, self._cancel, _start_thread=False,
-                                    _ignore_errors=True, _progress={"desc": title})
+                                    _ignore_errors=True)
+        self._title = title
         self.worker.returned.connect(lambda result: self._finish(title, on_done, result))
         self.worker.errored.connect(lambda err: self._failed(title, err))
         self.worker.finished.connect(self._reset)
@@ -88,8 +97,17 @@ class JobPanel(Container):
             self.status.value = "cancelling..."
 
     def set_progress(self, done: int, total: int) -> None:
+        """Update the widget's bar and the one in napari's activity dock."""
+        from napari.utils import progress as napari_progress
+
         self.bar.max = max(int(total), 1)
         self.bar.value = min(int(done), self.bar.max)
+        if self._activity is None and self.show_activity:
+            self._activity = napari_progress(total=self.bar.max, desc=self._title)
+        if self._activity is not None:
+            self._activity.total = self.bar.max
+            self._activity.n = self.bar.value
+            self._activity.refresh()
 
     def _finish(self, title, on_done, result) -> None:
         self.status.value = f"{title}: done"
@@ -108,6 +126,9 @@ class JobPanel(Container):
             show_error(f"{title} failed: {err}")
 
     def _reset(self, *_) -> None:
+        if self._activity is not None:
+            self._activity.close()
+            self._activity = None
         self.worker = None
         self.run_button.enabled, self.cancel_button.enabled = True, False
         self.bar.visible = False
