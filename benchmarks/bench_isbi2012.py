@@ -66,7 +66,7 @@ def run_segkit(images, classes, minutes: float, workdir: Path) -> np.ndarray:
 
     # 20 training slices: 19 train, slice 19 validates (checkpoint choice); 20-23 held out
     started = time.monotonic()
-    steps_per_epoch, epochs = 50, max(1, int(minutes * 60 / 60))  # ~60 s per epoch here
+    steps_per_epoch, epochs = 50, max(1, int(minutes * 60 / 45))  # ~42 s per epoch here
 
     def progress(report):
         if report.val is not None:

@@ -27,7 +27,6 @@ from qtpy.QtWidgets import QApplication
 
 from napari_segkit.core.synthetic import make_nuclei
 
-
 LIBRARY = """
 import sys, time
 from napari_segkit.core.synthetic import make_nuclei
