@@ -117,3 +117,14 @@ def test_cli_submit_and_tune(tmp_path, test_folder, capsys):
                  "--min-areas", "0", "20", "--metric", "map"]) == 0
     printed = capsys.readouterr().out
     assert "best: --threshold" in printed and printed.count("\n") >= 6
+
+
+def test_image_ids_keep_dots_and_drop_only_the_suffix(tmp_path):
+    from skimage.io import imsave
+
+    from napari_segkit.kaggle import list_images
+
+    imsave(tmp_path / "b.v2.png", np.zeros((4, 4), np.uint8), check_contrast=False)
+    for name in ("a.ome.tif", "c10.tif", "c9.tif"):
+        tifffile.imwrite(tmp_path / name, np.zeros((4, 4), np.uint8))
+    assert [i for i, _ in list_images(tmp_path)] == ["a", "b.v2", "c9", "c10"]

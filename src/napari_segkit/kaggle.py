@@ -133,7 +133,16 @@ def list_images(images) -> list[tuple[str, Path]]:
         paths = [Path(p) for p in images]
     if not paths:
         raise FileNotFoundError(f"no images found in {images}")
-    return sorted(((p.name.split(".")[0], p) for p in paths), key=lambda t: natural_key(t[0]))
+    return sorted(((_image_id(p), p) for p in paths), key=lambda t: natural_key(t[0]))
+
+
+def _image_id(path: Path) -> str:
+    """The file name without its image suffix (``a.b.png`` -> ``a.b``, ``x.ome.tif`` -> ``x``)."""
+    name = path.name
+    for suffix in sorted((".ome.tif", ".ome.tiff", *SLICE_SUFFIXES), key=len, reverse=True):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
 
 
 def _read_image(path: Path) -> np.ndarray:
