@@ -53,7 +53,7 @@ def test_cancel_stops_within_one_step(tmp_path, data):
     def cancel():
         return len(seen) >= 5
 
-    with pytest.raises(TrainingCancelled):
+    with pytest.raises(TrainingCancelled, match="step 6; no epoch had finished, so no model"):
         for report in fit(_model(), train, val, _config(), out=tmp_path / "m.safetensors",
                           cancel=cancel):
             seen.append(report)

@@ -184,7 +184,10 @@ def fit(model, train: TrainingSet, val: TrainingSet | None, config: TrainConfig,
         epoch_losses = []
         for i, (image, target, weights) in enumerate(loader):
             if is_cancelled(cancel):
-                raise TrainingCancelled(f"training cancelled at epoch {epoch}, step {i}")
+                kept = (f"the best model so far is in '{out}'" if out.exists()
+                         else "no epoch had finished, so no model was saved")
+                raise TrainingCancelled(f"training cancelled at epoch {epoch + 1}, step {i + 1}; "
+                                        f"{kept}")
             image, target, weights = image.to(device), target.to(device), weights.to(device)
             with torch.autocast(device.type, enabled=use_amp):
                 logits = model(image)
