@@ -340,3 +340,18 @@ print("trained")
                             timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "trained" in result.stdout
+
+
+def test_predict_refuses_an_in_memory_result_larger_than_memory(make_napari_viewer, notes,
+                                                               tiny_model_path):
+    import dask.array as da
+
+    viewer = make_napari_viewer()
+    # 10,000 planes of 2000 x 2000: 40 G pixels, lazy (napari reads one plane to show it)
+    huge = da.zeros((10_000, 2000, 2000), dtype=np.uint8, chunks=(1, 2000, 2000))
+    viewer.add_image(huge, name="huge", contrast_limits=(0, 1), multiscale=False)
+    widget = dock(viewer, "Predict")
+    widget.model.value = tiny_model_path
+    widget.run()
+    assert not widget.jobs.running
+    assert any("tick 'write to zarr'" in n for n in notes())

@@ -74,6 +74,9 @@ class PredictWidget(Container):
         settings = self.settings()
         data = layer.data[0] if layer.multiscale else layer.data
         per_class = self.outputs.value == "labels + one layer per class"
+        if out is None and (problem := _too_big_for_memory(data, info, settings, layer.rgb)):
+            show_error(f"Predict: {problem}")
+            return
 
         def work(progress, cancel):
             # all torch work (building the model too) stays on the worker thread: torch keeps
@@ -119,3 +122,17 @@ def _lazy_if_zarr(array):
     import dask.array as da
 
     return da.from_zarr(array)
+
+
+def _too_big_for_memory(data, info, settings, rgb: bool) -> str | None:
+    """Why an in-memory result would not fit (then a zarr output is the way), or None."""
+    import numpy as np
+    import psutil
+
+    spatial = int(np.prod(data.shape[:-1] if rgb or data.ndim == 4 else data.shape))
+    per_pixel = 1 + (4 * max(info.num_classes, 1) if settings["output"] == "both" else 0)
+    need, free = spatial * per_pixel, psutil.virtual_memory().available
+    if need <= free // 2:
+        return None
+    return (f"the result would need {need / 2**30:.1f} GiB in memory ({free / 2**30:.1f} GiB "
+            "available); tick 'write to zarr' to write it block by block instead")
