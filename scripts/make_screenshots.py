@@ -93,9 +93,13 @@ def main() -> None:
     train.label_layers.value = [viewer.layers["labels 1"], viewer.layers["labels 2"]]
     train.epochs.value, train.steps.value, train.patch_size.value = 8, 15, 128
     train.val_fraction.value = 0.5
+    train.class_names.value = "background, nucleus"
     train.out.value = tmp / "screenshot-model.safetensors"
     train.run()
     wait(train)
+    for name in ("image 2", "labels 1", "labels 2"):  # show image 1 with the new model's labels
+        viewer.layers[name].visible = False
+    viewer.layers["image 1 (new model) labels"].opacity = 0.5
     shoot(viewer, "train")
     viewer.close()
 

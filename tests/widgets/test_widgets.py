@@ -149,6 +149,7 @@ def test_train_widget_trains_plots_and_predicts(make_napari_viewer, qtbot, tmp_p
     widget.epochs.value, widget.steps.value = 2, 3
     widget.patch_size.value, widget.batch_size.value = 32, 2
     widget.val_fraction.value = 0.5
+    widget.class_names.value = "background, nucleus"
     widget.out.value = tmp_path / "new.safetensors"
     widget.run()
     _wait(qtbot, widget)
@@ -159,6 +160,7 @@ def test_train_widget_trains_plots_and_predicts(make_napari_viewer, qtbot, tmp_p
     assert len(widget.plot.series["val mean Dice"]) == 2 and len(widget.plot.series["val loss"]) == 2
     result = viewer.layers["image 1 (new model) labels"]
     assert result.data.shape == (64, 64) and set(np.unique(result.data)) <= {0, 1}
+    assert list(result.features["class"]) == ["background", "nucleus"]
     # fine-tune the new model (human in the loop) from the same form
     widget.continue_from.value = True
     widget.init.value = tmp_path / "new.safetensors"

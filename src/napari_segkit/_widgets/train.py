@@ -12,6 +12,7 @@ from magicgui.widgets import (
     FileEdit,
     FloatSpinBox,
     Label,
+    LineEdit,
     Select,
     SpinBox,
 )
@@ -43,6 +44,8 @@ class TrainWidget(Container):
         self.image_layers = Select(label="images", choices=layer_choices(viewer, Image))
         self.label_layers = Select(label="labels", choices=layer_choices(viewer, Labels))
         self.sparse = CheckBox(label="sparse labels (0 = unlabeled)", value=False)
+        self.class_names = LineEdit(label="class names (optional)", value="")
+        self.class_names.native.setPlaceholderText("background, nucleus, ...")
         self.arch = ComboBox(label="architecture", value="unet_original",
                              choices=[(a["name"], a["name"]) for a in list_architectures()])
         self.arch.native.setToolTip("\n".join(f"{a['name']}: {a['description']}"
@@ -65,7 +68,8 @@ class TrainWidget(Container):
         self.plot = CurvePlot()
         self.summary = Label(value="")
         self.jobs = JobPanel("Train")
-        super().__init__(widgets=[self.image_layers, self.label_layers, self.sparse, self.arch, self.loss,
+        super().__init__(widgets=[self.image_layers, self.label_layers, self.sparse,
+                                  self.class_names, self.arch, self.loss,
                                   self.class_weighting, self.epochs, self.steps, self.patch_size,
                                   self.batch_size, self.val_fraction, self.out,
                                   self.continue_from, self.init, self.predict_after, self.jobs,
@@ -78,7 +82,8 @@ class TrainWidget(Container):
     def options(self) -> dict:
         """The form's values as :func:`~napari_segkit.train` keyword arguments."""
         weighting = self.class_weighting.value
-        return {"arch": self.arch.value, "loss": self.loss.value, "sparse": self.sparse.value,
+        names = [n.strip() for n in self.class_names.value.split(",") if n.strip()]
+        return {"class_names": names or None, "arch": self.arch.value, "loss": self.loss.value, "sparse": self.sparse.value,
                 "class_weights": None if weighting == "none" else weighting,
                 "epochs": self.epochs.value, "steps_per_epoch": self.steps.value,
                 "patch_size": self.patch_size.value, "batch_size": self.batch_size.value,
