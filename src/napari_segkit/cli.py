@@ -302,11 +302,18 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     """Search the threshold and minimum area that maximise the metric; print the table."""
+    from tqdm import tqdm
+
     from .kaggle import tune_postprocessing
 
     images, labels = _read_all(args.images), _read_all(args.labels)
-    result = tune_postprocessing(args.model, images, labels, metric=args.metric, tta=args.tta,
-                                 thresholds=args.thresholds, min_areas=args.min_areas)
+    bar = tqdm(total=len(images), unit="image", desc="predict", disable=args.quiet)
+    try:
+        result = tune_postprocessing(args.model, images, labels, metric=args.metric, tta=args.tta,
+                                     thresholds=args.thresholds, min_areas=args.min_areas,
+                                     progress=lambda done, total: bar.update(done - bar.n))
+    finally:
+        bar.close()
     print(f"{'threshold':>10}{'min area':>10}{args.metric:>10}")
     for row in result["table"][: args.top]:
         print(f"{row['threshold']:>10.2f}{row['min_area']:>10d}{row['score']:>10.4f}")
@@ -451,6 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-areas", type=int, nargs="+", default=[0, 10, 25, 50, 100])
     p.add_argument("--tta", choices=("flips", "d4"))
     p.add_argument("--top", type=int, default=10, help="rows of the table to print")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("models", help="list the model architectures")
