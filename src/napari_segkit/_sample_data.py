@@ -47,14 +47,12 @@ def sample_nuclei_3d() -> list[tuple]:
 def sample_nuclei_2d_segmented() -> list[tuple]:
     """The 2D sample, its ground truth, and the bundled default model's prediction."""
     from .demo import default_model_path
-    from .layer_data import prediction_layers
+    from .layer_data import model_prediction_layers
     from .models import load_model
     from .tiling import predict
 
     sample = load_sample("nuclei_2d")
     model_file = load_model(default_model_path())
     labels = predict(model_file, sample.image, tile_size=128, overlap=0.25)
-    info = model_file.info
-    return _layers(sample, "nuclei 2D")[:2] + prediction_layers(
-        labels, class_names=info.class_names, class_colors=info.class_colors,
-        name="nuclei 2D default model")
+    return _layers(sample, "nuclei 2D")[:2] + model_prediction_layers(
+        labels, model_file.info, name="nuclei 2D default model")

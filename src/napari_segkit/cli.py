@@ -240,9 +240,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         pred.append(np.asarray(predict(model_file, image)).ravel())
     report = segmentation_report(np.concatenate(truth), np.concatenate(pred), k,
                                  class_names=model_file.info.class_names[:k] or None)
-    print(f"{'class':<16}{'Dice':>8}{'IoU':>8}")
-    for name, d, i in zip(report["classes"], report["dice"], report["iou"]):
-        print(f"{name:<16}{d:>8.4f}{i:>8.4f}")
+    _print_per_class(report)
     print(f"{'mean':<16}{report['mean_dice']:>8.4f}{report['mean_iou']:>8.4f}")
     print(f"pixel accuracy {report['pixel_accuracy']:.4f}")
     return 0
@@ -268,10 +266,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     report = result["report"]
     print(f"labels   {result['labels']}")
     print(f"overlay  {result['overlay']}")
-    print(f"{'class':<16}{'Dice':>8}{'IoU':>8}   (against the sample's ground truth)")
+    _print_per_class(report, note="   (against the sample's ground truth)")
+    return 0
+
+
+def _print_per_class(report: dict, note: str = "") -> None:
+    """Per-class Dice / IoU rows of a segmentation_report, as an aligned table."""
+    print(f"{'class':<16}{'Dice':>8}{'IoU':>8}{note}")
     for name, d, i in zip(report["classes"], report["dice"], report["iou"]):
         print(f"{name:<16}{d:>8.4f}{i:>8.4f}")
-    return 0
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -334,6 +337,9 @@ def _dask_client(address: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .config import LOSS_NAMES, TrainConfig  # torch-free, like core.tiles
+    from .core.tiles import BLEND_MODES
+
     parser = argparse.ArgumentParser(
         prog="segkit",
         description="CNN semantic segmentation of microscopy and medical images.",
@@ -360,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("output_path", metavar="output", help="OUTPUT.zarr (resumable) or OUTPUT.tif")
     p.add_argument("--tile", type=int, help="tile side in pixels (default: the model's)")
     p.add_argument("--overlap", type=float, help="tile overlap fraction (default: the model's)")
-    p.add_argument("--blend", choices=("gaussian", "linear", "centre"), default="gaussian")
+    p.add_argument("--blend", choices=BLEND_MODES, default="gaussian")
     p.add_argument("--tta", choices=("flips", "d4"), help="test-time augmentation")
     p.add_argument("--device", default="auto", help="auto | cuda | mps | cpu (default auto)")
     p.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
@@ -374,8 +380,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_predict)
-
-    from .config import LOSS_NAMES, TrainConfig
 
     defaults = TrainConfig()
     p = sub.add_parser("train", help="train a model from image and label files")

@@ -16,7 +16,6 @@ class PredictDefaults:
 
     overlap: float = 0.25
     blend: str = "gaussian"
-    blend_modes: tuple = ("gaussian", "linear", "centre")
     batch_size: int = 4
 
 

@@ -77,7 +77,6 @@ def run_demo(out_dir: str | os.PathLike, *, sample: str = "nuclei_2d", model=Non
     """
     import imageio.v3 as iio
 
-    from .core.io import read_stack
     from .core.metrics import segmentation_report
     from .models import ModelFile, load_model
     from .tiling import predict
@@ -87,9 +86,9 @@ def run_demo(out_dir: str | os.PathLike, *, sample: str = "nuclei_2d", model=Non
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     labels_path = out_dir / f"{sample}_labels.zarr"
-    predict(model_file, data.image, tile_size=tile_size, overlap=overlap, out=labels_path,
-            overwrite=True, progress=progress)
-    labels = np.asarray(read_stack(labels_path).data)
+    # the zarr array predict() returns is the written output: no need to reopen the store
+    labels = np.asarray(predict(model_file, data.image, tile_size=tile_size, overlap=overlap,
+                                out=labels_path, overwrite=True, progress=progress))
     k = max(model_file.info.num_classes, 2)
     report = segmentation_report(data.semantic, labels, k,
                                  class_names=model_file.info.class_names[:k] or None)

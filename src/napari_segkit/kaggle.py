@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from .core.competition_metrics import average_precision, dice_score
-from .core.io import SLICE_SUFFIXES, natural_key, read_stack
+from .core.datasets import read_image
+from .core.io import SLICE_SUFFIXES, natural_key
 from .core.rle import rle_decode, rle_encode
 
 METRICS = {"dice": dice_score, "map": average_precision}
@@ -145,11 +146,6 @@ def _image_id(path: Path) -> str:
     return path.stem
 
 
-def _read_image(path: Path) -> np.ndarray:
-    image = np.asarray(read_stack(path, lazy=False).data)
-    return image[..., :3] if image.ndim == 3 and image.shape[-1] == 4 else image
-
-
 def make_submission(models, images, out: str | os.PathLike, *, columns=("ImageId", "EncodedPixels"),
                     layout: str = "image", id_rule: str = "{id}", tta: str | None = None,
                     threshold: float = 0.5, min_area: int = 0, order: str = "F",
@@ -181,7 +177,7 @@ def make_submission(models, images, out: str | os.PathLike, *, columns=("ImageId
     class_names = loaded[0].info.class_names
     rows = []
     for done, (image_id, path) in enumerate(items, 1):
-        probs = ensemble_probabilities(loaded, _read_image(path), tta=tta)
+        probs = ensemble_probabilities(loaded, read_image(path), tta=tta)
         labels = postprocess(probs, threshold=threshold, min_area=min_area)
         rows += submission_rows(labels, image_id, layout=layout, id_rule=id_rule,
                                 class_names=class_names, order=order)

@@ -60,6 +60,20 @@ def prediction_layers(labels, probabilities=None, *, class_names: list[str],
     return layers
 
 
+def model_prediction_layers(labels, info, probabilities=None, *, name: str, scale=None,
+                            per_class: bool = False) -> list[tuple]:
+    """:func:`prediction_layers` with the class names and colours of a model file.
+
+    `info` is a :class:`~napari_segkit.models.ModelInfo` (``load_model(path).info``);
+    a binary (sigmoid) model is shown with two classes, unnamed classes as "class i".
+    """
+    k = max(info.num_classes, 2)
+    names = (list(info.class_names) or [f"class {i}" for i in range(k)])[:k]
+    return prediction_layers(labels, probabilities, class_names=names,
+                             class_colors=list(info.class_colors)[:k], name=name, scale=scale,
+                             per_class=per_class)
+
+
 def weight_map_layer(labels, *, w0: float = 10.0, sigma: float = 5.0, class_weights=None,
                      kind: str = "auto", name: str = "labels", scale=None) -> tuple:
     """The U-Net border weight map of `labels` as an image layer tuple.

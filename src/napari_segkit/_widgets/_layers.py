@@ -1,4 +1,8 @@
-"""Layer pickers that follow the viewer's layer list."""
+"""Layer pickers that follow the viewer's layer list.
+
+napari re-runs ``reset_choices`` of a docked widget whenever layers are inserted,
+removed, reordered or renamed, so a callable ``choices`` is all a picker needs.
+"""
 
 from __future__ import annotations
 
@@ -10,17 +14,3 @@ def layer_choices(viewer, *layer_types):
         return [(layer.name, layer) for layer in viewer.layers if isinstance(layer, layer_types)]
 
     return choices
-
-
-def watch_layers(viewer, container) -> None:
-    """Refresh `container`'s pickers when layers are added, removed or reordered."""
-    def refresh(*_):
-        try:
-            container.reset_choices()
-        except RuntimeError:  # the widget was closed and its Qt objects deleted
-            pass
-
-    viewer.layers.events.inserted.connect(refresh)
-    viewer.layers.events.removed.connect(refresh)
-    viewer.layers.events.reordered.connect(refresh)
-    container.reset_choices()

@@ -7,7 +7,7 @@ from napari.layers import Labels, Layer
 from napari.utils.notifications import show_error
 
 from ..config import TrainConfig
-from ._layers import layer_choices, watch_layers
+from ._layers import layer_choices
 
 
 class BorderWeightsWidget(Container):
@@ -32,7 +32,6 @@ class BorderWeightsWidget(Container):
         super().__init__(widgets=[self.source, self.kind, self.w0, self.sigma, self.balance,
                                   self.run_button])
         self.run_button.changed.connect(self.run)
-        watch_layers(viewer, self)
 
     def run(self, *_):
         """Add the weight map as an image layer; returns it (None after an error)."""

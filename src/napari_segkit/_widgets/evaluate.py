@@ -7,7 +7,7 @@ from napari.layers import Labels
 from napari.utils.notifications import show_error
 from qtpy.QtWidgets import QApplication
 
-from ._layers import layer_choices, watch_layers
+from ._layers import layer_choices
 
 
 class EvaluateWidget(Container):
@@ -32,7 +32,6 @@ class EvaluateWidget(Container):
                                   self.table, self.copy_button])
         self.run_button.changed.connect(self.run)
         self.copy_button.changed.connect(self.copy)
-        watch_layers(viewer, self)
 
     def run(self, *_):
         """Fill the table; returns the report dict (None after an error)."""

@@ -6,7 +6,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, PushButton
 from napari.layers import Labels
 from napari.utils.notifications import show_error, show_info
 
-from ._layers import layer_choices, watch_layers
+from ._layers import layer_choices
 
 #: format name -> file suffix
 FORMATS = {"TIFF": ".tif", "zarr": ".zarr", "Kaggle RLE CSV": ".csv"}
@@ -34,7 +34,6 @@ class ExportWidget(Container):
         super().__init__(widgets=[self.source, self.format, self.path, self.per_class,
                                   self.overwrite, self.run_button])
         self.run_button.changed.connect(self.run)
-        watch_layers(viewer, self)
 
     def target(self):
         """The output path, with the format's suffix added when missing."""

@@ -7,8 +7,9 @@ from napari.layers import Image, Layer
 from napari.utils.notifications import show_error
 
 from ..config import PredictDefaults
+from ..core.tiles import BLEND_MODES
 from ._jobs import JobPanel
-from ._layers import layer_choices, watch_layers
+from ._layers import layer_choices
 
 OUTPUTS = {"labels": "labels", "labels + probabilities": "both",
            "labels + one layer per class": "labels"}
@@ -32,7 +33,7 @@ class PredictWidget(Container):
                               value=str(DEFAULT_MODEL) if DEFAULT_MODEL.exists() else "")
         self.tile_size = SpinBox(label="tile size (0: model's)", value=0, min=0, max=8192, step=32)
         self.overlap = FloatSpinBox(label="overlap", value=d.overlap, min=0.0, max=0.9, step=0.05)
-        self.blend = ComboBox(label="blending", choices=d.blend_modes, value=d.blend)
+        self.blend = ComboBox(label="blending", choices=BLEND_MODES, value=d.blend)
         self.tta = ComboBox(label="test-time augmentation", choices=("none", "flips", "d4"),
                             value="none")
         self.device = ComboBox(label="device", choices=("auto", "cuda", "mps", "cpu"), value="auto")
@@ -46,7 +47,6 @@ class PredictWidget(Container):
                                   self.zarr_path, self.overwrite, self.jobs])
         self.to_zarr.changed.connect(self._toggle_zarr)
         self.jobs.run_button.changed.connect(self.run)
-        watch_layers(viewer, self)
 
     def _toggle_zarr(self, on: bool) -> None:
         self.zarr_path.visible = self.overwrite.visible = bool(on)
@@ -102,16 +102,12 @@ class PredictWidget(Container):
                 "overwrite": self.overwrite.value}
 
     def _add_result(self, layer, info, result, per_class: bool) -> None:
-        from ..layer_data import prediction_layers
+        from ..layer_data import model_prediction_layers
 
         labels, probs = result if isinstance(result, tuple) else (result, None)
         labels, probs = _lazy_if_zarr(labels), _lazy_if_zarr(probs)
-        k = max(info.num_classes, 2)
-        names = (info.class_names or [f"class {i}" for i in range(k)])[:k]
-        colors = (info.class_colors or [])[:k]
-        scale = layer.scale[-labels.ndim:]
-        for t in prediction_layers(labels, probs, class_names=names, class_colors=colors,
-                                   name=layer.name, scale=scale, per_class=per_class):
+        for t in model_prediction_layers(labels, info, probs, name=layer.name,
+                                         scale=layer.scale[-labels.ndim:], per_class=per_class):
             self.viewer.add_layer(Layer.create(*t))
 
 

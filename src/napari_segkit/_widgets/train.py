@@ -22,7 +22,7 @@ from napari.utils.notifications import show_error, show_info
 from ..config import LOSS_NAMES, TrainConfig
 from ..training.loop import import_torch_compiler_safely
 from ._jobs import JobPanel
-from ._layers import layer_choices, watch_layers
+from ._layers import layer_choices
 from ._plot import CurvePlot
 
 
@@ -77,7 +77,6 @@ class TrainWidget(Container):
         self.native.layout().addWidget(self.plot)
         self.continue_from.changed.connect(lambda on: setattr(self.init, "visible", bool(on)))
         self.jobs.run_button.changed.connect(self.run)
-        watch_layers(viewer, self)
 
     def options(self) -> dict:
         """The form's values as :func:`~napari_segkit.train` keyword arguments."""
@@ -133,17 +132,14 @@ class TrainWidget(Container):
                                   + ("  (best, saved)" if report.best else ""))
 
     def _done(self, image_layer, model_file, prediction) -> None:
-        from ..layer_data import prediction_layers
+        from ..layer_data import model_prediction_layers
 
-        info = model_file.info
         show_info(f"Train: saved {model_file.path}")
         self.summary.value = f"saved {model_file.path}"
         if prediction is not None:
-            k = max(info.num_classes, 2)
-            for t in prediction_layers(prediction, class_names=info.class_names[:k],
-                                       class_colors=info.class_colors[:k],
-                                       name=f"{image_layer.name} (new model)",
-                                       scale=image_layer.scale[-prediction.ndim:]):
+            for t in model_prediction_layers(prediction, model_file.info,
+                                             name=f"{image_layer.name} (new model)",
+                                             scale=image_layer.scale[-prediction.ndim:]):
                 self.viewer.add_layer(Layer.create(*t))
 
 

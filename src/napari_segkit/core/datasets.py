@@ -44,7 +44,8 @@ class DatasetSample:
     instances: np.ndarray | None = None
 
 
-def _image(path: Path) -> np.ndarray:
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """One competition image in memory, ``(Y, X)`` or ``(Y, X, 3)`` (an alpha channel dropped)."""
     image = np.asarray(read_stack(path, lazy=False).data)
     if image.ndim == 3 and image.shape[-1] == 4:  # RGBA PNGs: the alpha channel carries nothing
         image = image[..., :3]
@@ -123,7 +124,7 @@ def read_rle_csv(csv_path: str | os.PathLike, images_dir: str | os.PathLike | No
         csv_path, next(iter(by_id)))
     samples = []
     for line_id, (image_id, group) in enumerate(by_id.items()):
-        image = _image(_find_image(images_dir, image_id))
+        image = read_image(_find_image(images_dir, image_id))
         shape = image.shape[:2]
         labels = np.zeros(shape, np.int32)
         for n, row in enumerate(group, 1):
@@ -160,7 +161,7 @@ def read_dsb2018(root: str | os.PathLike, *, ids: list[str] | None = None) -> li
         raise EmptyFolderError(f"'{root}' holds no <id>/images/<id>.png folders (DSB2018 layout)")
     samples = []
     for image_id in ids:
-        image = _image(_find_image(root, image_id))
+        image = read_image(_find_image(root, image_id))
         instances = np.zeros(image.shape[:2], np.int32)
         mask_files = sorted((root / image_id / "masks").glob("*.png"), key=lambda p: natural_key(p.name))
         for n, mask_file in enumerate(mask_files, 1):
@@ -192,7 +193,7 @@ def read_paired_folders(images_dir: str | os.PathLike, labels_dir: str | os.Path
         raise EmptyFolderError(f"'{images_dir}' holds no images")
     samples = []
     for stem in sorted(images, key=natural_key):
-        image, label = _image(images[stem]), np.asarray(read_stack(labels[stem], lazy=False).data)
+        image, label = read_image(images[stem]), np.asarray(read_stack(labels[stem], lazy=False).data)
         if label.shape != image.shape[:2]:
             raise StackReadError(f"'{labels[stem]}' is {label.shape}, its image {image.shape[:2]}")
         samples.append(DatasetSample(stem, image, label))

@@ -45,6 +45,11 @@ class TrainingSet:
     source: list = field(default_factory=list)
     in_channels: int = 1
 
+    def subset(self, indices) -> TrainingSet:
+        """The planes at `indices` (for validation splits and folds)."""
+        return TrainingSet([self.images[i] for i in indices], [self.targets[i] for i in indices],
+                           self.num_classes, [self.source[i] for i in indices], self.in_channels)
+
     def class_pixel_counts(self) -> np.ndarray:
         counts = np.zeros(self.num_classes, np.int64)
         for t in self.targets:

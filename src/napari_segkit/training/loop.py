@@ -283,12 +283,7 @@ def split_validation(data: TrainingSet, fraction: float, seed: int = 0):
     if fraction <= 0 or n < 2 or n_val == 0:
         return data, None
     order = np.random.default_rng(seed).permutation(n)
-
-    def pick(idx):
-        return TrainingSet([data.images[i] for i in idx], [data.targets[i] for i in idx],
-                           data.num_classes, [data.source[i] for i in idx], data.in_channels)
-
-    return pick(sorted(order[n_val:])), pick(sorted(order[:n_val]))
+    return data.subset(sorted(order[n_val:])), data.subset(sorted(order[:n_val]))
 
 
 def train(images, labels, *, out, progress=None, **options):
@@ -456,9 +451,7 @@ def train_kfold(images, labels, *, out_dir, k: int = 5, arch: str = "unet_origin
     for fold, val_groups in enumerate(np.array_split(unique, k)):
         is_val = np.isin(groups, val_groups)
         subset = [np.flatnonzero(~is_val), np.flatnonzero(is_val)]
-        train_set, val_set = (TrainingSet([data.images[i] for i in idx], [data.targets[i] for i in idx],
-                                          data.num_classes, [data.source[i] for i in idx],
-                                          data.in_channels) for idx in subset)
+        train_set, val_set = (data.subset(idx) for idx in subset)
         path = out_dir / f"fold{fold}.safetensors"
         steps = _train_one(train_set, val_set, out=path, arch=arch, arch_options=arch_options,
                            class_names=class_names, config=config, sparse=sparse, cancel=cancel,
