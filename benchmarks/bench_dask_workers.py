@@ -32,19 +32,39 @@ def main() -> None:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     torch.manual_seed(0)
-    model = save_model(work / "m.safetensors", build_model("unet_original", 1, 2, width=8, depth=3),
-                       normalization={"mode": "none"})
+    model = save_model(
+        work / "m.safetensors",
+        build_model("unet_original", 1, 2, width=8, depth=3),
+        normalization={"mode": "none"},
+    )
     image = np.random.default_rng(0).random((args.planes, 1024, 1024), dtype=np.float32)
     write_stack(work / "in.zarr", image, chunks=(1, 512, 512))
     rates = {}
     for n_workers in (1, 2):
-        with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                          dashboard_address=None) as cluster, Client(cluster) as client:
-            predict(str(model), str(work / "in.zarr"), out=work / "warm.zarr", block_size=512,
-                    tile_size=256, client=client, overwrite=True)  # workers load the model
+        with (
+            LocalCluster(
+                n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None
+            ) as cluster,
+            Client(cluster) as client,
+        ):
+            predict(
+                str(model),
+                str(work / "in.zarr"),
+                out=work / "warm.zarr",
+                block_size=512,
+                tile_size=256,
+                client=client,
+                overwrite=True,
+            )  # workers load the model
             t = time.perf_counter()
-            predict(str(model), str(work / "in.zarr"), out=work / f"out{n_workers}.zarr",
-                    block_size=512, tile_size=256, client=client)
+            predict(
+                str(model),
+                str(work / "in.zarr"),
+                out=work / f"out{n_workers}.zarr",
+                block_size=512,
+                tile_size=256,
+                client=client,
+            )
             seconds = time.perf_counter() - t
         rates[n_workers] = image.size / seconds / 1e6
         print(f"{n_workers} worker(s): {seconds:.1f} s, {rates[n_workers]:.2f} Mpx/s")

@@ -54,11 +54,18 @@ def score(truth: np.ndarray, pred: np.ndarray) -> dict:
     """truth, pred: (N, Y, X) with 0 membrane, 1 cell interior."""
     membrane_t, membrane_p = truth == 0, pred == 0
     dice = 2 * (membrane_t & membrane_p).sum() / (membrane_t.sum() + membrane_p.sum())
-    rand = [adapted_rand_error(connected_components(t == 1, connectivity=1),
-                               connected_components(p == 1, connectivity=1))["error"]
-            for t, p in zip(truth, pred)]
-    return {"membrane_dice": float(dice), "pixel_error": float((truth != pred).mean()),
-            "adapted_rand_error": float(np.mean(rand))}
+    rand = [
+        adapted_rand_error(
+            connected_components(t == 1, connectivity=1),
+            connected_components(p == 1, connectivity=1),
+        )["error"]
+        for t, p in zip(truth, pred, strict=False)
+    ]
+    return {
+        "membrane_dice": float(dice),
+        "pixel_error": float((truth != pred).mean()),
+        "adapted_rand_error": float(np.mean(rand)),
+    }
 
 
 def run_segkit(images, classes, minutes: float, workdir: Path) -> np.ndarray:
@@ -70,19 +77,34 @@ def run_segkit(images, classes, minutes: float, workdir: Path) -> np.ndarray:
 
     def progress(report):
         if report.val is not None:
-            print(f"  epoch {report.epoch + 1:2d}  loss {report.loss:.4f}  val membrane Dice "
-                  f"{report.val['dice'][0]:.4f}  {time.monotonic() - started:6.0f} s", flush=True)
+            print(
+                f"  epoch {report.epoch + 1:2d}  loss {report.loss:.4f}  val membrane Dice "
+                f"{report.val['dice'][0]:.4f}  {time.monotonic() - started:6.0f} s",
+                flush=True,
+            )
 
-    model_file = train(list(images[:N_TRAIN - 1]), list(classes[:N_TRAIN - 1]),
-                       validation=([images[N_TRAIN - 1]], [classes[N_TRAIN - 1]]),
-                       out=workdir / "isbi_segkit.safetensors", arch="unet_original",
-                       arch_options={"width": 16, "depth": 4}, class_names=["membrane", "cell"],
-                       loss="dice+border_ce", epochs=epochs, steps_per_epoch=steps_per_epoch,
-                       batch_size=4, patch_size=256, lr=2e-3, patience=epochs,
-                       progress=progress,
-                       cancel=lambda: time.monotonic() - started > minutes * 60)
+    model_file = train(
+        list(images[: N_TRAIN - 1]),
+        list(classes[: N_TRAIN - 1]),
+        validation=([images[N_TRAIN - 1]], [classes[N_TRAIN - 1]]),
+        out=workdir / "isbi_segkit.safetensors",
+        arch="unet_original",
+        arch_options={"width": 16, "depth": 4},
+        class_names=["membrane", "cell"],
+        loss="dice+border_ce",
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        batch_size=4,
+        patch_size=256,
+        lr=2e-3,
+        patience=epochs,
+        progress=progress,
+        cancel=lambda: time.monotonic() - started > minutes * 60,
+    )
     print(f"  trained {time.monotonic() - started:.0f} s")
-    return np.stack([predict(model_file, im, tile_size=256, overlap=0.25) for im in images[N_TRAIN:]])
+    return np.stack(
+        [predict(model_file, im, tile_size=256, overlap=0.25) for im in images[N_TRAIN:]]
+    )
 
 
 def run_baseline(images, classes, minutes: float) -> np.ndarray:
@@ -101,8 +123,15 @@ def run_baseline(images, classes, minutes: float) -> np.ndarray:
     while time.monotonic() - started < minutes * 60:
         idx = rng.integers(0, N_TRAIN, 4)
         ys, xs = rng.integers(0, 512 - 256, (2, 4))
-        x = torch.stack([x_all[i, :, y:y + 256, s:s + 256] for i, y, s in zip(idx, ys, xs)])
-        y = torch.stack([y_all[i, :, y0:y0 + 256, s:s + 256] for i, y0, s in zip(idx, ys, xs)])
+        x = torch.stack(
+            [x_all[i, :, y : y + 256, s : s + 256] for i, y, s in zip(idx, ys, xs, strict=False)]
+        )
+        y = torch.stack(
+            [
+                y_all[i, :, y0 : y0 + 256, s : s + 256]
+                for i, y0, s in zip(idx, ys, xs, strict=False)
+            ]
+        )
         if rng.random() < 0.5:
             x, y = x.flip(-1), y.flip(-1)
         if rng.random() < 0.5:
@@ -116,7 +145,7 @@ def run_baseline(images, classes, minutes: float) -> np.ndarray:
     model.eval()
     with torch.no_grad():
         x = torch.from_numpy(images[N_TRAIN:].astype(np.float32) / 255.0)[:, None]
-        membrane = torch.cat([model(x[i:i + 1]) for i in range(len(x))])[:, 0] > 0
+        membrane = torch.cat([model(x[i : i + 1]) for i in range(len(x))])[:, 0] > 0
     return np.where(membrane.numpy(), 0, 1).astype(np.uint8)
 
 
@@ -137,9 +166,11 @@ def main() -> None:
         print(f"napari-segkit defaults for membranes, {args.minutes} min:")
         pred = run_segkit(images, classes, args.minutes, workdir)
     result = score(classes[N_TRAIN:], pred)
-    print(f"held-out slices {N_TRAIN}-{len(images) - 1}: membrane Dice {result['membrane_dice']:.3f}  "
-          f"pixel error {result['pixel_error']:.3f}  adapted Rand error "
-          f"{result['adapted_rand_error']:.3f}")
+    print(
+        f"held-out slices {N_TRAIN}-{len(images) - 1}: membrane Dice {result['membrane_dice']:.3f}  "
+        f"pixel error {result['pixel_error']:.3f}  adapted Rand error "
+        f"{result['adapted_rand_error']:.3f}"
+    )
 
 
 if __name__ == "__main__":

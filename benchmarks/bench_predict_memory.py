@@ -33,7 +33,9 @@ print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrs
 def make_volume(path: Path, n_planes: int, side: int = 4096) -> None:
     import zarr
 
-    z = zarr.create_array(str(path), shape=(n_planes, side, side), dtype="f4", chunks=(1, 1024, 1024))
+    z = zarr.create_array(
+        str(path), shape=(n_planes, side, side), dtype="f4", chunks=(1, 1024, 1024)
+    )
     z.attrs.update({"axes": "ZYX", "scale": [1.0, 1.0, 1.0]})
     rng = np.random.default_rng(0)
     plane = (rng.random((side, side)) * 40 + np.linspace(0, 200, side)).astype(np.float32)
@@ -54,8 +56,11 @@ def main() -> None:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     torch.manual_seed(0)
-    model = save_model(work / "tiny.safetensors", build_model("unet_original", 1, 2, width=2, depth=1),
-                       normalization={"mode": "percentile", "low": 1, "high": 99.8})
+    model = save_model(
+        work / "tiny.safetensors",
+        build_model("unet_original", 1, 2, width=2, depth=1),
+        normalization={"mode": "percentile", "low": 1, "high": 99.8},
+    )
     (work / "child.py").write_text(CHILD)
     peaks = {}
     for gb in args.gb:
@@ -64,12 +69,18 @@ def main() -> None:
         make_volume(volume, n_planes)
         out = work / f"out_{gb:g}gb.zarr"
         t = time.perf_counter()
-        res = subprocess.run([sys.executable, str(work / "child.py"), str(model), str(volume), str(out)],
-                             capture_output=True, text=True, check=True)
+        res = subprocess.run(
+            [sys.executable, str(work / "child.py"), str(model), str(volume), str(out)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         seconds, maxrss_kb = res.stdout.split()[-2:]
         peaks[gb] = int(maxrss_kb) / 1024
-        print(f"{n_planes} x 4096 x 4096 float32 ({n_planes * 4 * 4096**2 / 2**30:.2f} GiB): predicted in "
-              f"{float(seconds):.0f} s (wall {time.perf_counter() - t:.0f} s), peak RSS {peaks[gb]:.0f} MiB")
+        print(
+            f"{n_planes} x 4096 x 4096 float32 ({n_planes * 4 * 4096**2 / 2**30:.2f} GiB): predicted in "
+            f"{float(seconds):.0f} s (wall {time.perf_counter() - t:.0f} s), peak RSS {peaks[gb]:.0f} MiB"
+        )
         shutil.rmtree(volume)
         shutil.rmtree(out)
     small, large = min(peaks), max(peaks)

@@ -28,14 +28,29 @@ def run_monai(model, image, tile, overlap, batch):
 
     x = torch.from_numpy(image)[None, None]
     with torch.inference_mode():
-        out = sliding_window_inference(x, (tile, tile), batch, lambda t: torch.softmax(model(t), 1),
-                                       overlap=overlap, mode="gaussian")
+        out = sliding_window_inference(
+            x,
+            (tile, tile),
+            batch,
+            lambda t: torch.softmax(model(t), 1),
+            overlap=overlap,
+            mode="gaussian",
+        )
     return out[0].numpy()
 
 
 def run_segkit(model, image, tile, overlap, batch):
-    return predict(model, image, tile_size=tile, overlap=overlap, blend="gaussian",
-                   batch_size=batch, device="cpu", output="probabilities", normalization=None)
+    return predict(
+        model,
+        image,
+        tile_size=tile,
+        overlap=overlap,
+        blend="gaussian",
+        batch_size=batch,
+        device="cpu",
+        output="probabilities",
+        normalization=None,
+    )
 
 
 class ModelTimer:
@@ -61,8 +76,10 @@ def main() -> None:
     torch.manual_seed(0)
     model = build_model("unet", 1, 2, encoder_name="resnet18").eval()
     timer = ModelTimer(model)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, tile {args.tile}, "
-          f"overlap {args.overlap}, batch {args.batch_size}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, tile {args.tile}, "
+        f"overlap {args.overlap}, batch {args.batch_size}"
+    )
     for size in args.sizes:
         image = np.random.default_rng(size).random((size, size), dtype=np.float32)
         times = {"segkit": [], "monai": []}
@@ -79,10 +96,12 @@ def main() -> None:
                 else:
                     theirs = result
         best = {k: min(v) for k, v in times.items()}
-        print(f"{size} x {size}: segkit {best['segkit']:.2f} s, MONAI {best['monai']:.2f} s, "
-              f"ratio segkit/MONAI {best['segkit'] / best['monai']:.3f}, "
-              f"max abs diff of probabilities {np.abs(ours - theirs).max():.2e}; "
-              f"segkit non-model overhead {100 * min(overheads):.1f} % of wall time")
+        print(
+            f"{size} x {size}: segkit {best['segkit']:.2f} s, MONAI {best['monai']:.2f} s, "
+            f"ratio segkit/MONAI {best['segkit'] / best['monai']:.3f}, "
+            f"max abs diff of probabilities {np.abs(ours - theirs).max():.2e}; "
+            f"segkit non-model overhead {100 * min(overheads):.1f} % of wall time"
+        )
 
 
 if __name__ == "__main__":

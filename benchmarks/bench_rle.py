@@ -30,7 +30,7 @@ def kaggle_decode(rle, shape):
     starts, lengths = [np.asarray(x, dtype=int) for x in (s[0::2], s[1::2])]
     starts -= 1
     img = np.zeros(shape[0] * shape[1], dtype=np.uint8)
-    for lo, hi in zip(starts, starts + lengths):
+    for lo, hi in zip(starts, starts + lengths, strict=False):
         img[lo:hi] = 1
     return img.reshape(shape[::-1]).T
 
@@ -55,10 +55,14 @@ def main() -> None:
     assert np.array_equal(back, mask) and np.array_equal(ref_back, mask)
     _, t_enc_c = best(lambda m: rle_encode(m, order="C"), mask)
     print(f"4096 x 4096, {mask.mean():.0%} foreground, {len(rle.split()) // 2} runs")
-    print(f"encode: segkit {t_enc:.3f} s (row-major {t_enc_c:.3f} s), Kaggle snippet "
-          f"{t_ref_enc:.3f} s, ratio {t_enc / t_ref_enc:.2f}")
-    print(f"decode: segkit {t_dec:.3f} s (validated), loop decoder {t_ref_dec:.3f} s, "
-          f"ratio {t_dec / t_ref_dec:.2f}")
+    print(
+        f"encode: segkit {t_enc:.3f} s (row-major {t_enc_c:.3f} s), Kaggle snippet "
+        f"{t_ref_enc:.3f} s, ratio {t_enc / t_ref_enc:.2f}"
+    )
+    print(
+        f"decode: segkit {t_dec:.3f} s (validated), loop decoder {t_ref_dec:.3f} s, "
+        f"ratio {t_dec / t_ref_dec:.2f}"
+    )
 
 
 if __name__ == "__main__":

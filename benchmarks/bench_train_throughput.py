@@ -56,8 +56,14 @@ def bare_loop(steps: int) -> float:
 def fit_loop(steps: int, num_workers: int) -> float:
     samples = [make_nuclei((512, 512), seed=s) for s in range(4)]
     data = prepare_training_set([s.image for s in samples], [s.semantic for s in samples])
-    config = TrainConfig(loss="dice+border_ce", epochs=1, steps_per_epoch=steps + WARMUP,
-                         batch_size=4, patch_size=256, num_workers=num_workers)
+    config = TrainConfig(
+        loss="dice+border_ce",
+        epochs=1,
+        steps_per_epoch=steps + WARMUP,
+        batch_size=4,
+        patch_size=256,
+        num_workers=num_workers,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for report in fit(model(), data, None, config, out=Path(tmp) / "m.safetensors"):
             if report.end_of_epoch:
@@ -76,8 +82,10 @@ def main() -> None:
     print(f"bare loop (in-memory batch):       {bare:.3f} steps/s")
     for workers in (0, 1):
         rate = fit_loop(args.steps, workers)
-        print(f"fit loop, num_workers={workers}:         {rate:.3f} steps/s   ratio fit/bare "
-              f"{rate / bare:.3f}")
+        print(
+            f"fit loop, num_workers={workers}:         {rate:.3f} steps/s   ratio fit/bare "
+            f"{rate / bare:.3f}"
+        )
     print(f"bare loop again (drift check):     {bare_loop(args.steps):.3f} steps/s")
 
 

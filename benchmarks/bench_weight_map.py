@@ -44,8 +44,10 @@ def main() -> None:
     n_small = len(np.unique(small.instances)) - 1
     ref, t_ref = timed(reference, small.instances)
     ours, t_ours = timed(unet_weight_map, small.instances, repeat=3)
-    print(f"768 x 768, {n_small} objects: reference {t_ref:.2f} s, ours {t_ours:.3f} s, "
-          f"speed-up {t_ref / t_ours:.0f}x, max abs diff {np.abs(ours - ref).max():.2e}")
+    print(
+        f"768 x 768, {n_small} objects: reference {t_ref:.2f} s, ours {t_ours:.3f} s, "
+        f"speed-up {t_ref / t_ours:.0f}x, max abs diff {np.abs(ours - ref).max():.2e}"
+    )
 
     big = make_nuclei((2048, 2048), n_nuclei=2100, radius=(6, 12), touching_fraction=0.6, seed=1)
     n_big = len(np.unique(big.instances)) - 1
@@ -54,8 +56,10 @@ def main() -> None:
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     image_bytes = big.instances.size * 4  # one float32 image
-    print(f"2048 x 2048, {n_big} objects: ours {t_big:.2f} s, peak memory {peak / 2**20:.0f} MiB "
-          f"= {peak / image_bytes:.1f} x one float32 image")
+    print(
+        f"2048 x 2048, {n_big} objects: ours {t_big:.2f} s, peak memory {peak / 2**20:.0f} MiB "
+        f"= {peak / image_bytes:.1f} x one float32 image"
+    )
 
 
 if __name__ == "__main__":

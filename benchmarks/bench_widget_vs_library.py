@@ -45,8 +45,12 @@ print(min(times[1:]))
 
 
 def library_time(size: int, repeat: int) -> float:
-    out = subprocess.run([sys.executable, "-c", LIBRARY, str(size), str(repeat)],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", LIBRARY, str(size), str(repeat)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return float(out.strip().splitlines()[-1])
 
 
@@ -78,7 +82,9 @@ def main() -> None:
     print(f"{args.size} x {args.size}, bundled model, best of {args.repeat} after a warm-up run")
     lib = library_time(args.size, args.repeat)
     wid = widget_time(args.size, args.repeat)
-    print(f"library predict(): {lib:.2f} s   widget: {wid:.2f} s   ratio widget/library {wid / lib:.3f}")
+    print(
+        f"library predict(): {lib:.2f} s   widget: {wid:.2f} s   ratio widget/library {wid / lib:.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -41,8 +41,9 @@ def shoot(viewer, name: str) -> None:
         QApplication.processEvents()
     shot = viewer.screenshot(canvas_only=False, flash=False)[..., :3]
     scale = WIDTH / shot.shape[1]
-    small = resize(shot, (round(shot.shape[0] * scale), WIDTH), anti_aliasing=True,
-                   preserve_range=True).astype(np.uint8)
+    small = resize(
+        shot, (round(shot.shape[0] * scale), WIDTH), anti_aliasing=True, preserve_range=True
+    ).astype(np.uint8)
     OUT.mkdir(parents=True, exist_ok=True)
     iio.imwrite(OUT / f"{name}.png", small, optimize=True)
     print(f"wrote {OUT / name}.png {small.shape[1]} x {small.shape[0]}")

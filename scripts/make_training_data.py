@@ -22,8 +22,13 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     for i in range(args.n):
-        sample = make_nuclei((256, 256), radius=(5.0, 12.0), touching_fraction=0.2 + 0.4 * (i % 3) / 2,
-                             noise=0.6 + 0.4 * (i % 4) / 3, seed=100 + i)
+        sample = make_nuclei(
+            (256, 256),
+            radius=(5.0, 12.0),
+            touching_fraction=0.2 + 0.4 * (i % 3) / 2,
+            noise=0.6 + 0.4 * (i % 4) / 3,
+            seed=100 + i,
+        )
         tifffile.imwrite(args.out / f"image_{i:02d}.tif", sample.image, compression="zlib")
         tifffile.imwrite(args.out / f"labels_{i:02d}.tif", sample.semantic, compression="zlib")
     print(f"wrote {args.n} image/label pairs to {args.out}")

@@ -11,10 +11,24 @@ from napari_segkit.core.io import read_stack
 
 
 def test_help_lists_subcommands():
-    out = subprocess.run([sys.executable, "-m", "napari_segkit.cli", "--help"],
-                         capture_output=True, text=True, check=True).stdout
-    for cmd in ("info", "sample", "inspect", "models", "predict", "train", "evaluate", "demo",
-                "submit", "tune"):
+    out = subprocess.run(
+        [sys.executable, "-m", "napari_segkit.cli", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for cmd in (
+        "info",
+        "sample",
+        "inspect",
+        "models",
+        "predict",
+        "train",
+        "evaluate",
+        "demo",
+        "submit",
+        "tune",
+    ):
         assert cmd in out
 
 
@@ -72,8 +86,27 @@ def test_train_then_evaluate(tmp_path, capsys):
     images = [str(tmp_path / f"img{i}.tif") for i in range(3)]
     labels = [str(tmp_path / f"lab{i}.tif") for i in range(3)]
     out = tmp_path / "m.safetensors"
-    assert main(["train", "--images", *images, "--labels", *labels, "--out", str(out),
-                 "--epochs", "2", "--steps-per-epoch", "3", "--patch-size", "32", "-q"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--images",
+                *images,
+                "--labels",
+                *labels,
+                "--out",
+                str(out),
+                "--epochs",
+                "2",
+                "--steps-per-epoch",
+                "3",
+                "--patch-size",
+                "32",
+                "-q",
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "epoch   1" in text and f"wrote {out}" in text
     assert load_model(out).info.num_classes == 2
@@ -81,9 +114,26 @@ def test_train_then_evaluate(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "Dice" in text and "pixel accuracy" in text
     # a time limit stops early: the best checkpoint is kept, or the user is told there is none
-    code = main(["train", "--images", *images, "--labels", *labels, "--out", str(tmp_path / "t.safetensors"),
-                 "--epochs", "50", "--steps-per-epoch", "3", "--patch-size", "32", "-q",
-                 "--time-limit", "0.002"])
+    code = main(
+        [
+            "train",
+            "--images",
+            *images,
+            "--labels",
+            *labels,
+            "--out",
+            str(tmp_path / "t.safetensors"),
+            "--epochs",
+            "50",
+            "--steps-per-epoch",
+            "3",
+            "--patch-size",
+            "32",
+            "-q",
+            "--time-limit",
+            "0.002",
+        ]
+    )
     captured = capsys.readouterr()
     assert "time limit" in captured.out + captured.err
     assert (code == 0) == (tmp_path / "t.safetensors").exists()
@@ -102,19 +152,63 @@ def test_train_options_arch_loss_and_explicit_validation(tmp_path, capsys):
         write_stack(tmp_path / f"img{i}.tif", s.image)
         write_labels(tmp_path / f"lab{i}.tif", s.semantic)
     out = tmp_path / "m.safetensors"
-    assert main(["train", "--images", str(tmp_path / "img0.tif"), "--labels",
-                 str(tmp_path / "lab0.tif"), "--val-images", str(tmp_path / "img1.tif"),
-                 "--val-labels", str(tmp_path / "lab1.tif"), "--out", str(out),
-                 "--arch-option", "width=4", "--arch-option", "depth=2",
-                 "--loss", "weighted_ce", "--class-weights", "median", "--schedule", "cosine",
-                 "--class-names", "background,nucleus",
-                 "--epochs", "1", "--steps-per-epoch", "2", "--patch-size", "32", "-q"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--images",
+                str(tmp_path / "img0.tif"),
+                "--labels",
+                str(tmp_path / "lab0.tif"),
+                "--val-images",
+                str(tmp_path / "img1.tif"),
+                "--val-labels",
+                str(tmp_path / "lab1.tif"),
+                "--out",
+                str(out),
+                "--arch-option",
+                "width=4",
+                "--arch-option",
+                "depth=2",
+                "--loss",
+                "weighted_ce",
+                "--class-weights",
+                "median",
+                "--schedule",
+                "cosine",
+                "--class-names",
+                "background,nucleus",
+                "--epochs",
+                "1",
+                "--steps-per-epoch",
+                "2",
+                "--patch-size",
+                "32",
+                "-q",
+            ]
+        )
+        == 0
+    )
     info = load_model(out).info
     assert info.options["width"] == 4 and info.class_names == ["background", "nucleus"]
     assert info.training["n_val_planes"] == 1 and info.training["config"]["schedule"] == "cosine"
     assert len(info.training["config"]["class_weights"]) == 2
-    assert main(["train", "--images", str(tmp_path / "img0.tif"), "--labels",
-                 str(tmp_path / "lab0.tif"), "--out", str(out), "--arch-option", "width"]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--images",
+                str(tmp_path / "img0.tif"),
+                "--labels",
+                str(tmp_path / "lab0.tif"),
+                "--out",
+                str(out),
+                "--arch-option",
+                "width",
+            ]
+        )
+        == 2
+    )
     assert "not KEY=VALUE" in capsys.readouterr().err
 
 
@@ -123,8 +217,11 @@ def test_demo_segments_the_bundled_sample(tmp_path, capsys):
 
     assert main(["demo", "--out", str(tmp_path), "-q"]) == 0
     text = capsys.readouterr().out
-    dice = {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
-            if line.startswith(("background", "nucleus"))}
+    dice = {
+        line.split()[0]: float(line.split()[1])
+        for line in text.splitlines()
+        if line.startswith(("background", "nucleus"))
+    }
     assert dice["nucleus"] > 0.95 and dice["background"] > 0.95
     labels = np.asarray(read_stack(tmp_path / "nuclei_2d_labels.zarr").data)
     assert labels.shape == (256, 256) and set(np.unique(labels)) == {0, 1}
@@ -151,9 +248,29 @@ def test_train_and_evaluate_from_a_dataset_layout(tmp_path, capsys):
         rows += [f"n{i},{rle_encode(s.instances == k)}" for k in np.unique(s.instances)[1:]]
     (tmp_path / "train.csv").write_text("\n".join(rows) + "\n")
     out = tmp_path / "m.safetensors"
-    assert main(["train", "--dataset", str(tmp_path / "train.csv"), "--out", str(out),
-                 "--arch-option", "width=4", "--arch-option", "depth=2", "--epochs", "1",
-                 "--steps-per-epoch", "2", "--patch-size", "32", "-q"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--dataset",
+                str(tmp_path / "train.csv"),
+                "--out",
+                str(out),
+                "--arch-option",
+                "width=4",
+                "--arch-option",
+                "depth=2",
+                "--epochs",
+                "1",
+                "--steps-per-epoch",
+                "2",
+                "--patch-size",
+                "32",
+                "-q",
+            ]
+        )
+        == 0
+    )
     assert load_model(out).info.training["n_train_planes"] + 1 == 3
     assert main(["evaluate", str(out), "--dataset", str(tmp_path / "train.csv")]) == 0
     assert "pixel accuracy" in capsys.readouterr().out

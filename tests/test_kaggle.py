@@ -45,14 +45,16 @@ def test_submission_from_the_bundled_model_parses_back(tmp_path, test_folder):
 
 def test_per_object_rows_and_min_area(tmp_path, test_folder):
     folder, samples = test_folder
-    out = make_submission([DEFAULT_MODEL], folder, tmp_path / "objects.csv", layout="object",
-                          min_area=30)
+    out = make_submission(
+        [DEFAULT_MODEL], folder, tmp_path / "objects.csv", layout="object", min_area=30
+    )
     rows = [line.split(",") for line in out.read_text().splitlines()[1:]]
     from skimage.measure import label
 
     for image_id, s in samples.items():
-        mask = postprocess(ensemble_probabilities([load_model(DEFAULT_MODEL)], s.image),
-                           min_area=30)
+        mask = postprocess(
+            ensemble_probabilities([load_model(DEFAULT_MODEL)], s.image), min_area=30
+        )
         objects = label(mask, connectivity=1)
         assert sum(r[0] == image_id for r in rows) == objects.max()
         assert np.bincount(objects.ravel())[1:].min() >= 30
@@ -84,8 +86,9 @@ def test_postprocess_thresholds_and_classes():
 def test_submission_rows_layouts():
     labels = np.array([[1, 0, 2], [1, 0, 2]])
     assert submission_rows(labels, "a") == [["a", "1 2 5 2"]]
-    assert submission_rows(labels, "a", layout="class", id_rule="{id}_{class_name}",
-                           class_names=["bg", "x", "y"]) == [["a_x", "1 2"], ["a_y", "5 2"]]
+    assert submission_rows(
+        labels, "a", layout="class", id_rule="{id}_{class_name}", class_names=["bg", "x", "y"]
+    ) == [["a_x", "1 2"], ["a_y", "5 2"]]
     assert submission_rows(np.zeros((2, 2)), "e", layout="object") == [["e", ""]]
 
 
@@ -93,8 +96,9 @@ def test_tune_finds_the_best_pair(test_folder):
     _, samples = test_folder
     images = [s.image for s in samples.values()]
     truths = [s.semantic for s in samples.values()]
-    result = tune_postprocessing([DEFAULT_MODEL], images, truths, thresholds=(0.1, 0.5, 0.99),
-                                 min_areas=(0, 10000))
+    result = tune_postprocessing(
+        [DEFAULT_MODEL], images, truths, thresholds=(0.1, 0.5, 0.99), min_areas=(0, 10000)
+    )
     assert len(result["table"]) == 6
     assert result["best"]["min_area"] == 0 and result["best"]["score"] > 0.9
     assert result["table"][-1]["score"] < 0.1  # min area 10000 removes every nucleus
@@ -103,18 +107,52 @@ def test_tune_finds_the_best_pair(test_folder):
 def test_cli_submit_and_tune(tmp_path, test_folder, capsys):
     folder, samples = test_folder
     out = tmp_path / "cli.csv"
-    assert main(["submit", str(DEFAULT_MODEL), str(DEFAULT_MODEL), str(folder), "--out", str(out),
-                 "--columns", "id,rle_mask", "--tta", "flips", "-q"]) == 0
+    assert (
+        main(
+            [
+                "submit",
+                str(DEFAULT_MODEL),
+                str(DEFAULT_MODEL),
+                str(folder),
+                "--out",
+                str(out),
+                "--columns",
+                "id,rle_mask",
+                "--tta",
+                "flips",
+                "-q",
+            ]
+        )
+        == 0
+    )
     assert out.read_text().splitlines()[0] == "id,rle_mask"
     assert "3 rows, 2 model(s)" in capsys.readouterr().out
     assert main(["submit", str(DEFAULT_MODEL), str(folder), "--out", str(out), "-q"]) == 2
     assert "already exists" in capsys.readouterr().err
     for i, s in enumerate(samples.values()):
         tifffile.imwrite(tmp_path / f"l{i}.tif", s.semantic)
-    assert main(["tune", "--model", str(DEFAULT_MODEL), "--images",
-                 *[str(folder / f"{k}.tif") for k in samples], "--labels",
-                 *[str(tmp_path / f"l{i}.tif") for i in range(3)], "--thresholds", "0.4", "0.6",
-                 "--min-areas", "0", "20", "--metric", "map"]) == 0
+    assert (
+        main(
+            [
+                "tune",
+                "--model",
+                str(DEFAULT_MODEL),
+                "--images",
+                *[str(folder / f"{k}.tif") for k in samples],
+                "--labels",
+                *[str(tmp_path / f"l{i}.tif") for i in range(3)],
+                "--thresholds",
+                "0.4",
+                "0.6",
+                "--min-areas",
+                "0",
+                "20",
+                "--metric",
+                "map",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "best: --threshold" in printed and printed.count("\n") >= 6
 

@@ -79,10 +79,15 @@ def test_binary_cross_entropy():
     assert WeightedCrossEntropyLoss()(logits, target).item() == pytest.approx(expected, rel=1e-6)
 
 
-@pytest.mark.parametrize("loss", [
-    SoftDiceLoss(ignore_index=0), SoftDiceLoss(squared=True, ignore_index=0),
-    WeightedCrossEntropyLoss(ignore_index=0), DiceCELoss(ignore_index=0),
-])
+@pytest.mark.parametrize(
+    "loss",
+    [
+        SoftDiceLoss(ignore_index=0),
+        SoftDiceLoss(squared=True, ignore_index=0),
+        WeightedCrossEntropyLoss(ignore_index=0),
+        DiceCELoss(ignore_index=0),
+    ],
+)
 def test_ignored_pixels_change_nothing_and_get_no_gradient(loss):
     torch.manual_seed(1)
     logits = torch.randn(1, 3, 6, 6, requires_grad=True)

@@ -17,9 +17,21 @@ ROOT = Path(__file__).resolve().parents[1]
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(out), str(ROOT)],
-        check=True, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(out),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     (whl,) = out.glob("napari_segkit-*.whl")
     return whl
@@ -46,7 +58,7 @@ def test_wheel_contains_manifest_samples_and_entry_points(wheel):
     requires = [line for line in meta.splitlines() if line.startswith("Requires-Dist:")]
     core = [r for r in requires if "extra ==" not in r]
     assert not [r for r in core if any(q in r.lower() for q in ("pyqt", "pyside"))]
-    assert any("pyqt5" in r.lower() for r in requires if "extra == \"testing\"" in r)
+    assert any("pyqt5" in r.lower() for r in requires if 'extra == "testing"' in r)
 
 
 def test_installed_manifest_is_the_repository_one():
@@ -65,9 +77,19 @@ def test_npe2_finds_plugin_and_contributions():
     contrib = manifest.contributions
     assert {r.command for r in contrib.readers} == {"napari-segkit.get_reader"}
     assert {w.command for w in contrib.writers} == {"napari-segkit.write_labels"}
-    assert {s.key for s in contrib.sample_data} == {"nuclei_2d", "nuclei_3d", "nuclei_2d_segmented"}
+    assert {s.key for s in contrib.sample_data} == {
+        "nuclei_2d",
+        "nuclei_3d",
+        "nuclei_2d_segmented",
+    }
     assert {w.display_name for w in contrib.widgets} == {
-        "Load stack", "Predict", "Train", "Border weights", "Evaluate", "Export labels"}
+        "Load stack",
+        "Predict",
+        "Train",
+        "Border weights",
+        "Evaluate",
+        "Export labels",
+    }
     # every command resolves to a real callable
     for cmd in contrib.commands:
         module, attr = cmd.python_name.split(":")
@@ -75,8 +97,11 @@ def test_npe2_finds_plugin_and_contributions():
 
 
 def test_npe2_validate_manifest():
-    result = subprocess.run([sys.executable, "-m", "npe2", "validate", str(ROOT / "napari.yaml")],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "npe2", "validate", str(ROOT / "napari.yaml")],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -34,7 +34,9 @@ def _folder_is_readable(p: Path) -> bool:
         return True
     for child in p.iterdir():
         name = child.name.lower()
-        if child.is_file() and (name.endswith(SLICE_SUFFIXES + (".dcm", ".dicom")) or "." not in name):
+        if child.is_file() and (
+            name.endswith(SLICE_SUFFIXES + (".dcm", ".dicom")) or "." not in name
+        ):
             return True
     return False
 
@@ -98,8 +100,11 @@ def read_rle_csv_layers(path) -> list[tuple]:
         path = path[0]
     samples = read_rle_csv(path)
     if len(samples) > MAX_CSV_IMAGES:
-        warnings.warn(f"'{path}' lists {len(samples)} images; opening the first {MAX_CSV_IMAGES} "
-                      "(use napari_segkit.core.datasets.read_rle_csv for all)", stacklevel=2)
+        warnings.warn(
+            f"'{path}' lists {len(samples)} images; opening the first {MAX_CSV_IMAGES} "
+            "(use napari_segkit.core.datasets.read_rle_csv for all)",
+            stacklevel=2,
+        )
     layers = []
     for sample in samples[:MAX_CSV_IMAGES]:
         name = sample.id[:12]

@@ -55,4 +55,5 @@ def sample_nuclei_2d_segmented() -> list[tuple]:
     model_file = load_model(default_model_path())
     labels = predict(model_file, sample.image, tile_size=128, overlap=0.25)
     return _layers(sample, "nuclei 2D")[:2] + model_prediction_layers(
-        labels, model_file.info, name="nuclei 2D default model")
+        labels, model_file.info, name="nuclei 2D default model"
+    )

@@ -12,6 +12,7 @@ def write_labels_layer(path: str, data, meta: dict) -> list[str]:
     The layer's ``scale`` is stored so the file reopens with the same pixel size.
     """
     scale = meta.get("scale") if meta else None
-    written = write_labels(path, data, scale=tuple(scale) if scale is not None else None,
-                           overwrite=True)
+    written = write_labels(
+        path, data, scale=tuple(scale) if scale is not None else None, overwrite=True
+    )
     return [str(written)]

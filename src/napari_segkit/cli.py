@@ -22,7 +22,9 @@ def available_devices() -> list[str]:
     """Torch devices usable here, best first: ``cuda:N`` ..., ``mps``, ``cpu``."""
     import torch
 
-    devices = [f"cuda:{i} ({torch.cuda.get_device_name(i)})" for i in range(torch.cuda.device_count())]
+    devices = [
+        f"cuda:{i} ({torch.cuda.get_device_name(i)})" for i in range(torch.cuda.device_count())
+    ]
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         devices.append("mps")
     return devices + ["cpu"]
@@ -36,8 +38,17 @@ def cmd_info(args: argparse.Namespace) -> int:
 
     print(f"napari-segkit {__version__}")
     print(f"python        {platform.python_version()} ({platform.system()} {platform.machine()})")
-    for dist in ("napari", "torch", "torchvision", "segmentation-models-pytorch", "zarr",
-                 "dask", "tifffile", "scikit-image", "numpy"):
+    for dist in (
+        "napari",
+        "torch",
+        "torchvision",
+        "segmentation-models-pytorch",
+        "zarr",
+        "dask",
+        "tifffile",
+        "scikit-image",
+        "numpy",
+    ):
         print(f"{dist:<13} {_version(dist)}" if len(dist) <= 13 else f"{dist} {_version(dist)}")
     print("devices       " + ", ".join(available_devices()))
     return 0
@@ -58,8 +69,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
         write_stack(out / f"{key}{ext}", sample.image, overwrite=args.overwrite)
         write_labels(out / f"{key}_labels{ext}", sample.semantic, overwrite=args.overwrite)
         write_labels(out / f"{key}_instances{ext}", sample.instances, overwrite=args.overwrite)
-        print(f"{key}: image {sample.image.shape} {sample.image.dtype}, "
-              f"{int(sample.instances.max())} nuclei -> {out}/{key}*{ext}")
+        print(
+            f"{key}: image {sample.image.shape} {sample.image.dtype}, "
+            f"{int(sample.instances.max())} nuclei -> {out}/{key}*{ext}"
+        )
     return 0
 
 
@@ -69,8 +82,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     stack = read_stack(args.path, array=args.array)
     kind = f"lazy dask array, chunks {stack.data.chunksize}" if stack.is_lazy else "in memory"
-    print(f"{stack.path}: shape {tuple(stack.data.shape)} {stack.data.dtype}, axes {stack.axes}, "
-          f"scale {tuple(round(s, 6) for s in stack.scale)}, {kind}")
+    print(
+        f"{stack.path}: shape {tuple(stack.data.shape)} {stack.data.dtype}, axes {stack.axes}, "
+        f"scale {tuple(round(s, 6) for s in stack.scale)}, {kind}"
+    )
     return 0
 
 
@@ -100,7 +115,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if not to_zarr and not out.name.lower().endswith((".tif", ".tiff")):
         raise ValueError(f"OUTPUT must end in .zarr or .tif/.tiff, got '{out}'")
     if not to_zarr and args.output == "both":
-        raise ValueError("--output both needs a .zarr OUTPUT (labels and probabilities in one group)")
+        raise ValueError(
+            "--output both needs a .zarr OUTPUT (labels and probabilities in one group)"
+        )
     if not to_zarr and out.exists() and not args.overwrite:
         raise ValueError(f"'{out}' already exists; pass --overwrite to replace it")
     image = args.input if args.array is None else read_stack(args.input, array=args.array)
@@ -113,11 +130,23 @@ def cmd_predict(args: argparse.Namespace) -> int:
         bar.refresh()
 
     try:
-        result = predict(args.model, image, axes=args.axes, tile_size=args.tile, overlap=args.overlap,
-                         blend=args.blend, batch_size=args.batch_size, device=args.device,
-                         tta=args.tta, output=args.output, prob_dtype=args.prob_dtype,
-                         out=out if to_zarr else None, overwrite=args.overwrite,
-                         progress=progress, client=client)
+        result = predict(
+            args.model,
+            image,
+            axes=args.axes,
+            tile_size=args.tile,
+            overlap=args.overlap,
+            blend=args.blend,
+            batch_size=args.batch_size,
+            device=args.device,
+            tta=args.tta,
+            output=args.output,
+            prob_dtype=args.prob_dtype,
+            out=out if to_zarr else None,
+            overwrite=args.overwrite,
+            progress=progress,
+            client=client,
+        )
     finally:
         bar.close()
         if client is not None:
@@ -178,8 +207,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     images, labels = _images_and_labels(args)
     started = time.monotonic()
     limit = args.time_limit * 60 if args.time_limit else None
-    bar = tqdm(total=args.epochs * args.steps_per_epoch, unit="step", desc="train",
-               disable=args.quiet)
+    bar = tqdm(
+        total=args.epochs * args.steps_per_epoch, unit="step", desc="train", disable=args.quiet
+    )
 
     def progress(report):
         if not report.end_of_epoch:
@@ -187,8 +217,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             bar.set_postfix(loss=f"{report.loss:.4f}")
             return
         dice = " ".join(f"{d:.3f}" for d in report.val["dice"]) if report.val else "-"
-        bar.write(f"epoch {report.epoch + 1:3d}  loss {report.loss:.4f}  val Dice per class "
-                  f"[{dice}]{'  (best, saved)' if report.best else ''}")
+        bar.write(
+            f"epoch {report.epoch + 1:3d}  loss {report.loss:.4f}  val Dice per class "
+            f"[{dice}]{'  (best, saved)' if report.best else ''}"
+        )
 
     validation = None
     if args.val_images or args.val_labels:
@@ -199,22 +231,42 @@ def cmd_train(args: argparse.Namespace) -> int:
     if class_weights and class_weights not in ("inverse", "median"):
         class_weights = [float(w) for w in class_weights.split(",")]
     try:
-        model_file = train(images, labels, out=args.out, arch=args.arch,
-                           arch_options=_parse_options(args.arch_option) or None, loss=args.loss,
-                           sparse=args.sparse, epochs=args.epochs,
-                           steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size,
-                           patch_size=args.patch_size, lr=args.lr, val_fraction=args.val_fraction,
-                           validation=validation, init=args.init, schedule=args.schedule,
-                           class_weights=class_weights, w0=args.w0, sigma=args.sigma,
-                           class_names=args.class_names.split(",") if args.class_names else None,
-                           num_workers=args.num_workers, device=args.device,
-                           seed=args.seed, resume=args.resume, progress=progress,
-                           cancel=(lambda: time.monotonic() - started > limit) if limit else None)
+        model_file = train(
+            images,
+            labels,
+            out=args.out,
+            arch=args.arch,
+            arch_options=_parse_options(args.arch_option) or None,
+            loss=args.loss,
+            sparse=args.sparse,
+            epochs=args.epochs,
+            steps_per_epoch=args.steps_per_epoch,
+            batch_size=args.batch_size,
+            patch_size=args.patch_size,
+            lr=args.lr,
+            val_fraction=args.val_fraction,
+            validation=validation,
+            init=args.init,
+            schedule=args.schedule,
+            class_weights=class_weights,
+            w0=args.w0,
+            sigma=args.sigma,
+            class_names=args.class_names.split(",") if args.class_names else None,
+            num_workers=args.num_workers,
+            device=args.device,
+            seed=args.seed,
+            resume=args.resume,
+            progress=progress,
+            cancel=(lambda: time.monotonic() - started > limit) if limit else None,
+        )
     except TrainingCancelled:
         bar.close()
         if not Path(args.out).exists():
-            print(f"time limit of {args.time_limit} min reached before the first epoch ended: "
-                  "no model was written", file=sys.stderr)
+            print(
+                f"time limit of {args.time_limit} min reached before the first epoch ended: "
+                "no model was written",
+                file=sys.stderr,
+            )
             return 1
         print(f"time limit of {args.time_limit} min reached; the best checkpoint is in {args.out}")
         return 0
@@ -238,8 +290,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for image, label in zip(images, labels, strict=True):
         truth.append(np.asarray(label).ravel())
         pred.append(np.asarray(predict(model_file, image)).ravel())
-    report = segmentation_report(np.concatenate(truth), np.concatenate(pred), k,
-                                 class_names=model_file.info.class_names[:k] or None)
+    report = segmentation_report(
+        np.concatenate(truth),
+        np.concatenate(pred),
+        k,
+        class_names=model_file.info.class_names[:k] or None,
+    )
     _print_per_class(report)
     print(f"{'mean':<16}{report['mean_dice']:>8.4f}{report['mean_iou']:>8.4f}")
     print(f"pixel accuracy {report['pixel_accuracy']:.4f}")
@@ -259,8 +315,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         bar.update(done - bar.n)
 
     try:
-        result = run_demo(args.out, sample=args.sample, model=args.model, tile_size=args.tile,
-                          progress=progress)
+        result = run_demo(
+            args.out, sample=args.sample, model=args.model, tile_size=args.tile, progress=progress
+        )
     finally:
         bar.close()
     report = result["report"]
@@ -273,7 +330,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def _print_per_class(report: dict, note: str = "") -> None:
     """Per-class Dice / IoU rows of a segmentation_report, as an aligned table."""
     print(f"{'class':<16}{'Dice':>8}{'IoU':>8}{note}")
-    for name, d, i in zip(report["classes"], report["dice"], report["iou"]):
+    for name, d, i in zip(report["classes"], report["dice"], report["iou"], strict=False):
         print(f"{name:<16}{d:>8.4f}{i:>8.4f}")
 
 
@@ -291,10 +348,20 @@ def cmd_submit(args: argparse.Namespace) -> int:
         bar.update(done - bar.n)
 
     try:
-        out = make_submission(args.models, args.images, args.out, columns=columns,
-                              layout=args.layout, id_rule=args.id_rule, tta=args.tta,
-                              threshold=args.threshold, min_area=args.min_area, order=args.order,
-                              overwrite=args.overwrite, progress=progress)
+        out = make_submission(
+            args.models,
+            args.images,
+            args.out,
+            columns=columns,
+            layout=args.layout,
+            id_rule=args.id_rule,
+            tta=args.tta,
+            threshold=args.threshold,
+            min_area=args.min_area,
+            order=args.order,
+            overwrite=args.overwrite,
+            progress=progress,
+        )
     finally:
         bar.close()
     with open(out) as f:
@@ -312,17 +379,26 @@ def cmd_tune(args: argparse.Namespace) -> int:
     images, labels = _read_all(args.images), _read_all(args.labels)
     bar = tqdm(total=len(images), unit="image", desc="predict", disable=args.quiet)
     try:
-        result = tune_postprocessing(args.model, images, labels, metric=args.metric, tta=args.tta,
-                                     thresholds=args.thresholds, min_areas=args.min_areas,
-                                     progress=lambda done, total: bar.update(done - bar.n))
+        result = tune_postprocessing(
+            args.model,
+            images,
+            labels,
+            metric=args.metric,
+            tta=args.tta,
+            thresholds=args.thresholds,
+            min_areas=args.min_areas,
+            progress=lambda done, total: bar.update(done - bar.n),
+        )
     finally:
         bar.close()
     print(f"{'threshold':>10}{'min area':>10}{args.metric:>10}")
     for row in result["table"][: args.top]:
         print(f"{row['threshold']:>10.2f}{row['min_area']:>10d}{row['score']:>10.4f}")
     best = result["best"]
-    print(f"best: --threshold {best['threshold']:g} --min-area {best['min_area']} "
-          f"({args.metric} {best['score']:.4f})")
+    print(
+        f"best: --threshold {best['threshold']:g} --min-area {best['min_area']} "
+        f"({args.metric} {best['score']:.4f})"
+    )
     return 0
 
 
@@ -344,7 +420,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="segkit",
         description="CNN semantic segmentation of microscopy and medical images.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version('napari-segkit')}")
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {_version('napari-segkit')}"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("info", help="print versions and available devices (cuda / mps / cpu)")
@@ -360,7 +438,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", help="TIFF, zarr, NIfTI, DICOM, or folder of slices")
     p.add_argument("--array", help="array path inside a zarr group")
     p.set_defaults(func=cmd_inspect)
-    p = sub.add_parser("predict", help="segment an image/stack tile by tile (zarr to zarr, resumable)")
+    p = sub.add_parser(
+        "predict", help="segment an image/stack tile by tile (zarr to zarr, resumable)"
+    )
     p.add_argument("model", help="model file (.safetensors) written by napari-segkit")
     p.add_argument("input", help="TIFF, zarr, NIfTI, DICOM, or folder of slices")
     p.add_argument("output_path", metavar="output", help="OUTPUT.zarr (resumable) or OUTPUT.tif")
@@ -375,8 +455,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--array", help="array path inside a zarr group input")
     p.add_argument("--axes", help="input axes, e.g. ZYX or CYX (default: inferred)")
     p.add_argument("--scheduler", help="dask scheduler address, or local:N for N local workers")
-    p.add_argument("--resume", action="store_true",
-                   help="continue an interrupted zarr output (the default when settings match)")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted zarr output (the default when settings match)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_predict)
@@ -385,12 +468,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model from image and label files")
     p.add_argument("--images", nargs="+", help="image files/stacks/folders")
     p.add_argument("--labels", nargs="+", help="label files (pixel values = class ids)")
-    p.add_argument("--dataset", help="a dataset layout instead: Kaggle RLE CSV, DSB2018 folder, or "
-                                     "an image folder with --labels FOLDER (CamVid style)")
+    p.add_argument(
+        "--dataset",
+        help="a dataset layout instead: Kaggle RLE CSV, DSB2018 folder, or "
+        "an image folder with --labels FOLDER (CamVid style)",
+    )
     p.add_argument("--out", required=True, help="model file to write (.safetensors)")
     p.add_argument("--arch", default="unet_original", help="architecture (see segkit models)")
-    p.add_argument("--arch-option", action="append", metavar="KEY=VALUE",
-                   help="architecture option, repeatable (e.g. width=16 depth=4; segkit models -v)")
+    p.add_argument(
+        "--arch-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="architecture option, repeatable (e.g. width=16 depth=4; segkit models -v)",
+    )
     p.add_argument("--init", help="fine-tune this model file instead of starting from scratch")
     p.add_argument("--loss", default=defaults.loss, choices=LOSS_NAMES)
     p.add_argument("--class-weights", help="inverse | median (from the labels) | w0,w1,...")
@@ -407,11 +497,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-fraction", type=float, default=0.2)
     p.add_argument("--val-images", nargs="+", help="explicit validation images")
     p.add_argument("--val-labels", nargs="+", help="explicit validation labels")
-    p.add_argument("--num-workers", type=int, default=defaults.num_workers,
-                   help="DataLoader worker processes for patch sampling/augmentation")
+    p.add_argument(
+        "--num-workers",
+        type=int,
+        default=defaults.num_workers,
+        help="DataLoader worker processes for patch sampling/augmentation",
+    )
     p.add_argument("--device", default=defaults.device, help="auto | cuda | mps | cpu")
     p.add_argument("--seed", type=int, default=defaults.seed)
-    p.add_argument("--time-limit", type=float, help="stop after this many minutes (keeps the best)")
+    p.add_argument(
+        "--time-limit", type=float, help="stop after this many minutes (keeps the best)"
+    )
     p.add_argument("--resume", action="store_true", help="continue an interrupted run of --out")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_train)
@@ -423,8 +519,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", help="Kaggle RLE CSV, DSB2018 folder, or image folder + --labels")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("demo", help="segment the bundled sample with the bundled model "
-                                    "(zarr labels, overlay PNG, Dice vs ground truth)")
+    p = sub.add_parser(
+        "demo",
+        help="segment the bundled sample with the bundled model "
+        "(zarr labels, overlay PNG, Dice vs ground truth)",
+    )
     p.add_argument("--out", default="segkit-demo", help="output folder (default ./segkit-demo)")
     p.add_argument("--sample", choices=("nuclei_2d", "nuclei_3d"), default="nuclei_2d")
     p.add_argument("--model", help="model file (default: the bundled one)")
@@ -432,21 +531,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("submit", help="Kaggle submission CSV from a folder of images "
-                                      "(fold/TTA ensembles, threshold, minimum area)")
+    p = sub.add_parser(
+        "submit",
+        help="Kaggle submission CSV from a folder of images "
+        "(fold/TTA ensembles, threshold, minimum area)",
+    )
     p.add_argument("models", nargs="+", help="model file(s); several are averaged")
     p.add_argument("images", help="folder of images (<id>.png or DSB2018 <id>/images/<id>.png)")
     p.add_argument("--out", required=True, help="submission CSV to write")
     p.add_argument("--columns", default="ImageId,EncodedPixels", help="the two header names")
-    p.add_argument("--layout", choices=("image", "class", "object"), default="image",
-                   help="one row per image, per class, or per object (DSB2018)")
-    p.add_argument("--id-rule", default="{id}",
-                   help="row id format: {id}, {class_id}, {class_name} (e.g. {id}_{class_id})")
+    p.add_argument(
+        "--layout",
+        choices=("image", "class", "object"),
+        default="image",
+        help="one row per image, per class, or per object (DSB2018)",
+    )
+    p.add_argument(
+        "--id-rule",
+        default="{id}",
+        help="row id format: {id}, {class_id}, {class_name} (e.g. {id}_{class_id})",
+    )
     p.add_argument("--tta", choices=("flips", "d4"))
     p.add_argument("--threshold", type=float, default=0.5)
     p.add_argument("--min-area", type=int, default=0, help="drop objects smaller than this")
-    p.add_argument("--order", choices=("F", "C"), default="F",
-                   help="RLE pixel order: F column-major (Kaggle's default), C row-major")
+    p.add_argument(
+        "--order",
+        choices=("F", "C"),
+        default="F",
+        help="RLE pixel order: F column-major (Kaggle's default), C row-major",
+    )
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_submit)
@@ -455,10 +568,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", nargs="+", required=True, help="model file(s); several are averaged")
     p.add_argument("--images", nargs="+", required=True)
     p.add_argument("--labels", nargs="+", required=True)
-    p.add_argument("--metric", choices=("dice", "map"), default="dice",
-                   help="mean per-image Dice, or DSB2018 mean average precision")
-    p.add_argument("--thresholds", type=float, nargs="+",
-                   default=[0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7])
+    p.add_argument(
+        "--metric",
+        choices=("dice", "map"),
+        default="dice",
+        help="mean per-image Dice, or DSB2018 mean average precision",
+    )
+    p.add_argument(
+        "--thresholds",
+        type=float,
+        nargs="+",
+        default=[0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7],
+    )
     p.add_argument("--min-areas", type=int, nargs="+", default=[0, 10, 25, 50, 100])
     p.add_argument("--tta", choices=("flips", "d4"))
     p.add_argument("--top", type=int, default=10, help="rows of the table to print")

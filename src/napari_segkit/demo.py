@@ -24,12 +24,14 @@ def default_model_path() -> Path:
     if not DEFAULT_MODEL.exists():
         raise FileNotFoundError(
             f"the bundled default model {DEFAULT_MODEL} is missing; reinstall napari-segkit or "
-            "re-create it with the command in the README (section 'The bundled default model')")
+            "re-create it with the command in the README (section 'The bundled default model')"
+        )
     return DEFAULT_MODEL
 
 
-def overlay_rgb(image: np.ndarray, labels: np.ndarray, colors: list[str], *,
-                alpha: float = 0.45) -> np.ndarray:
+def overlay_rgb(
+    image: np.ndarray, labels: np.ndarray, colors: list[str], *, alpha: float = 0.45
+) -> np.ndarray:
     """A grayscale image with its class labels blended in colour.
 
     Parameters
@@ -49,14 +51,23 @@ def overlay_rgb(image: np.ndarray, labels: np.ndarray, colors: list[str], *,
     low, high = np.percentile(image, (1, 99.8))
     gray = np.clip((image.astype(np.float32) - low) / max(high - low, 1e-6), 0, 1)
     rgb = np.repeat(gray[..., None], 3, axis=-1)
-    table = np.array([[int(c[i:i + 2], 16) / 255 for i in (1, 3, 5)] for c in colors], np.float32)
+    table = np.array(
+        [[int(c[i : i + 2], 16) / 255 for i in (1, 3, 5)] for c in colors], np.float32
+    )
     fg = labels > 0
     rgb[fg] = (1 - alpha) * rgb[fg] + alpha * table[labels[fg]]
     return (rgb * 255 + 0.5).astype(np.uint8)
 
 
-def run_demo(out_dir: str | os.PathLike, *, sample: str = "nuclei_2d", model=None,
-             tile_size: int = 128, overlap: float = 0.25, progress=None) -> dict:
+def run_demo(
+    out_dir: str | os.PathLike,
+    *,
+    sample: str = "nuclei_2d",
+    model=None,
+    tile_size: int = 128,
+    overlap: float = 0.25,
+    progress=None,
+) -> dict:
     """Segment a bundled sample tile by tile; write labels (zarr) and an overlay PNG.
 
     Parameters
@@ -81,17 +92,29 @@ def run_demo(out_dir: str | os.PathLike, *, sample: str = "nuclei_2d", model=Non
     from .models import ModelFile, load_model
     from .tiling import predict
 
-    model_file = model if isinstance(model, ModelFile) else load_model(model or default_model_path())
+    model_file = (
+        model if isinstance(model, ModelFile) else load_model(model or default_model_path())
+    )
     data = load_sample(sample)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     labels_path = out_dir / f"{sample}_labels.zarr"
     # the zarr array predict() returns is the written output: no need to reopen the store
-    labels = np.asarray(predict(model_file, data.image, tile_size=tile_size, overlap=overlap,
-                                out=labels_path, overwrite=True, progress=progress))
+    labels = np.asarray(
+        predict(
+            model_file,
+            data.image,
+            tile_size=tile_size,
+            overlap=overlap,
+            out=labels_path,
+            overwrite=True,
+            progress=progress,
+        )
+    )
     k = max(model_file.info.num_classes, 2)
-    report = segmentation_report(data.semantic, labels, k,
-                                 class_names=model_file.info.class_names[:k] or None)
+    report = segmentation_report(
+        data.semantic, labels, k, class_names=model_file.info.class_names[:k] or None
+    )
     plane = labels.shape[0] // 2 if labels.ndim == 3 else None
     image2d = data.image if plane is None else data.image[plane]
     labels2d = labels if plane is None else labels[plane]

@@ -38,14 +38,17 @@ def load_models(models) -> list:
     first = loaded[0].info
     for m in loaded[1:]:
         if (m.info.in_channels, m.info.num_classes) != (first.in_channels, first.num_classes):
-            raise ValueError(f"models disagree: {m.path} takes {m.info.in_channels} channel(s) / "
-                             f"{m.info.num_classes} classes, {loaded[0].path} "
-                             f"{first.in_channels} / {first.num_classes}")
+            raise ValueError(
+                f"models disagree: {m.path} takes {m.info.in_channels} channel(s) / "
+                f"{m.info.num_classes} classes, {loaded[0].path} "
+                f"{first.in_channels} / {first.num_classes}"
+            )
     return loaded
 
 
-def ensemble_probabilities(models, image, *, tta: str | None = None, tile_size=None,
-                           overlap=None, device: str = "auto") -> np.ndarray:
+def ensemble_probabilities(
+    models, image, *, tta: str | None = None, tile_size=None, overlap=None, device: str = "auto"
+) -> np.ndarray:
     """Class probabilities ``(K, Y, X)`` averaged over `models` (e.g. the k folds).
 
     `image` is ``(Y, X)`` or ``(Y, X, C)``; each model predicts it tile by tile with
@@ -55,13 +58,22 @@ def ensemble_probabilities(models, image, *, tta: str | None = None, tile_size=N
 
     total = None
     for model in models:
-        p = predict(model, image, output="probabilities", tta=tta, tile_size=tile_size,
-                    overlap=overlap, device=device).astype(np.float32)
+        p = predict(
+            model,
+            image,
+            output="probabilities",
+            tta=tta,
+            tile_size=tile_size,
+            overlap=overlap,
+            device=device,
+        ).astype(np.float32)
         total = p if total is None else total + p
     return total / len(models)
 
 
-def postprocess(probabilities: np.ndarray, *, threshold: float = 0.5, min_area: int = 0) -> np.ndarray:
+def postprocess(
+    probabilities: np.ndarray, *, threshold: float = 0.5, min_area: int = 0
+) -> np.ndarray:
     """Probabilities ``(K, Y, X)`` -> class labels ``(Y, X)`` (uint8/uint16).
 
     Binary models (K = 1 sigmoid, or K = 2): foreground where p(foreground) >=
@@ -90,8 +102,15 @@ def postprocess(probabilities: np.ndarray, *, threshold: float = 0.5, min_area: 
     return labels
 
 
-def submission_rows(labels: np.ndarray, image_id: str, *, layout: str = "image",
-                    id_rule: str = "{id}", class_names=None, order: str = "F") -> list[list[str]]:
+def submission_rows(
+    labels: np.ndarray,
+    image_id: str,
+    *,
+    layout: str = "image",
+    id_rule: str = "{id}",
+    class_names=None,
+    order: str = "F",
+) -> list[list[str]]:
     """Rows ``[id, rle]`` for one predicted label image.
 
     layout : {"image", "class", "object"}
@@ -105,17 +124,31 @@ def submission_rows(labels: np.ndarray, image_id: str, *, layout: str = "image",
     from skimage.measure import label as components
 
     if layout == "image":
-        return [[id_rule.format(id=image_id, class_id=1, class_name="foreground"),
-                 rle_encode(labels > 0, order=order)]]
+        return [
+            [
+                id_rule.format(id=image_id, class_id=1, class_name="foreground"),
+                rle_encode(labels > 0, order=order),
+            ]
+        ]
     if layout == "class":
         k = max(int(labels.max(initial=0)), len(class_names or ()) - 1, 1)
         names = list(class_names or [str(c) for c in range(k + 1)])
-        return [[id_rule.format(id=image_id, class_id=c, class_name=names[c]),
-                 rle_encode(labels == c, order=order)] for c in range(1, k + 1)]
+        return [
+            [
+                id_rule.format(id=image_id, class_id=c, class_name=names[c]),
+                rle_encode(labels == c, order=order),
+            ]
+            for c in range(1, k + 1)
+        ]
     if layout == "object":
         objects = components(labels > 0, connectivity=1)
-        rows = [[id_rule.format(id=image_id, class_id=1, class_name="foreground"),
-                 rle_encode(objects == n, order=order)] for n in range(1, int(objects.max()) + 1)]
+        rows = [
+            [
+                id_rule.format(id=image_id, class_id=1, class_name="foreground"),
+                rle_encode(objects == n, order=order),
+            ]
+            for n in range(1, int(objects.max()) + 1)
+        ]
         return rows or [[id_rule.format(id=image_id, class_id=1, class_name="foreground"), ""]]
     raise ValueError(f"layout must be 'image', 'class' or 'object', got {layout!r}")
 
@@ -127,9 +160,14 @@ def list_images(images) -> list[tuple[str, Path]]:
         folder = Path(images)
         if not folder.is_dir():
             raise FileNotFoundError(f"no such folder: '{folder}'")
-        paths = [p for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(SLICE_SUFFIXES)]
-        paths += [p / "images" / f"{p.name}.png" for p in folder.iterdir()
-                  if (p / "images" / f"{p.name}.png").is_file()]
+        paths = [
+            p for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(SLICE_SUFFIXES)
+        ]
+        paths += [
+            p / "images" / f"{p.name}.png"
+            for p in folder.iterdir()
+            if (p / "images" / f"{p.name}.png").is_file()
+        ]
     else:
         paths = [Path(p) for p in images]
     if not paths:
@@ -146,10 +184,21 @@ def _image_id(path: Path) -> str:
     return path.stem
 
 
-def make_submission(models, images, out: str | os.PathLike, *, columns=("ImageId", "EncodedPixels"),
-                    layout: str = "image", id_rule: str = "{id}", tta: str | None = None,
-                    threshold: float = 0.5, min_area: int = 0, order: str = "F",
-                    overwrite: bool = False, progress=None) -> Path:
+def make_submission(
+    models,
+    images,
+    out: str | os.PathLike,
+    *,
+    columns=("ImageId", "EncodedPixels"),
+    layout: str = "image",
+    id_rule: str = "{id}",
+    tta: str | None = None,
+    threshold: float = 0.5,
+    min_area: int = 0,
+    order: str = "F",
+    overwrite: bool = False,
+    progress=None,
+) -> Path:
     """Predict every image with the ensemble of `models` and write a submission CSV.
 
     Parameters
@@ -169,7 +218,9 @@ def make_submission(models, images, out: str | os.PathLike, *, columns=("ImageId
     """
     out = Path(out)
     if out.exists() and not overwrite:
-        raise FileExistsError(f"'{out}' already exists; pass overwrite=True (--overwrite) to replace it")
+        raise FileExistsError(
+            f"'{out}' already exists; pass overwrite=True (--overwrite) to replace it"
+        )
     if len(columns) != 2:
         raise ValueError(f"columns must be two names (id, run-length), got {columns}")
     loaded = load_models(models)
@@ -179,8 +230,9 @@ def make_submission(models, images, out: str | os.PathLike, *, columns=("ImageId
     for done, (image_id, path) in enumerate(items, 1):
         probs = ensemble_probabilities(loaded, read_image(path), tta=tta)
         labels = postprocess(probs, threshold=threshold, min_area=min_area)
-        rows += submission_rows(labels, image_id, layout=layout, id_rule=id_rule,
-                                class_names=class_names, order=order)
+        rows += submission_rows(
+            labels, image_id, layout=layout, id_rule=id_rule, class_names=class_names, order=order
+        )
         if progress is not None:
             progress(done, len(items))
     write_csv(out, [list(columns), *rows])
@@ -219,10 +271,17 @@ def read_submission(path: str | os.PathLike, shapes: dict, *, order: str = "F") 
     return masks
 
 
-def tune_postprocessing(models, images, labels, *, metric: str = "dice",
-                        thresholds=(0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7),
-                        min_areas=(0, 10, 25, 50, 100), tta: str | None = None,
-                        progress=None) -> dict:
+def tune_postprocessing(
+    models,
+    images,
+    labels,
+    *,
+    metric: str = "dice",
+    thresholds=(0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7),
+    min_areas=(0, 10, 25, 50, 100),
+    tta: str | None = None,
+    progress=None,
+) -> dict:
     """Grid-search the threshold and minimum object area that maximise `metric`.
 
     Probabilities are predicted once per image; every (threshold, min_area) pair
@@ -239,7 +298,9 @@ def tune_postprocessing(models, images, labels, *, metric: str = "dice",
         raise ValueError(f"metric must be one of {sorted(METRICS)}, got {metric!r}")
     images, labels = list(images), list(labels)
     if len(images) != len(labels) or not images:
-        raise ValueError(f"need equally many images and labels, got {len(images)} and {len(labels)}")
+        raise ValueError(
+            f"need equally many images and labels, got {len(images)} and {len(labels)}"
+        )
     loaded = load_models(models)
     score = METRICS[metric]
     probs = []
@@ -249,10 +310,18 @@ def tune_postprocessing(models, images, labels, *, metric: str = "dice",
             progress(done, len(images))
     table = []
     for threshold, min_area in itertools.product(thresholds, min_areas):
-        scores = [score(np.asarray(truth) > 0,
-                        postprocess(p, threshold=threshold, min_area=min_area) > 0)
-                  for p, truth in zip(probs, labels)]
-        table.append({"threshold": float(threshold), "min_area": int(min_area),
-                      "score": float(np.mean(scores))})
+        scores = [
+            score(
+                np.asarray(truth) > 0, postprocess(p, threshold=threshold, min_area=min_area) > 0
+            )
+            for p, truth in zip(probs, labels, strict=False)
+        ]
+        table.append(
+            {
+                "threshold": float(threshold),
+                "min_area": int(min_area),
+                "score": float(np.mean(scores)),
+            }
+        )
     table.sort(key=lambda row: -row["score"])
     return {"best": table[0], "table": table, "metric": metric}

@@ -18,9 +18,16 @@ def class_colormap(class_colors: list[str]) -> dict:
     return colormap
 
 
-def prediction_layers(labels, probabilities=None, *, class_names: list[str],
-                      class_colors: list[str], name: str, scale=None,
-                      per_class: bool = False) -> list[tuple]:
+def prediction_layers(
+    labels,
+    probabilities=None,
+    *,
+    class_names: list[str],
+    class_colors: list[str],
+    name: str,
+    scale=None,
+    per_class: bool = False,
+) -> list[tuple]:
     """Layers for one prediction.
 
     Parameters
@@ -43,25 +50,55 @@ def prediction_layers(labels, probabilities=None, *, class_names: list[str],
     class_names = list(class_names) or [f"class {i}" for i in range(2)]
     base = {"scale": tuple(scale)} if scale is not None else {}
     features = {"index": list(range(len(class_names))), "class": list(class_names)}
-    layers = [(labels, {**base, "name": f"{name} labels", "features": features,
-                        "colormap": class_colormap(class_colors)}, "labels")]
+    layers = [
+        (
+            labels,
+            {
+                **base,
+                "name": f"{name} labels",
+                "features": features,
+                "colormap": class_colormap(class_colors),
+            },
+            "labels",
+        )
+    ]
     if per_class:
         for k in range(1, len(class_names)):
             mask = labels == k  # lazy for dask input
-            layers.append((mask.astype(np.uint8), {
-                **base, "name": f"{name} {class_names[k]}",
-                "colormap": {None: "transparent", 0: "transparent", 1: class_colors[k]}}, "labels"))
+            layers.append(
+                (
+                    mask.astype(np.uint8),
+                    {
+                        **base,
+                        "name": f"{name} {class_names[k]}",
+                        "colormap": {None: "transparent", 0: "transparent", 1: class_colors[k]},
+                    },
+                    "labels",
+                )
+            )
     if probabilities is not None:
         top = 255 if np.dtype(probabilities.dtype) == np.uint8 else 1.0
-        for k, class_name in enumerate(class_names[:probabilities.shape[0]]):
-            layers.append((probabilities[k], {
-                **base, "name": f"{name} p({class_name})", "colormap": "magma",
-                "contrast_limits": (0, top), "blending": "additive", "visible": k > 0}, "image"))
+        for k, class_name in enumerate(class_names[: probabilities.shape[0]]):
+            layers.append(
+                (
+                    probabilities[k],
+                    {
+                        **base,
+                        "name": f"{name} p({class_name})",
+                        "colormap": "magma",
+                        "contrast_limits": (0, top),
+                        "blending": "additive",
+                        "visible": k > 0,
+                    },
+                    "image",
+                )
+            )
     return layers
 
 
-def model_prediction_layers(labels, info, probabilities=None, *, name: str, scale=None,
-                            per_class: bool = False) -> list[tuple]:
+def model_prediction_layers(
+    labels, info, probabilities=None, *, name: str, scale=None, per_class: bool = False
+) -> list[tuple]:
     """:func:`prediction_layers` with the class names and colours of a model file.
 
     `info` is a :class:`~napari_segkit.models.ModelInfo` (``load_model(path).info``);
@@ -69,13 +106,27 @@ def model_prediction_layers(labels, info, probabilities=None, *, name: str, scal
     """
     k = max(info.num_classes, 2)
     names = (list(info.class_names) or [f"class {i}" for i in range(k)])[:k]
-    return prediction_layers(labels, probabilities, class_names=names,
-                             class_colors=list(info.class_colors)[:k], name=name, scale=scale,
-                             per_class=per_class)
+    return prediction_layers(
+        labels,
+        probabilities,
+        class_names=names,
+        class_colors=list(info.class_colors)[:k],
+        name=name,
+        scale=scale,
+        per_class=per_class,
+    )
 
 
-def weight_map_layer(labels, *, w0: float = 10.0, sigma: float = 5.0, class_weights=None,
-                     kind: str = "auto", name: str = "labels", scale=None) -> tuple:
+def weight_map_layer(
+    labels,
+    *,
+    w0: float = 10.0,
+    sigma: float = 5.0,
+    class_weights=None,
+    kind: str = "auto",
+    name: str = "labels",
+    scale=None,
+) -> tuple:
     """The U-Net border weight map of `labels` as an image layer tuple.
 
     `labels`: ``(Y, X)`` or ``(Z, Y, X)`` instances or semantic mask (see
@@ -84,10 +135,14 @@ def weight_map_layer(labels, *, w0: float = 10.0, sigma: float = 5.0, class_weig
     """
     from .core.weight_maps import unet_weight_map
 
-    weights = unet_weight_map(np.asarray(labels), w0=w0, sigma=sigma, class_weights=class_weights,
-                              kind=kind)
-    kwargs = {"name": f"{name} border weights (w0={w0:g}, sigma={sigma:g})", "colormap": "turbo",
-              "contrast_limits": (0.0, float(max(weights.max(), 1.0)))}
+    weights = unet_weight_map(
+        np.asarray(labels), w0=w0, sigma=sigma, class_weights=class_weights, kind=kind
+    )
+    kwargs = {
+        "name": f"{name} border weights (w0={w0:g}, sigma={sigma:g})",
+        "colormap": "turbo",
+        "contrast_limits": (0.0, float(max(weights.max(), 1.0))),
+    }
     if scale is not None:
         kwargs["scale"] = tuple(scale)
     return weights, kwargs, "image"

@@ -28,8 +28,10 @@ from torch import nn
 
 def _check(logits: torch.Tensor, target: torch.Tensor) -> None:
     if logits.ndim < 3 or target.shape != (logits.shape[0], *logits.shape[2:]):
-        raise ValueError(f"logits (N, K, *spatial) and target (N, *spatial) do not match: "
-                         f"{tuple(logits.shape)} vs {tuple(target.shape)}")
+        raise ValueError(
+            f"logits (N, K, *spatial) and target (N, *spatial) do not match: "
+            f"{tuple(logits.shape)} vs {tuple(target.shape)}"
+        )
 
 
 def _valid_mask(target: torch.Tensor, ignore_index: int | None) -> torch.Tensor:
@@ -45,8 +47,9 @@ def _one_hot(target: torch.Tensor, valid: torch.Tensor, num_classes: int) -> tor
         onehot = safe.unsqueeze(1).float()
     else:
         if safe.numel() and int(safe.max()) >= num_classes:
-            raise ValueError(f"target holds class {int(safe.max())} but the logits have "
-                             f"{num_classes} classes")
+            raise ValueError(
+                f"target holds class {int(safe.max())} but the logits have {num_classes} classes"
+            )
         onehot = F.one_hot(safe, num_classes).movedim(-1, 1).float()
     return onehot * valid.unsqueeze(1)
 
@@ -80,15 +83,24 @@ class SoftDiceLoss(nn.Module):
     - logits: ``(N, K, *spatial)``; target: ``(N, *spatial)`` -> scalar
     """
 
-    def __init__(self, *, squared: bool = False, smooth: float = 1.0,
-                 class_weights: Sequence[float] | None = None, ignore_index: int | None = None,
-                 include_background: bool = True, from_logits: bool = True):
+    def __init__(
+        self,
+        *,
+        squared: bool = False,
+        smooth: float = 1.0,
+        class_weights: Sequence[float] | None = None,
+        ignore_index: int | None = None,
+        include_background: bool = True,
+        from_logits: bool = True,
+    ):
         super().__init__()
         self.squared, self.smooth = squared, float(smooth)
         self.ignore_index, self.include_background = ignore_index, include_background
         self.from_logits = from_logits
-        self.register_buffer("class_weights", None if class_weights is None
-                             else torch.as_tensor(class_weights, dtype=torch.float32))
+        self.register_buffer(
+            "class_weights",
+            None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32),
+        )
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         _check(logits, target)
@@ -105,7 +117,9 @@ class SoftDiceLoss(nn.Module):
         power = 2 if self.squared else 1
         denominator = (probs**power).sum(dims) + (onehot**power).sum(dims)
         dice = (2 * intersection + self.smooth) / (denominator + self.smooth).clamp_min(1e-7)
-        weights = torch.ones_like(dice) if self.class_weights is None else self.class_weights.to(dice)
+        weights = (
+            torch.ones_like(dice) if self.class_weights is None else self.class_weights.to(dice)
+        )
         if weights.numel() != dice.numel():
             raise ValueError(f"{weights.numel()} class weights for {k} output channels")
         if not self.include_background and k > 1:
@@ -132,32 +146,42 @@ class WeightedCrossEntropyLoss(nn.Module):
       -> scalar
     """
 
-    def __init__(self, *, class_weights: Sequence[float] | None = None,
-                 ignore_index: int | None = None):
+    def __init__(
+        self, *, class_weights: Sequence[float] | None = None, ignore_index: int | None = None
+    ):
         super().__init__()
         self.ignore_index = ignore_index
-        self.register_buffer("class_weights", None if class_weights is None
-                             else torch.as_tensor(class_weights, dtype=torch.float32))
+        self.register_buffer(
+            "class_weights",
+            None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32),
+        )
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor,
-                weight_map: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, logits: torch.Tensor, target: torch.Tensor, weight_map: torch.Tensor | None = None
+    ) -> torch.Tensor:
         _check(logits, target)
         valid = _valid_mask(target, self.ignore_index)
         safe = torch.where(valid, target, torch.zeros_like(target)).long()
         if logits.shape[1] == 1:
-            ce = F.binary_cross_entropy_with_logits(logits[:, 0], safe.to(logits.dtype), reduction="none")
+            ce = F.binary_cross_entropy_with_logits(
+                logits[:, 0], safe.to(logits.dtype), reduction="none"
+            )
         else:
             if safe.numel() and int(safe.max()) >= logits.shape[1]:
-                raise ValueError(f"target holds class {int(safe.max())} but the logits have "
-                                 f"{logits.shape[1]} classes")
+                raise ValueError(
+                    f"target holds class {int(safe.max())} but the logits have "
+                    f"{logits.shape[1]} classes"
+                )
             ce = F.cross_entropy(logits, safe, reduction="none")
         weight = valid.to(ce.dtype)
         if self.class_weights is not None:
             weight = weight * self.class_weights.to(ce)[safe]
         if weight_map is not None:
             if weight_map.shape != target.shape:
-                raise ValueError(f"weight_map {tuple(weight_map.shape)} must have the target's "
-                                 f"shape {tuple(target.shape)}")
+                raise ValueError(
+                    f"weight_map {tuple(weight_map.shape)} must have the target's "
+                    f"shape {tuple(target.shape)}"
+                )
             weight = weight * weight_map.to(ce)
         return (weight * ce).sum() / weight.sum().clamp_min(1e-7)
 
@@ -170,17 +194,25 @@ class DiceCELoss(nn.Module):
     as :class:`WeightedCrossEntropyLoss`; ``weight_map`` goes to the cross-entropy.
     """
 
-    def __init__(self, *, dice_weight: float = 1.0, ce_weight: float = 1.0, squared: bool = False,
-                 smooth: float = 1.0, class_weights: Sequence[float] | None = None,
-                 ignore_index: int | None = None):
+    def __init__(
+        self,
+        *,
+        dice_weight: float = 1.0,
+        ce_weight: float = 1.0,
+        squared: bool = False,
+        smooth: float = 1.0,
+        class_weights: Sequence[float] | None = None,
+        ignore_index: int | None = None,
+    ):
         super().__init__()
         self.dice_weight, self.ce_weight = float(dice_weight), float(ce_weight)
         self.dice = SoftDiceLoss(squared=squared, smooth=smooth, ignore_index=ignore_index)
         self.ce = WeightedCrossEntropyLoss(class_weights=class_weights, ignore_index=ignore_index)
 
     def forward(self, logits, target, weight_map=None):
-        return (self.dice_weight * self.dice(logits, target)
-                + self.ce_weight * self.ce(logits, target, weight_map))
+        return self.dice_weight * self.dice(logits, target) + self.ce_weight * self.ce(
+            logits, target, weight_map
+        )
 
 
 #: name -> (class, description); ``border_ce`` takes the weight map at call time.
@@ -190,7 +222,10 @@ LOSSES = {
     "weighted_ce": (WeightedCrossEntropyLoss, "cross-entropy with class weights"),
     "border_ce": (WeightedCrossEntropyLoss, "cross-entropy weighted by U-Net border weight maps"),
     "dice+ce": (DiceCELoss, "soft Dice + cross-entropy"),
-    "dice+border_ce": (DiceCELoss, "soft Dice + cross-entropy weighted by U-Net border weight maps"),
+    "dice+border_ce": (
+        DiceCELoss,
+        "soft Dice + cross-entropy weighted by U-Net border weight maps",
+    ),
 }
 
 #: the losses that take a per-pixel weight map (the U-Net border weights) at call time
@@ -206,7 +241,9 @@ def get_loss(name: str, **options) -> nn.Module:
     if name not in LOSSES:
         raise ValueError(f"Unknown loss {name!r}. Available: {', '.join(LOSSES)}")
     if name == "weighted_ce" and options.get("class_weights") is None:
-        raise ValueError("loss 'weighted_ce' needs class_weights (e.g. compute_class_weights(labels, K))")
+        raise ValueError(
+            "loss 'weighted_ce' needs class_weights (e.g. compute_class_weights(labels, K))"
+        )
     cls = LOSSES[name][0]
     try:
         return cls(**options)

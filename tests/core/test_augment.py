@@ -18,8 +18,9 @@ def _pattern(shape=(48, 48)):
 @pytest.mark.parametrize("seed", range(8))
 def test_image_labels_and_weights_stay_aligned(seed):
     image, labels, weights = _pattern()
-    aug = Augmentation(translate=4, elastic_sigma=6, intensity_scale=0, intensity_shift=0,
-                       image_order=0)
+    aug = Augmentation(
+        translate=4, elastic_sigma=6, intensity_scale=0, intensity_shift=0, image_order=0
+    )
     out_image, out_labels, out_weights = aug(np.random.default_rng(seed), image, labels, weights)
     # the same deformation on all three: the image still encodes the labels exactly
     np.testing.assert_array_equal(out_image[0], out_labels * 10.0)
@@ -43,8 +44,10 @@ def test_elastic_displacement_is_smooth_and_of_the_asked_size():
     # smooth: neighbouring pixels move almost together
     assert np.abs(np.diff(field, axis=1)).max() < 1.0
     assert np.abs(np.diff(field, axis=2)).max() < 1.0
-    amplitudes = [np.abs(elastic_displacement(np.random.default_rng(s), (32, 32), 10)).mean()
-                  for s in range(20)]
+    amplitudes = [
+        np.abs(elastic_displacement(np.random.default_rng(s), (32, 32), 10)).mean()
+        for s in range(20)
+    ]
     assert 3 < np.mean(amplitudes) < 15
 
 
@@ -58,7 +61,7 @@ def test_flips_and_rotations_are_exact_and_inputs_untouched():
         np.testing.assert_array_equal(out_image[0], out_labels * 10.0)
         seen.add(out_labels.tobytes())
     assert len(seen) == 8  # the 8 symmetries of the square all occur
-    for a, b in zip((image, labels, weights), copies):
+    for a, b in zip((image, labels, weights), copies, strict=False):
         np.testing.assert_array_equal(a, b)
 
 

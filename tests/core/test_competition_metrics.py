@@ -30,10 +30,8 @@ def test_dice_and_iou_by_hand():
 
 
 def test_instance_iou_matrix():
-    truth = np.array([[1, 1, 0, 2],
-                      [1, 1, 0, 2]])
-    pred = np.array([[5, 0, 0, 7],
-                     [5, 0, 0, 7]])
+    truth = np.array([[1, 1, 0, 2], [1, 1, 0, 2]])
+    pred = np.array([[5, 0, 0, 7], [5, 0, 0, 7]])
     np.testing.assert_allclose(instance_iou(truth, pred), [[0.5, 0.0], [0.0, 1.0]])
 
 

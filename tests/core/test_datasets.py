@@ -36,7 +36,7 @@ def test_rle_csv_with_instances(tmp_path, nuclei):
     (tmp_path / "train.csv").write_text("\n".join(rows) + "\n")
     samples = read_rle_csv(tmp_path / "train.csv")  # the image folder is found beside the CSV
     assert [x.id for x in samples] == ["img0", "img1"]
-    for sample, s in zip(samples, nuclei):
+    for sample, s in zip(samples, nuclei, strict=False):
         assert sample.image.shape == (40, 50)
         np.testing.assert_array_equal(sample.labels, s.instances > 0)
         assert sample.instances.max() == len(np.unique(s.instances)) - 1
@@ -52,7 +52,8 @@ def test_rle_csv_with_classes_and_row_major(tmp_path):
     (tmp_path / "labels.csv").write_text(
         "id,rle,ClassId\n"
         f"a,{rle_encode(labels == 1, order='C')},1\n"
-        f"a,{rle_encode(labels == 2, order='C')},2\n")
+        f"a,{rle_encode(labels == 2, order='C')},2\n"
+    )
     [sample] = read_rle_csv(tmp_path / "labels.csv", tmp_path / "images", order="C")
     np.testing.assert_array_equal(sample.labels, labels)
     assert sample.instances is None
@@ -62,8 +63,10 @@ def test_rle_csv_with_classes_and_row_major(tmp_path):
 
 def test_dsb2018_folders(tmp_path, nuclei):
     s = nuclei[0]
-    _png(tmp_path / "abc" / "images" / "abc.png", np.dstack([s.image.astype(np.uint8)] * 3 + [
-        np.full(s.image.shape, 255, np.uint8)]))  # RGBA, as DSB2018 ships
+    _png(
+        tmp_path / "abc" / "images" / "abc.png",
+        np.dstack([s.image.astype(np.uint8)] * 3 + [np.full(s.image.shape, 255, np.uint8)]),
+    )  # RGBA, as DSB2018 ships
     for n in np.unique(s.instances)[1:]:
         _png(tmp_path / "abc" / "masks" / f"m{n}.png", ((s.instances == n) * 255).astype(np.uint8))
     [sample] = read_dsb2018(tmp_path)
@@ -76,8 +79,10 @@ def test_real_dsb2018_csv_equals_its_mask_folders(shared_data):
     root = shared_data / "dsb2018"
     ids = (root / "subset_index.txt").read_text().split("\n")[1:3]
     ids = [line.split()[0] for line in ids]
-    from_csv = {s.id: s for s in read_rle_csv(root / "stage1_train_labels_subset.csv",
-                                               root / "stage1_train")}
+    from_csv = {
+        s.id: s
+        for s in read_rle_csv(root / "stage1_train_labels_subset.csv", root / "stage1_train")
+    }
     for sample in read_dsb2018(root / "stage1_train", ids=ids):
         np.testing.assert_array_equal(sample.labels, from_csv[sample.id].labels)
         assert sample.instances.max() == from_csv[sample.id].instances.max()
@@ -107,7 +112,9 @@ def test_load_dataset_recognises_each_layout(tmp_path, nuclei):
     _png(tmp_path / "dsb" / "x1" / "images" / "x1.png", image8)
     _png(tmp_path / "dsb" / "x1" / "masks" / "a.png", ((s.instances == 1) * 255).astype(np.uint8))
     _png(tmp_path / "imgs" / "x1.png", image8)
-    (tmp_path / "train.csv").write_text(f"ImageId,EncodedPixels\nx1,{rle_encode(s.instances == 1)}\n")
+    (tmp_path / "train.csv").write_text(
+        f"ImageId,EncodedPixels\nx1,{rle_encode(s.instances == 1)}\n"
+    )
     _png(tmp_path / "train" / "a.png", image8)
     _png(tmp_path / "trainannot" / "a.png", s.semantic.astype(np.uint8))
     tifffile.imwrite(tmp_path / "img.tif", np.stack([s.image] * 2))

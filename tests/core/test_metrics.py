@@ -57,7 +57,9 @@ def test_streaming_equals_in_memory(tmp_path):
     pred = np.where(rng.random(truth.shape) < 0.8, truth, rng.integers(0, 4, truth.shape))
     expected = segmentation_report(truth, pred, 4)
     lazy_truth = da.from_array(truth, chunks=(1, 16, 32))
-    z = zarr.create_array(str(tmp_path / "p.zarr"), shape=pred.shape, dtype="i8", chunks=(2, 25, 35))
+    z = zarr.create_array(
+        str(tmp_path / "p.zarr"), shape=pred.shape, dtype="i8", chunks=(2, 25, 35)
+    )
     z[:] = pred
     for p in (da.from_array(pred, chunks=(3, 50, 10)), z):
         got = segmentation_report(lazy_truth, p, 4)

@@ -11,7 +11,8 @@ from hypothesis.extra.numpy import arrays
 from napari_segkit.core.rle import RLEError, rle_decode, rle_encode
 
 masks = st.tuples(st.integers(1, 40), st.integers(1, 40)).flatmap(
-    lambda shape: arrays(np.uint8, shape, elements=st.integers(0, 1)))
+    lambda shape: arrays(np.uint8, shape, elements=st.integers(0, 1))
+)
 
 
 @settings(max_examples=200, deadline=None)
@@ -26,8 +27,7 @@ def test_round_trip(mask, order):
 
 
 def test_known_strings_and_orders():
-    mask = np.array([[0, 1, 1],
-                     [0, 1, 0]], np.uint8)
+    mask = np.array([[0, 1, 1], [0, 1, 0]], np.uint8)
     # column-major, 1-based: pixels 1=(0,0) 2=(1,0) 3=(0,1) 4=(1,1) 5=(0,2) 6=(1,2)
     assert rle_encode(mask) == "3 3"
     assert rle_encode(mask, order="C") == "2 2 5 1"
@@ -39,17 +39,20 @@ def test_known_strings_and_orders():
     np.testing.assert_array_equal(rle_decode("1 2 3 1", (2, 2)), np.array([[1, 1], [1, 0]]))
 
 
-@pytest.mark.parametrize(("rle", "match"), [
-    ("1 2 3", "3 values"),
-    ("1 a", "non-integer value 'a'"),
-    ("1 2.5", "non-integer value '2.5'"),
-    ("0 2", "1-based"),
-    ("1 0", "lengths must be positive"),
-    ("3 -1", "lengths must be positive"),
-    ("5 1 1 1", "sorted"),
-    ("1 3 2 2", "overlaps the previous run"),
-    ("3 3", "past the 4 pixels of a 2 x 2 image"),
-])
+@pytest.mark.parametrize(
+    ("rle", "match"),
+    [
+        ("1 2 3", "3 values"),
+        ("1 a", "non-integer value 'a'"),
+        ("1 2.5", "non-integer value '2.5'"),
+        ("0 2", "1-based"),
+        ("1 0", "lengths must be positive"),
+        ("3 -1", "lengths must be positive"),
+        ("5 1 1 1", "sorted"),
+        ("1 3 2 2", "overlaps the previous run"),
+        ("3 3", "past the 4 pixels of a 2 x 2 image"),
+    ],
+)
 def test_malformed_strings_raise(rle, match):
     with pytest.raises(RLEError, match=match):
         rle_decode(rle, (2, 2))

@@ -5,7 +5,9 @@ from napari_segkit.core.tiles import blend_weights, block_plan, tile_starts, til
 
 
 @pytest.mark.parametrize("size", [1, 5, 64, 65, 100, 257, 1000])
-@pytest.mark.parametrize(("tile", "overlap", "align"), [(64, 0.25, 1), (64, 0.5, 1), (64, 0.25, 16), (32, 0.0, 8)])
+@pytest.mark.parametrize(
+    ("tile", "overlap", "align"), [(64, 0.25, 1), (64, 0.5, 1), (64, 0.25, 16), (32, 0.0, 8)]
+)
 def test_tiles_cover_with_the_overlap(size, tile, overlap, align):
     starts = tile_starts(size, tile, overlap, align)
     assert starts[0] == 0 and starts == sorted(set(starts))
@@ -44,7 +46,11 @@ def test_block_plan_and_tiles_for_block():
         covered[b] += 1
     assert (covered == 1).all()
     assert tiles_for_block((slice(0, 4), slice(0, 4)), [0, 3, 6], [0, 3], (4, 4)) == [
-        (0, 0), (0, 3), (3, 0), (3, 3)]
+        (0, 0),
+        (0, 3),
+        (3, 0),
+        (3, 3),
+    ]
 
 
 def test_bad_arguments():

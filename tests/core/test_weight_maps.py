@@ -68,8 +68,11 @@ def test_semantic_mask_uses_connected_components():
     mask[5:15, 15:28] = True
     instances = connected_components(mask, connectivity=1)
     np.testing.assert_allclose(unet_weight_map(mask), unet_weight_map(instances))
-    np.testing.assert_allclose(unet_weight_map(mask.astype(np.uint8), kind="semantic"),
-                               reference_weight_map(instances), atol=1e-3)
+    np.testing.assert_allclose(
+        unet_weight_map(mask.astype(np.uint8), kind="semantic"),
+        reference_weight_map(instances),
+        atol=1e-3,
+    )
 
 
 def test_single_object_and_empty_images():

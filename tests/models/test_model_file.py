@@ -27,10 +27,15 @@ def model():
 
 
 def test_round_trip_is_bit_identical(tmp_path, model):
-    path = save_model(tmp_path / "m.safetensors", model, class_names=["bg", "cell", "edge"],
-                      normalization={"mode": "percentile", "low": 2.0, "high": 99.0},
-                      tile_size=(128, 128), overlap=0.5,
-                      training={"loss": "dice+ce", "epochs": 3, "seed": 0, "metrics": {"dice": 0.9}})
+    path = save_model(
+        tmp_path / "m.safetensors",
+        model,
+        class_names=["bg", "cell", "edge"],
+        normalization={"mode": "percentile", "low": 2.0, "high": 99.0},
+        tile_size=(128, 128),
+        overlap=0.5,
+        training={"loss": "dice+ce", "epochs": 3, "seed": 0, "metrics": {"dice": 0.9}},
+    )
     loaded = load_model(path)
     x = torch.randn(2, 1, 45, 61)
     with torch.no_grad():
@@ -47,8 +52,15 @@ def test_round_trip_is_bit_identical(tmp_path, model):
 
 
 def test_tuple_options_survive(tmp_path):
-    m = build_model("fcdensenet56", 1, 2, down_layers=(1, 1, 1, 1, 1), bottleneck_layers=1,
-                    growth_rate=2, first_channels=4).eval()
+    m = build_model(
+        "fcdensenet56",
+        1,
+        2,
+        down_layers=(1, 1, 1, 1, 1),
+        bottleneck_layers=1,
+        growth_rate=2,
+        first_channels=4,
+    ).eval()
     loaded = load_model(save_model(tmp_path / "d.safetensors", m))
     x = torch.randn(1, 1, 32, 32)
     with torch.no_grad():
@@ -121,13 +133,26 @@ def test_encoder_weights_from_a_local_file(tmp_path):
     save_file(state, str(tmp_path / "enc.safetensors"))
     torch.save(state, tmp_path / "enc.pth")
     for name in ("enc.safetensors", "enc.pth"):
-        target = build_model("fpn", 1, 4, encoder_name="resnet18",
-                             encoder_weights=str(tmp_path / name))
+        target = build_model(
+            "fpn", 1, 4, encoder_name="resnet18", encoder_weights=str(tmp_path / name)
+        )
         for k, v in state.items():
             assert torch.equal(target.net.encoder.state_dict()[k], v), k
     with pytest.raises(EncoderWeightsError, match=r"enc.safetensors.*(missing|unexpected) keys"):
-        build_model("unet", 1, 2, encoder_name="resnet34", encoder_weights=str(tmp_path / "enc.safetensors"))
+        build_model(
+            "unet",
+            1,
+            2,
+            encoder_name="resnet34",
+            encoder_weights=str(tmp_path / "enc.safetensors"),
+        )
     with pytest.raises(EncoderWeightsError, match=r"enc.safetensors.*shape mismatches"):
-        build_model("unet", 3, 2, encoder_name="resnet18", encoder_weights=str(tmp_path / "enc.safetensors"))
+        build_model(
+            "unet",
+            3,
+            2,
+            encoder_name="resnet18",
+            encoder_weights=str(tmp_path / "enc.safetensors"),
+        )
     with pytest.raises(EncoderWeightsError, match="never downloads"):
         build_model("unet", 1, 2, encoder_name="resnet18", encoder_weights="imagenet")

@@ -22,4 +22,6 @@ class PixelModel(nn.Module):
         with torch.no_grad():
             x = torch.as_tensor(image_cyx, dtype=torch.float32)[None]
             out = self(x)
-            return (torch.sigmoid(out) if self.num_classes == 1 else torch.softmax(out, 1))[0].numpy()
+            return (torch.sigmoid(out) if self.num_classes == 1 else torch.softmax(out, 1))[
+                0
+            ].numpy()

@@ -24,8 +24,15 @@ def whole_image(model, image):
 @pytest.mark.parametrize("shape", [(97, 131), (256, 300), (30, 50), (1, 1), (5, 140)])
 def test_centre_crop_tiling_equals_whole_image(tiny_unet, shape):
     image = np.random.default_rng(0).random(shape, dtype=np.float32)
-    tiled = predict(tiny_unet, image, tile_size=64, overlap=0.75, blend="centre",
-                    output="probabilities", normalization=None)
+    tiled = predict(
+        tiny_unet,
+        image,
+        tile_size=64,
+        overlap=0.75,
+        blend="centre",
+        output="probabilities",
+        normalization=None,
+    )
     np.testing.assert_allclose(tiled, whole_image(tiny_unet, image), atol=1e-5)
 
 
@@ -44,8 +51,15 @@ def test_gaussian_blending_leaves_no_seams(tiny_unet):
 @pytest.mark.parametrize("shape", [(37, 53), (130, 70), (8, 8)])
 def test_trivial_predictor_is_reproduced_exactly(pixel_model, blend, shape):
     image = np.random.default_rng(2).normal(size=shape).astype(np.float32)
-    probs = predict(pixel_model, image, tile_size=32, overlap=0.25, blend=blend,
-                    output="probabilities", batch_size=3)
+    probs = predict(
+        pixel_model,
+        image,
+        tile_size=32,
+        overlap=0.25,
+        blend=blend,
+        output="probabilities",
+        batch_size=3,
+    )
     np.testing.assert_allclose(probs, pixel_model.expected(image[None]), atol=1e-6)
 
 
@@ -54,7 +68,9 @@ def test_inputs_of_every_kind_give_the_same_result(tmp_path):
     rng = np.random.default_rng(3)
     zyxc = rng.normal(size=(3, 41, 57, 2)).astype(np.float32)
     expected = np.stack([model.expected(plane.transpose(2, 0, 1)) for plane in zyxc], axis=1)
-    z = zarr.create_array(str(tmp_path / "in.zarr"), shape=zyxc.shape, dtype="f4", chunks=(1, 16, 16, 2))
+    z = zarr.create_array(
+        str(tmp_path / "in.zarr"), shape=zyxc.shape, dtype="f4", chunks=(1, 16, 16, 2)
+    )
     z[:] = zyxc
     variants = {
         "numpy": (zyxc, None),
@@ -98,17 +114,27 @@ def test_tta_on_an_equivariant_model_changes_nothing(tiny_unet):
     image = np.random.default_rng(6).random((48, 48), dtype=np.float32)
     base = predict(PixelModel(), image, tile_size=32, output="probabilities")
     for tta in ("flips", "d4"):
-        np.testing.assert_allclose(predict(PixelModel(), image, tile_size=32, output="probabilities",
-                                           tta=tta), base, atol=1e-6)
+        np.testing.assert_allclose(
+            predict(PixelModel(), image, tile_size=32, output="probabilities", tta=tta),
+            base,
+            atol=1e-6,
+        )
     # on a real network D4 averaging is invariant to rotating the input
-    rot = predict(tiny_unet, np.rot90(image).copy(), tile_size=48, tta="d4", output="probabilities")
+    rot = predict(
+        tiny_unet, np.rot90(image).copy(), tile_size=48, tta="d4", output="probabilities"
+    )
     plain = predict(tiny_unet, image, tile_size=48, tta="d4", output="probabilities")
     np.testing.assert_allclose(np.rot90(plain, axes=(1, 2)), rot, atol=1e-5)
 
 
 def test_model_file_settings_are_the_defaults(tmp_path, tiny_unet):
-    path = save_model(tmp_path / "m.safetensors", tiny_unet, class_names=["a", "b", "c"],
-                      normalization={"mode": "fixed", "mean": [10.0], "std": [2.0]}, tile_size=(32, 32))
+    path = save_model(
+        tmp_path / "m.safetensors",
+        tiny_unet,
+        class_names=["a", "b", "c"],
+        normalization={"mode": "fixed", "mean": [10.0], "std": [2.0]},
+        tile_size=(32, 32),
+    )
     image = np.random.default_rng(7).normal(10, 2, (50, 60)).astype(np.float32)
     from_file = predict(str(path), image, output="probabilities")
     by_hand = predict(tiny_unet, (image - 10) / 2, tile_size=32, output="probabilities")
@@ -119,7 +145,9 @@ def test_percentile_normalisation_from_a_sample(tiny_unet):
     image = np.random.default_rng(8).random((64, 64), dtype=np.float32)
     norm = {"mode": "percentile", "low": 0.0, "high": 100.0}
     a = predict(tiny_unet, image, tile_size=32, normalization=norm, output="probabilities")
-    scaled = predict(tiny_unet, image * 1000 + 7, tile_size=32, normalization=norm, output="probabilities")
+    scaled = predict(
+        tiny_unet, image * 1000 + 7, tile_size=32, normalization=norm, output="probabilities"
+    )
     np.testing.assert_allclose(a, scaled, atol=1e-4)
 
 
@@ -133,8 +161,14 @@ def test_progress_and_cancel(tmp_path):
     with pytest.raises(PredictionCancelled):
         predict(PixelModel(), image, tile_size=16, cancel=event)
     with pytest.raises(PredictionCancelled):
-        predict(PixelModel(), image, tile_size=16, out=tmp_path / "o.zarr", block_size=16,
-                cancel=lambda: True)
+        predict(
+            PixelModel(),
+            image,
+            tile_size=16,
+            out=tmp_path / "o.zarr",
+            block_size=16,
+            cancel=lambda: True,
+        )
     assert zarr.open_group(str(tmp_path / "o.zarr")).attrs["segkit"]["complete"] is False
     with pytest.raises(IncompleteOutputError, match="unfinished"):
         read_stack(tmp_path / "o.zarr", array="labels")
@@ -151,11 +185,20 @@ def test_zarr_output_resumes_after_cancel_and_equals_in_memory(tmp_path, tiny_un
         return stop_after["n"] > 3
 
     with pytest.raises(PredictionCancelled):
-        predict(tiny_unet, image, tile_size=32, output="both", out=out, block_size=32, cancel=cancel)
+        predict(
+            tiny_unet, image, tile_size=32, output="both", out=out, block_size=32, cancel=cancel
+        )
     assert 0 < len(list((out / ".segkit_done").iterdir())) < 24
     seen = []
-    labels, probs = predict(tiny_unet, image, tile_size=32, output="both", out=out, block_size=32,
-                            progress=lambda d, t: seen.append(d))
+    labels, probs = predict(
+        tiny_unet,
+        image,
+        tile_size=32,
+        output="both",
+        out=out,
+        block_size=32,
+        progress=lambda d, t: seen.append(d),
+    )
     assert seen[0] > 0  # started from the finished blocks
     assert labels.chunks == (1, 32, 32)
     np.testing.assert_array_equal(labels[:], expected_labels)
@@ -164,8 +207,15 @@ def test_zarr_output_resumes_after_cancel_and_equals_in_memory(tmp_path, tiny_un
     assert stack.data.shape == (2, 100, 90)
     # a completed output is not recomputed
     again = []
-    predict(tiny_unet, image, tile_size=32, output="both", out=out, block_size=32,
-            progress=lambda d, t: again.append(d))
+    predict(
+        tiny_unet,
+        image,
+        tile_size=32,
+        output="both",
+        out=out,
+        block_size=32,
+        progress=lambda d, t: again.append(d),
+    )
     assert again == [24]  # 2 planes x 4 x 3 blocks
 
 
@@ -185,18 +235,21 @@ def test_other_settings_refuse_unless_overwrite(tmp_path):
     assert (tmp_path / "user.zarr" / "precious.txt").read_text() == "keep me"
 
 
-@pytest.mark.parametrize(("image", "kwargs", "error", "match"), [
-    (np.zeros(10, np.float32), {}, InputError, "2 to 4 dimensions"),
-    (np.zeros((2, 2, 2, 2, 2), np.float32), {}, InputError, "2 to 4 dimensions"),
-    (np.zeros((0, 10), np.float32), {}, InputError, "empty"),
-    (np.zeros((10, 10, 3), np.float32), {}, InputError, "expects 1 channel"),
-    (np.full((10, 10), np.nan, np.float32), {}, ValueError, "NaN"),
-    (np.zeros((10, 10), np.float32), {"axes": "ZX"}, InputError, "axes"),
-    (np.zeros((10, 10), np.float32), {"output": "mask"}, ValueError, "output must be one of"),
-    (np.zeros((10, 10), np.float32), {"tta": "rot"}, ValueError, "tta must be one of"),
-    (np.zeros((10, 10), np.float32), {"overlap": 1.0}, ValueError, "overlap"),
-    (np.zeros((10, 10), np.float32), {"device": "cuda"}, ValueError, "no CUDA"),
-])
+@pytest.mark.parametrize(
+    ("image", "kwargs", "error", "match"),
+    [
+        (np.zeros(10, np.float32), {}, InputError, "2 to 4 dimensions"),
+        (np.zeros((2, 2, 2, 2, 2), np.float32), {}, InputError, "2 to 4 dimensions"),
+        (np.zeros((0, 10), np.float32), {}, InputError, "empty"),
+        (np.zeros((10, 10, 3), np.float32), {}, InputError, "expects 1 channel"),
+        (np.full((10, 10), np.nan, np.float32), {}, ValueError, "NaN"),
+        (np.zeros((10, 10), np.float32), {"axes": "ZX"}, InputError, "axes"),
+        (np.zeros((10, 10), np.float32), {"output": "mask"}, ValueError, "output must be one of"),
+        (np.zeros((10, 10), np.float32), {"tta": "rot"}, ValueError, "tta must be one of"),
+        (np.zeros((10, 10), np.float32), {"overlap": 1.0}, ValueError, "overlap"),
+        (np.zeros((10, 10), np.float32), {"device": "cuda"}, ValueError, "no CUDA"),
+    ],
+)
 def test_bad_input_is_a_clear_error(image, kwargs, error, match):
     with pytest.raises(error, match=match):
         predict(PixelModel(), image, tile_size=8, **kwargs)
@@ -206,8 +259,14 @@ def test_nan_in_a_zarr_run_leaves_no_complete_output(tmp_path):
     image = np.zeros((40, 40), np.float32)
     image[35, 35] = np.nan
     with pytest.raises(ValueError, match="NaN"):
-        predict(PixelModel(), image, tile_size=8, out=tmp_path / "o.zarr", block_size=16,
-                normalization=None)
+        predict(
+            PixelModel(),
+            image,
+            tile_size=8,
+            out=tmp_path / "o.zarr",
+            block_size=16,
+            normalization=None,
+        )
     assert zarr.open_group(str(tmp_path / "o.zarr")).attrs["segkit"]["complete"] is False
 
 
@@ -239,9 +298,11 @@ def test_batch_norm_folding_keeps_results_and_the_users_model():
     with torch.no_grad():
         torch.testing.assert_close(fused(x), model(x), atol=1e-4, rtol=1e-4)
     image = np.random.default_rng(10).random((70, 90), dtype=np.float32)
-    np.testing.assert_allclose(predict(model, image, tile_size=64, output="probabilities"),
-                               predict(model, image, tile_size=64, output="probabilities", optimize=False),
-                               atol=1e-4)
+    np.testing.assert_allclose(
+        predict(model, image, tile_size=64, output="probabilities"),
+        predict(model, image, tile_size=64, output="probabilities", optimize=False),
+        atol=1e-4,
+    )
 
 
 def test_batch_norm_folding_falls_back_when_a_trace_specialises_a_branch():
@@ -278,12 +339,16 @@ def test_batch_norm_folding_falls_back_when_a_trace_specialises_a_branch():
     with torch.no_grad():
         torch.testing.assert_close(fused(x), net(x))
     image = np.random.default_rng(1).random((2, 20, 24), dtype=np.float32)
-    np.testing.assert_allclose(predict(net, image, axes="CYX", output="probabilities"),
-                               predict(net, image, axes="CYX", output="probabilities",
-                                       optimize=False), atol=1e-6)
+    np.testing.assert_allclose(
+        predict(net, image, axes="CYX", output="probabilities"),
+        predict(net, image, axes="CYX", output="probabilities", optimize=False),
+        atol=1e-6,
+    )
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on this machine)")
+@pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU (none on this machine)"
+)
 def test_cpu_and_gpu_agree_within_tolerance():
     """The CUDA path (autocast fp16, pinned non-blocking copies, channels-last) vs the CPU."""
     from napari_segkit.models import build_model

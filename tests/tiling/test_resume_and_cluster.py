@@ -29,8 +29,12 @@ predict(sys.argv[1], np.load(sys.argv[2]), tile_size=32, out=sys.argv[3], block_
 
 @pytest.fixture
 def model_file(tmp_path, tiny_unet):
-    return save_model(tmp_path / "tiny.safetensors", tiny_unet, tile_size=(32, 32),
-                      normalization={"mode": "none"})
+    return save_model(
+        tmp_path / "tiny.safetensors",
+        tiny_unet,
+        tile_size=(32, 32),
+        normalization={"mode": "none"},
+    )
 
 
 def test_sigkill_then_resume_is_bit_identical(tmp_path, model_file):
@@ -39,8 +43,9 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path, model_file):
     out = tmp_path / "killed.zarr"
     script = tmp_path / "slow.py"
     script.write_text(SLOW_RUN)
-    proc = subprocess.Popen([sys.executable, str(script), str(model_file), str(tmp_path / "image.npy"),
-                             str(out)])
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(model_file), str(tmp_path / "image.npy"), str(out)]
+    )
     done_dir = out / ".segkit_done"
     deadline = time.time() + 120
     while time.time() < deadline and not (done_dir.is_dir() and len(os.listdir(done_dir)) >= 3):
@@ -54,11 +59,24 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path, model_file):
         read_stack(out, array="labels")
 
     progress = []
-    labels, probs = predict(str(model_file), image, tile_size=32, out=out, block_size=32,
-                            output="both", progress=lambda d, t: progress.append(d))
+    labels, probs = predict(
+        str(model_file),
+        image,
+        tile_size=32,
+        out=out,
+        block_size=32,
+        output="both",
+        progress=lambda d, t: progress.append(d),
+    )
     assert progress[0] == n_done
-    ref_labels, ref_probs = predict(str(model_file), image, tile_size=32, out=tmp_path / "ref.zarr",
-                                    block_size=32, output="both")
+    ref_labels, ref_probs = predict(
+        str(model_file),
+        image,
+        tile_size=32,
+        out=tmp_path / "ref.zarr",
+        block_size=32,
+        output="both",
+    )
     np.testing.assert_array_equal(labels[:], ref_labels[:])
     np.testing.assert_array_equal(probs[:], ref_probs[:])  # bit-identical
     assert zarr.open_group(str(out)).attrs["segkit"]["complete"] is True
@@ -69,16 +87,37 @@ def test_dask_local_cluster_equals_local(tmp_path, model_file):
     distributed = pytest.importorskip("distributed")
     image = np.random.default_rng(1).random((3, 70, 80), dtype=np.float32)
     write_stack(tmp_path / "image.zarr", image, chunks=(1, 32, 32))
-    local = predict(str(model_file), str(tmp_path / "image.zarr"), out=tmp_path / "local.zarr",
-                    block_size=32, output="both")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+    local = predict(
+        str(model_file),
+        str(tmp_path / "image.zarr"),
+        out=tmp_path / "local.zarr",
+        block_size=32,
+        output="both",
+    )
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         seen = []
-        remote = predict(str(model_file), str(tmp_path / "image.zarr"), out=tmp_path / "dask.zarr",
-                         block_size=32, output="both", client=client,
-                         progress=lambda d, t: seen.append((d, t)))
-        numpy_input = predict(str(model_file), image, out=tmp_path / "dask_np.zarr", block_size=32,
-                              output="labels", client=client)
+        remote = predict(
+            str(model_file),
+            str(tmp_path / "image.zarr"),
+            out=tmp_path / "dask.zarr",
+            block_size=32,
+            output="both",
+            client=client,
+            progress=lambda d, t: seen.append((d, t)),
+        )
+        numpy_input = predict(
+            str(model_file),
+            image,
+            out=tmp_path / "dask_np.zarr",
+            block_size=32,
+            output="labels",
+            client=client,
+        )
     assert seen[-1] == (27, 27)
     np.testing.assert_array_equal(remote[0][:], local[0][:])
     np.testing.assert_allclose(remote[1][:], local[1][:], atol=1e-6)
@@ -88,17 +127,58 @@ def test_dask_local_cluster_equals_local(tmp_path, model_file):
 def test_cli_predict_zarr_and_tiff(tmp_path, model_file, capsys):
     image = np.random.default_rng(2).random((50, 60), dtype=np.float32)
     write_stack(tmp_path / "in.tif", image)
-    assert main(["predict", str(model_file), str(tmp_path / "in.tif"), str(tmp_path / "o.zarr"),
-                 "--output", "both", "-q"]) == 0
-    assert main(["predict", str(model_file), str(tmp_path / "in.tif"), str(tmp_path / "o.tif"),
-                 "--blend", "centre", "-q"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(model_file),
+                str(tmp_path / "in.tif"),
+                str(tmp_path / "o.zarr"),
+                "--output",
+                "both",
+                "-q",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "predict",
+                str(model_file),
+                str(tmp_path / "in.tif"),
+                str(tmp_path / "o.tif"),
+                "--blend",
+                "centre",
+                "-q",
+            ]
+        )
+        == 0
+    )
     expected = predict(str(model_file), image)
     np.testing.assert_array_equal(read_stack(tmp_path / "o.zarr", array="labels").data, expected)
-    np.testing.assert_array_equal(read_stack(tmp_path / "o.tif").data,
-                                  predict(str(model_file), image, blend="centre"))
+    np.testing.assert_array_equal(
+        read_stack(tmp_path / "o.tif").data, predict(str(model_file), image, blend="centre")
+    )
     assert "wrote" in capsys.readouterr().out
     # a different tile size into the same zarr refuses, and says how to proceed
-    assert main(["predict", str(model_file), str(tmp_path / "in.tif"), str(tmp_path / "o.zarr"),
-                 "--output", "both", "--tile", "16", "-q"]) == 2
+    assert (
+        main(
+            [
+                "predict",
+                str(model_file),
+                str(tmp_path / "in.tif"),
+                str(tmp_path / "o.zarr"),
+                "--output",
+                "both",
+                "--tile",
+                "16",
+                "-q",
+            ]
+        )
+        == 2
+    )
     assert "--overwrite" in capsys.readouterr().err
-    assert main(["predict", str(model_file), str(tmp_path / "in.tif"), str(tmp_path / "o.png")]) == 2
+    assert (
+        main(["predict", str(model_file), str(tmp_path / "in.tif"), str(tmp_path / "o.png")]) == 2
+    )

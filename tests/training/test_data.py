@@ -57,15 +57,23 @@ def test_stacks_become_planes_and_images_are_normalised(sample):
     assert lo == pytest.approx(0, abs=0.01) and hi == pytest.approx(1, abs=0.01)
 
 
-@pytest.mark.parametrize(("images", "labels", "kwargs", "match"), [
-    ([], [], {}, "no training images"),
-    ([np.zeros((8, 8))], [], {}, "1 images but 0 label"),
-    ([np.zeros((8, 8))], [np.zeros((8, 9), int)], {}, r"spatial shape \(8, 8\).*\(8, 9\)"),
-    ([np.full((8, 8), np.nan)], [np.zeros((8, 8), int)], {}, "NaN"),
-    ([np.zeros((8, 8))], [np.full((8, 8), 3)], {"num_classes": 2}, "class 3 but num_classes=2"),
-    ([np.zeros((8, 8))], [np.zeros((8, 8), int)], {"sparse": True}, "no pixel is labelled"),
-    ([np.zeros((8, 8))], [np.zeros((8, 8), np.float32)], {}, "must be integers"),
-])
+@pytest.mark.parametrize(
+    ("images", "labels", "kwargs", "match"),
+    [
+        ([], [], {}, "no training images"),
+        ([np.zeros((8, 8))], [], {}, "1 images but 0 label"),
+        ([np.zeros((8, 8))], [np.zeros((8, 9), int)], {}, r"spatial shape \(8, 8\).*\(8, 9\)"),
+        ([np.full((8, 8), np.nan)], [np.zeros((8, 8), int)], {}, "NaN"),
+        (
+            [np.zeros((8, 8))],
+            [np.full((8, 8), 3)],
+            {"num_classes": 2},
+            "class 3 but num_classes=2",
+        ),
+        ([np.zeros((8, 8))], [np.zeros((8, 8), int)], {"sparse": True}, "no pixel is labelled"),
+        ([np.zeros((8, 8))], [np.zeros((8, 8), np.float32)], {}, "must be integers"),
+    ],
+)
 def test_bad_input_is_refused_before_training(images, labels, kwargs, match):
     with pytest.raises(TrainingDataError, match=match):
         prepare_training_set(images, labels, **kwargs)
@@ -87,8 +95,9 @@ def test_patches_are_reproducible_and_oversample_rare_classes(sample):
 
 
 def test_small_planes_are_padded_with_unlabeled_pixels():
-    data = prepare_training_set([np.random.default_rng(0).random((10, 12))],
-                                [np.ones((10, 12), np.uint8)])
+    data = prepare_training_set(
+        [np.random.default_rng(0).random((10, 12))], [np.ones((10, 12), np.uint8)]
+    )
     image, target, _ = PatchDataset(data, patch_size=16, length=1)[0]
     assert image.shape == (1, 16, 16) and (target[10:] == IGNORE_INDEX).all()
     assert (target[:10, :12] == 1).all()
@@ -105,16 +114,24 @@ def test_border_weights_follow_the_augmented_patch(sample):
     for i in range(8):
         image, target, weights = (t.numpy() for t in plain[i])
         # computed once on the whole plane, then cropped with the patch
-        ys, xs = np.nonzero(np.lib.stride_tricks.sliding_window_view(image_plane, (32, 32))
-                            .__eq__(image[0]).all(axis=(2, 3)))
+        ys, xs = np.nonzero(
+            np.lib.stride_tricks.sliding_window_view(image_plane, (32, 32))
+            .__eq__(image[0])
+            .all(axis=(2, 3))
+        )
         y, x = ys[0], xs[0]
-        np.testing.assert_allclose(weights, whole[y:y + 32, x:x + 32])
+        np.testing.assert_allclose(weights, whole[y : y + 32, x : x + 32])
         # the same patch augmented: weights and labels move together
         _, aug_target, aug_weights = (t.numpy() for t in augmented[i])
-        transforms = [lambda a, k=k, f=f: np.rot90(a[:, ::-1] if f else a, k)
-                      for k in range(4) for f in (False, True)]
-        assert any(np.array_equal(t(target), aug_target) and np.allclose(t(weights), aug_weights)
-                   for t in transforms)
+        transforms = [
+            lambda a, k=k, f=f: np.rot90(a[:, ::-1] if f else a, k)
+            for k in range(4)
+            for f in (False, True)
+        ]
+        assert any(
+            np.array_equal(t(target), aug_target) and np.allclose(t(weights), aug_weights)
+            for t in transforms
+        )
 
 
 def test_dataloader_workers_give_the_same_batches(sample):
@@ -122,5 +139,5 @@ def test_dataloader_workers_give_the_same_batches(sample):
     ds = PatchDataset(data, patch_size=16, length=8, augmentation=Augmentation(), seed=0)
     serial = next(iter(torch.utils.data.DataLoader(ds, batch_size=8)))
     workers = next(iter(torch.utils.data.DataLoader(ds, batch_size=8, num_workers=2)))
-    for a, b in zip(serial, workers):
+    for a, b in zip(serial, workers, strict=False):
         assert torch.equal(a, b)

@@ -16,13 +16,22 @@ from napari_segkit.training.loop import train as train_fn
 def data():
     train = [make_nuclei((96, 96), seed=s) for s in (1, 2)]
     val = make_nuclei((96, 96), seed=3)
-    return (prepare_training_set([s.image for s in train], [s.semantic for s in train]),
-            prepare_training_set([val.image], [val.semantic]))
+    return (
+        prepare_training_set([s.image for s in train], [s.semantic for s in train]),
+        prepare_training_set([val.image], [val.semantic]),
+    )
 
 
 def _config(**kw):
-    base = dict(epochs=3, steps_per_epoch=12, batch_size=4, patch_size=64, lr=5e-3,
-                augmentation=Augmentation(elastic_sigma=0), seed=0)
+    base = {
+        "epochs": 3,
+        "steps_per_epoch": 12,
+        "batch_size": 4,
+        "patch_size": 64,
+        "lr": 5e-3,
+        "augmentation": Augmentation(elastic_sigma=0),
+        "seed": 0,
+    }
     return TrainConfig(**{**base, **kw})
 
 
@@ -43,7 +52,9 @@ def test_a_few_dozen_steps_learn_the_nuclei(tmp_path, data, loss):
     # an all-background predictor has nucleus Dice 0; the trained model does much better
     assert max(r.val["dice"][1] for r in epochs) > 0.5
     saved = load_model(tmp_path / "m.safetensors")
-    assert saved.info.training["epochs"] >= 1 and saved.info.training["validation"]["dice"][1] > 0.5
+    assert (
+        saved.info.training["epochs"] >= 1 and saved.info.training["validation"]["dice"][1] > 0.5
+    )
 
 
 def test_cancel_stops_within_one_step(tmp_path, data):
@@ -54,8 +65,9 @@ def test_cancel_stops_within_one_step(tmp_path, data):
         return len(seen) >= 5
 
     with pytest.raises(TrainingCancelled, match="step 6; no epoch had finished, so no model"):
-        for report in fit(_model(), train, val, _config(), out=tmp_path / "m.safetensors",
-                          cancel=cancel):
+        for report in fit(
+            _model(), train, val, _config(), out=tmp_path / "m.safetensors", cancel=cancel
+        ):
             seen.append(report)
     assert len(seen) == 5
 
@@ -79,25 +91,45 @@ def test_resume_continues_from_the_saved_epoch(tmp_path, data):
 def test_train_from_layers_like_arrays(tmp_path):
     samples = [make_nuclei((80, 80), seed=s) for s in (5, 6, 7)]
     reports = []
-    model_file = train_fn([s.image for s in samples], [s.semantic for s in samples],
-                          out=tmp_path / "cells.safetensors", arch_options={"width": 8, "depth": 2},
-                          class_names=["background", "nucleus"], epochs=2, steps_per_epoch=8,
-                          patch_size=64, lr=5e-3, progress=reports.append)
+    model_file = train_fn(
+        [s.image for s in samples],
+        [s.semantic for s in samples],
+        out=tmp_path / "cells.safetensors",
+        arch_options={"width": 8, "depth": 2},
+        class_names=["background", "nucleus"],
+        epochs=2,
+        steps_per_epoch=8,
+        patch_size=64,
+        lr=5e-3,
+        progress=reports.append,
+    )
     assert model_file.info.class_names == ["background", "nucleus"]
     assert model_file.info.training["n_val_planes"] == 1
     assert any(r.val is not None for r in reports)
     with pytest.raises(ValueError, match="3 class names for 2 classes"):
-        train_fn([samples[0].image], [samples[0].semantic], out=tmp_path / "x.safetensors",
-                 class_names=["a", "b", "c"], epochs=1)
+        train_fn(
+            [samples[0].image],
+            [samples[0].semantic],
+            out=tmp_path / "x.safetensors",
+            class_names=["a", "b", "c"],
+            epochs=1,
+        )
 
 
 def test_kfold_returns_k_models_and_a_report(tmp_path):
     from napari_segkit.training import train_kfold
 
     samples = [make_nuclei((64, 64), seed=s) for s in (8, 9, 10)]
-    report = train_kfold([s.image for s in samples], [s.semantic for s in samples], k=3,
-                         out_dir=tmp_path / "folds", arch_options={"width": 4, "depth": 2},
-                         epochs=1, steps_per_epoch=4, patch_size=32)
+    report = train_kfold(
+        [s.image for s in samples],
+        [s.semantic for s in samples],
+        k=3,
+        out_dir=tmp_path / "folds",
+        arch_options={"width": 4, "depth": 2},
+        epochs=1,
+        steps_per_epoch=4,
+        patch_size=32,
+    )
     assert len(report["models"]) == 3 and len(report["folds"]) == 3
     for path in report["models"]:
         assert load_model(path).info.training["n_val_planes"] == 1
@@ -111,27 +143,52 @@ def test_weighted_ce_computes_class_weights_from_the_training_labels(tmp_path, d
     from napari_segkit.training.data import IGNORE_INDEX
 
     train, val = data
-    list(fit(_model(), train, val, _config(loss="weighted_ce", epochs=1, steps_per_epoch=2),
-             out=tmp_path / "m.safetensors"))
+    list(
+        fit(
+            _model(),
+            train,
+            val,
+            _config(loss="weighted_ce", epochs=1, steps_per_epoch=2),
+            out=tmp_path / "m.safetensors",
+        )
+    )
     saved = load_model(tmp_path / "m.safetensors").info.training["config"]["class_weights"]
-    expected = compute_class_weights(list(train.targets), 2, method="inverse",
-                                     ignore_index=IGNORE_INDEX)
+    expected = compute_class_weights(
+        list(train.targets), 2, method="inverse", ignore_index=IGNORE_INDEX
+    )
     np.testing.assert_allclose(saved, expected, rtol=1e-5)
     assert saved[1] > saved[0] > 0  # nuclei are the rarer class and weigh more
-    list(fit(_model(), train, val, _config(loss="dice+ce", class_weights="median", epochs=1,
-                                           steps_per_epoch=2), out=tmp_path / "med.safetensors"))
+    list(
+        fit(
+            _model(),
+            train,
+            val,
+            _config(loss="dice+ce", class_weights="median", epochs=1, steps_per_epoch=2),
+            out=tmp_path / "med.safetensors",
+        )
+    )
     median = load_model(tmp_path / "med.safetensors").info.training["config"]["class_weights"]
-    np.testing.assert_allclose(median, compute_class_weights(list(train.targets), 2, method="median",
-                                                             ignore_index=IGNORE_INDEX), rtol=1e-5)
+    np.testing.assert_allclose(
+        median,
+        compute_class_weights(list(train.targets), 2, method="median", ignore_index=IGNORE_INDEX),
+        rtol=1e-5,
+    )
 
 
 @pytest.mark.parametrize("schedule", ["onecycle", "cosine"])
 def test_learning_rate_schedules(tmp_path, data, schedule):
     train, _ = data
-    lrs = [r.lr for r in fit(_model(), train, None, _config(schedule=schedule, epochs=2,
-                                                              steps_per_epoch=25, patch_size=32,
-                                                              lr=1e-2),
-                             out=tmp_path / "m.safetensors") if not r.end_of_epoch]
+    lrs = [
+        r.lr
+        for r in fit(
+            _model(),
+            train,
+            None,
+            _config(schedule=schedule, epochs=2, steps_per_epoch=25, patch_size=32, lr=1e-2),
+            out=tmp_path / "m.safetensors",
+        )
+        if not r.end_of_epoch
+    ]
     assert len(lrs) == 50 and lrs[-1] < 1e-4  # both anneal to ~0 by the last step
     if schedule == "onecycle":  # warm-up over the first 10 % of the steps, then decay
         # (the rate reported after step i is the one for step i + 1: the peak after step 4)
@@ -142,18 +199,27 @@ def test_learning_rate_schedules(tmp_path, data, schedule):
 
 def test_dice_plus_border_ce_uses_the_weight_maps(tmp_path, data):
     train, val = data
-    reports = list(fit(_model(), train, val, _config(loss="dice+border_ce", epochs=2),
-                       out=tmp_path / "m.safetensors"))
+    reports = list(
+        fit(
+            _model(),
+            train,
+            val,
+            _config(loss="dice+border_ce", epochs=2),
+            out=tmp_path / "m.safetensors",
+        )
+    )
     assert max(r.val["dice"][1] for r in reports if r.val is not None) > 0.4
 
 
 def test_bad_settings_fail_before_training(tmp_path, data):
     train, _ = data
-    for bad, match in [({"loss": "focal"}, "Unknown loss 'focal'"),
-                       ({"schedule": "step"}, "Unknown schedule 'step'"),
-                       ({"class_weights": "balanced"}, "class_weights must be"),
-                       ({"class_weights": [1.0, 2.0, 3.0]}, "3 class weights for 2 classes"),
-                       ({"epochs": 0}, "epochs must be >= 1")]:
+    for bad, match in [
+        ({"loss": "focal"}, "Unknown loss 'focal'"),
+        ({"schedule": "step"}, "Unknown schedule 'step'"),
+        ({"class_weights": "balanced"}, "class_weights must be"),
+        ({"class_weights": [1.0, 2.0, 3.0]}, "3 class weights for 2 classes"),
+        ({"epochs": 0}, "epochs must be >= 1"),
+    ]:
         with pytest.raises(ValueError, match=match):
             next(fit(_model(), train, None, _config(**bad), out=tmp_path / "m.safetensors"))
     assert not (tmp_path / "m.safetensors").exists()
@@ -162,23 +228,48 @@ def test_bad_settings_fail_before_training(tmp_path, data):
 def test_explicit_validation_and_fine_tuning_in_one_call(tmp_path):
     samples = [make_nuclei((80, 80), seed=s) for s in (11, 12, 13)]
     images, labels = [s.image for s in samples], [s.semantic for s in samples]
-    first = train_fn(images[:2], labels[:2], validation=([images[2]], [labels[2]]),
-                     out=tmp_path / "first.safetensors", arch_options={"width": 8, "depth": 2},
-                     class_names=["background", "nucleus"], epochs=1, steps_per_epoch=6,
-                     patch_size=64, lr=5e-3)
+    first = train_fn(
+        images[:2],
+        labels[:2],
+        validation=([images[2]], [labels[2]]),
+        out=tmp_path / "first.safetensors",
+        arch_options={"width": 8, "depth": 2},
+        class_names=["background", "nucleus"],
+        epochs=1,
+        steps_per_epoch=6,
+        patch_size=64,
+        lr=5e-3,
+    )
     assert first.info.training["n_train_planes"] == 2 and first.info.training["n_val_planes"] == 1
     # human in the loop: the corrected labels retrain the same network a few more steps
-    tuned = train_fn(images[:2], labels[:2], init=tmp_path / "first.safetensors",
-                     out=tmp_path / "tuned.safetensors", epochs=1, steps_per_epoch=4,
-                     patch_size=64, lr=1e-3, val_fraction=0)
+    tuned = train_fn(
+        images[:2],
+        labels[:2],
+        init=tmp_path / "first.safetensors",
+        out=tmp_path / "tuned.safetensors",
+        epochs=1,
+        steps_per_epoch=4,
+        patch_size=64,
+        lr=1e-3,
+        val_fraction=0,
+    )
     assert tuned.info.arch == first.info.arch and tuned.info.options == first.info.options
     assert tuned.info.class_names == ["background", "nucleus"]
     assert tuned.info.training["fine_tuned_from"].endswith("first.safetensors")
     before = dict(first.model.state_dict())
-    changed = [k for k, v in tuned.model.state_dict().items()
-               if v.dtype.is_floating_point and not torch.equal(v, before[k])]
+    changed = [
+        k
+        for k, v in tuned.model.state_dict().items()
+        if v.dtype.is_floating_point and not torch.equal(v, before[k])
+    ]
     assert changed  # started from the first model's weights and moved on
     three_class = [np.where(lab > 0, 2, 0) for lab in labels[:2]]
     with pytest.raises(ValueError, match="cannot fine-tune: the model .* predicts 2 classes"):
-        train_fn(images[:2], three_class, num_classes=3, init=first, out=tmp_path / "x.safetensors",
-                 epochs=1)
+        train_fn(
+            images[:2],
+            three_class,
+            num_classes=3,
+            init=first,
+            out=tmp_path / "x.safetensors",
+            epochs=1,
+        )

@@ -44,8 +44,10 @@ def _write_inputs(tmp_path):
         tifffile.imwrite(folder / f"z{i}.tif", plane)
     import nibabel as nib
 
-    nib.save(nib.Nifti1Image(stack.transpose(2, 1, 0).astype(np.int16), np.diag([0.5, 0.5, 2, 1])),
-             tmp_path / "stack.nii.gz")
+    nib.save(
+        nib.Nifti1Image(stack.transpose(2, 1, 0).astype(np.int16), np.diag([0.5, 0.5, 2, 1])),
+        tmp_path / "stack.nii.gz",
+    )
     dicom = tmp_path / "dicom"
     dicom.mkdir()
     for i, plane in enumerate(stack):
@@ -53,13 +55,16 @@ def _write_inputs(tmp_path):
     return stack
 
 
-@pytest.mark.parametrize(("name", "scale"), [
-    ("stack.ome.tif", (2.0, 0.5, 0.5)),
-    ("stack.zarr", (2.0, 0.5, 0.5)),
-    ("slices", (1.0, 1.0, 1.0)),
-    ("stack.nii.gz", (2.0, 0.5, 0.5)),
-    ("dicom", (2.0, 0.5, 0.5)),  # files without extension, found by their DICM magic
-])
+@pytest.mark.parametrize(
+    ("name", "scale"),
+    [
+        ("stack.ome.tif", (2.0, 0.5, 0.5)),
+        ("stack.zarr", (2.0, 0.5, 0.5)),
+        ("slices", (1.0, 1.0, 1.0)),
+        ("stack.nii.gz", (2.0, 0.5, 0.5)),
+        ("dicom", (2.0, 0.5, 0.5)),  # files without extension, found by their DICM magic
+    ],
+)
 def test_viewer_opens_each_reader_output(make_napari_viewer, tmp_path, name, scale):
     stack = _write_inputs(tmp_path)
     viewer = make_napari_viewer()
@@ -71,8 +76,9 @@ def test_viewer_opens_each_reader_output(make_napari_viewer, tmp_path, name, sca
 
 
 def test_zarr_layer_is_lazy(make_napari_viewer, tmp_path):
-    z = zarr.create_array(str(tmp_path / "big.zarr"), shape=(64, 512, 512), dtype="u2",
-                          chunks=(1, 256, 256))
+    z = zarr.create_array(
+        str(tmp_path / "big.zarr"), shape=(64, 512, 512), dtype="u2", chunks=(1, 256, 256)
+    )
     z[:] = 9
     viewer = make_napari_viewer()
     (layer,) = viewer.open(str(tmp_path / "big.zarr"), plugin=PLUGIN)

@@ -65,8 +65,9 @@ def test_predict_widget_adds_labels_and_probabilities(make_napari_viewer, qtbot,
     np.testing.assert_allclose(sum(p.data for p in probs), 1.0, atol=1e-5)
 
 
-def test_predict_widget_per_class_layers_and_lazy_zarr_output(make_napari_viewer, qtbot,
-                                                              tiny_model_path, tmp_path):
+def test_predict_widget_per_class_layers_and_lazy_zarr_output(
+    make_napari_viewer, qtbot, tiny_model_path, tmp_path
+):
     viewer = make_napari_viewer()
     stack = make_nuclei((3, 64, 64), seed=5).image
     write_stack(tmp_path / "stack.zarr", stack, chunks=(1, 32, 32))
@@ -82,13 +83,15 @@ def test_predict_widget_per_class_layers_and_lazy_zarr_output(make_napari_viewer
     assert hasattr(labels.data, "dask")  # the result layer is lazy too, read from the zarr
     np.testing.assert_array_equal(np.asarray(labels.data), predict(tiny_model_path, stack))
     for k, name in ((1, "cell"), (2, "edge")):
-        np.testing.assert_array_equal(np.asarray(viewer.layers[f"stack {name}"].data),
-                                      np.asarray(labels.data) == k)
+        np.testing.assert_array_equal(
+            np.asarray(viewer.layers[f"stack {name}"].data), np.asarray(labels.data) == k
+        )
     assert zarr.open_group(tmp_path / "out.zarr", mode="r").attrs["segkit"]["complete"]
 
 
-def test_predict_runs_off_the_ui_thread_and_cancels(make_napari_viewer, qtbot, tiny_model_path,
-                                                    notes):
+def test_predict_runs_off_the_ui_thread_and_cancels(
+    make_napari_viewer, qtbot, tiny_model_path, notes
+):
     viewer = make_napari_viewer()
     viewer.add_image(np.random.default_rng(0).random((8, 512, 512), np.float32), name="big")
     widget = dock(viewer, "Predict")
@@ -157,7 +160,9 @@ def test_train_widget_trains_plots_and_predicts(make_napari_viewer, qtbot, tmp_p
     # step reports are thinned to <= 10 per second on their way to the UI; epoch ends never
     steps = [x for x, _ in widget.plot.series["train loss"]]
     assert 1 <= len(steps) <= 6 and steps == sorted(steps) and set(steps) <= set(range(1, 7))
-    assert len(widget.plot.series["val mean Dice"]) == 2 and len(widget.plot.series["val loss"]) == 2
+    assert (
+        len(widget.plot.series["val mean Dice"]) == 2 and len(widget.plot.series["val loss"]) == 2
+    )
     result = viewer.layers["image 1 (new model) labels"]
     assert result.data.shape == (64, 64) and set(np.unique(result.data)) <= {0, 1}
     assert list(result.features["class"]) == ["background", "nucleus"]
@@ -213,7 +218,8 @@ def test_border_weights_widget_matches_the_library(make_napari_viewer):
     layer = widget.run()
     np.testing.assert_allclose(layer.data, unet_weight_map(sample.instances, w0=8.0, sigma=4.0))
     assert layer.colormap.name == "turbo" and layer.contrast_limits[1] == pytest.approx(
-        float(layer.data.max()))
+        float(layer.data.max())
+    )
 
 
 def test_evaluate_widget_reports_known_dice(make_napari_viewer):
@@ -334,18 +340,20 @@ viewer.add_image(np.zeros((8, 8)))
 viewer.screenshot()  # the GL context is live
 from napari_segkit import make_nuclei, train
 s = [make_nuclei((48, 48), seed=i) for i in (1, 2)]
-train([x.image for x in s], [x.semantic for x in s], out={str(tmp_path / 'm.safetensors')!r},
+train([x.image for x in s], [x.semantic for x in s], out={str(tmp_path / "m.safetensors")!r},
       arch_options={{"width": 4, "depth": 2}}, epochs=1, steps_per_epoch=2, patch_size=32)
 print("trained")
 """
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "trained" in result.stdout
 
 
-def test_predict_refuses_an_in_memory_result_larger_than_memory(make_napari_viewer, notes,
-                                                               tiny_model_path):
+def test_predict_refuses_an_in_memory_result_larger_than_memory(
+    make_napari_viewer, notes, tiny_model_path
+):
     import dask.array as da
 
     viewer = make_napari_viewer()

@@ -44,8 +44,9 @@ class JobPanel(Container):
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.bar = ProgressBar(min=0, max=1, value=0, visible=False)
         self.status = Label(value="")
-        super().__init__(widgets=[self.run_button, self.cancel_button, self.bar, self.status],
-                         labels=False)
+        super().__init__(
+            widgets=[self.run_button, self.cancel_button, self.bar, self.status], labels=False
+        )
         self.cancel_button.changed.connect(self.cancel)
         self.worker = None
         self._cancel = threading.Event()
@@ -79,8 +80,9 @@ class JobPanel(Container):
 
         # _ignore_errors: our `errored` handler turns them into notifications (napari's
         # default re-raises them in the event loop). No `_progress=`: see show_activity.
-        self.worker = create_worker(work, progress, self._cancel, _start_thread=False,
-                                    _ignore_errors=True)
+        self.worker = create_worker(
+            work, progress, self._cancel, _start_thread=False, _ignore_errors=True
+        )
         self._title = title
         self.worker.returned.connect(lambda result: self._finish(title, on_done, result))
         self.worker.errored.connect(lambda err: self._failed(title, err))

@@ -22,15 +22,18 @@ class BorderWeightsWidget(Container):
         self.viewer = viewer
         d = TrainConfig()
         self.source = ComboBox(label="labels", choices=layer_choices(viewer, Labels))
-        self.kind = ComboBox(label="labels are", choices=("auto", "instances", "semantic"),
-                             value="auto")
+        self.kind = ComboBox(
+            label="labels are", choices=("auto", "instances", "semantic"), value="auto"
+        )
         self.w0 = FloatSpinBox(label="w0 (border weight)", value=d.w0, min=0.0, max=100.0)
         self.sigma = FloatSpinBox(label="sigma (pixels)", value=d.sigma, min=0.5, max=100.0)
-        self.balance = ComboBox(label="class balance", choices=("none", "balanced", "median"),
-                                value="none")
+        self.balance = ComboBox(
+            label="class balance", choices=("none", "balanced", "median"), value="none"
+        )
         self.run_button = PushButton(text="Add weight map")
-        super().__init__(widgets=[self.source, self.kind, self.w0, self.sigma, self.balance,
-                                  self.run_button])
+        super().__init__(
+            widgets=[self.source, self.kind, self.w0, self.sigma, self.balance, self.run_button]
+        )
         self.run_button.changed.connect(self.run)
 
     def run(self, *_):
@@ -42,10 +45,15 @@ class BorderWeightsWidget(Container):
             show_error("Border weights: add or open a labels layer first")
             return None
         try:
-            data = weight_map_layer(layer.data, w0=self.w0.value, sigma=self.sigma.value,
-                                    class_weights=None if self.balance.value == "none"
-                                    else self.balance.value,
-                                    kind=self.kind.value, name=layer.name, scale=layer.scale)
+            data = weight_map_layer(
+                layer.data,
+                w0=self.w0.value,
+                sigma=self.sigma.value,
+                class_weights=None if self.balance.value == "none" else self.balance.value,
+                kind=self.kind.value,
+                name=layer.name,
+                scale=layer.scale,
+            )
         except (ValueError, TypeError) as err:
             show_error(f"Border weights: {err}")
             return None

@@ -28,8 +28,16 @@ class EvaluateWidget(Container):
         self.table = TextEdit(label="report", value="")
         self.table.native.setReadOnly(True)
         self.table.native.setLineWrapMode(0)  # QTextEdit.NoWrap: keep table columns
-        super().__init__(widgets=[self.prediction, self.truth, self.num_classes, self.run_button,
-                                  self.table, self.copy_button])
+        super().__init__(
+            widgets=[
+                self.prediction,
+                self.truth,
+                self.num_classes,
+                self.run_button,
+                self.table,
+                self.copy_button,
+            ]
+        )
         self.run_button.changed.connect(self.run)
         self.copy_button.changed.connect(self.copy)
 
@@ -42,8 +50,10 @@ class EvaluateWidget(Container):
             show_error("Evaluate: choose a prediction and a ground-truth labels layer")
             return None
         if pred.data.shape != truth.data.shape:
-            show_error(f"Evaluate: prediction '{pred.name}' {tuple(pred.data.shape)} and ground "
-                       f"truth '{truth.name}' {tuple(truth.data.shape)} differ in shape")
+            show_error(
+                f"Evaluate: prediction '{pred.name}' {tuple(pred.data.shape)} and ground "
+                f"truth '{truth.name}' {tuple(truth.data.shape)} differ in shape"
+            )
             return None
         names = _class_names(pred)
         k = self.num_classes.value or _count_classes(pred.data, truth.data, names)

@@ -31,8 +31,16 @@ class ExportWidget(Container):
         self.overwrite = CheckBox(label="overwrite", value=False)
         self.per_class = CheckBox(label="CSV: one row per class", value=False)
         self.run_button = PushButton(text="Export")
-        super().__init__(widgets=[self.source, self.format, self.path, self.per_class,
-                                  self.overwrite, self.run_button])
+        super().__init__(
+            widgets=[
+                self.source,
+                self.format,
+                self.path,
+                self.per_class,
+                self.overwrite,
+                self.run_button,
+            ]
+        )
         self.run_button.changed.connect(self.run)
 
     def target(self):
@@ -57,11 +65,13 @@ class ExportWidget(Container):
         path = self.target()
         try:
             if self.format.value == "Kaggle RLE CSV":
-                _write_rle_csv(path, layer, per_class=self.per_class.value,
-                               overwrite=self.overwrite.value)
+                _write_rle_csv(
+                    path, layer, per_class=self.per_class.value, overwrite=self.overwrite.value
+                )
             else:
-                write_labels(path, layer.data, scale=tuple(layer.scale),
-                             overwrite=self.overwrite.value)
+                write_labels(
+                    path, layer.data, scale=tuple(layer.scale), overwrite=self.overwrite.value
+                )
         except (OSError, ValueError) as err:
             show_error(f"Export: {err}")
             return None
@@ -77,10 +87,17 @@ def _write_rle_csv(path, layer, *, per_class: bool, overwrite: bool) -> None:
     if path.exists() and not overwrite:
         raise FileExistsError(f"'{path}' already exists; tick overwrite to replace it")
     data = np.asarray(layer.data)
-    planes = [(layer.name, data)] if data.ndim == 2 else [
-        (f"{layer.name}_{z}", plane) for z, plane in enumerate(data)]
+    planes = (
+        [(layer.name, data)]
+        if data.ndim == 2
+        else [(f"{layer.name}_{z}", plane) for z, plane in enumerate(data)]
+    )
     rows = [["ImageId", "EncodedPixels"]]
     for image_id, plane in planes:
-        rows += submission_rows(plane, image_id, layout="class" if per_class else "image",
-                                id_rule="{id}_{class_id}" if per_class else "{id}")
+        rows += submission_rows(
+            plane,
+            image_id,
+            layout="class" if per_class else "image",
+            id_rule="{id}_{class_id}" if per_class else "{id}",
+        )
     write_csv(path, rows)

@@ -11,8 +11,11 @@ from ..core.tiles import BLEND_MODES
 from ._jobs import JobPanel
 from ._layers import layer_choices
 
-OUTPUTS = {"labels": "labels", "labels + probabilities": "both",
-           "labels + one layer per class": "labels"}
+OUTPUTS = {
+    "labels": "labels",
+    "labels + probabilities": "both",
+    "labels + one layer per class": "labels",
+}
 
 
 class PredictWidget(Container):
@@ -29,22 +32,42 @@ class PredictWidget(Container):
         self.viewer = viewer
         d = PredictDefaults()
         self.image = ComboBox(label="image", choices=layer_choices(viewer, Image))
-        self.model = FileEdit(label="model", mode="r", filter="*.safetensors",
-                              value=str(DEFAULT_MODEL) if DEFAULT_MODEL.exists() else "")
+        self.model = FileEdit(
+            label="model",
+            mode="r",
+            filter="*.safetensors",
+            value=str(DEFAULT_MODEL) if DEFAULT_MODEL.exists() else "",
+        )
         self.tile_size = SpinBox(label="tile size (0: model's)", value=0, min=0, max=8192, step=32)
         self.overlap = FloatSpinBox(label="overlap", value=d.overlap, min=0.0, max=0.9, step=0.05)
         self.blend = ComboBox(label="blending", choices=BLEND_MODES, value=d.blend)
-        self.tta = ComboBox(label="test-time augmentation", choices=("none", "flips", "d4"),
-                            value="none")
-        self.device = ComboBox(label="device", choices=("auto", "cuda", "mps", "cpu"), value="auto")
+        self.tta = ComboBox(
+            label="test-time augmentation", choices=("none", "flips", "d4"), value="none"
+        )
+        self.device = ComboBox(
+            label="device", choices=("auto", "cuda", "mps", "cpu"), value="auto"
+        )
         self.outputs = ComboBox(label="add", choices=tuple(OUTPUTS), value="labels")
         self.to_zarr = CheckBox(label="write to zarr (large volumes)", value=False)
         self.zarr_path = FileEdit(label="zarr output", mode="w", filter="*.zarr", visible=False)
         self.overwrite = CheckBox(label="overwrite existing output", value=False, visible=False)
         self.jobs = JobPanel("Predict")
-        super().__init__(widgets=[self.image, self.model, self.tile_size, self.overlap, self.blend,
-                                  self.tta, self.device, self.outputs, self.to_zarr,
-                                  self.zarr_path, self.overwrite, self.jobs])
+        super().__init__(
+            widgets=[
+                self.image,
+                self.model,
+                self.tile_size,
+                self.overlap,
+                self.blend,
+                self.tta,
+                self.device,
+                self.outputs,
+                self.to_zarr,
+                self.zarr_path,
+                self.overwrite,
+                self.jobs,
+            ]
+        )
         self.to_zarr.changed.connect(self._toggle_zarr)
         self.jobs.run_button.changed.connect(self.run)
 
@@ -85,29 +108,47 @@ class PredictWidget(Container):
             from ..models import load_model
             from ..tiling import predict
 
-            return predict(load_model(model_path), data, out=out,
-                           progress=lambda d, t: progress((d, t)), cancel=cancel, **settings)
+            return predict(
+                load_model(model_path),
+                data,
+                out=out,
+                progress=lambda d, t: progress((d, t)),
+                cancel=cancel,
+                **settings,
+            )
 
         def done(result):
             self._add_result(layer, info, result, per_class)
 
-        self.jobs.start(work, title="Predict", on_progress=lambda p: self.jobs.set_progress(*p),
-                        on_done=done)
+        self.jobs.start(
+            work, title="Predict", on_progress=lambda p: self.jobs.set_progress(*p), on_done=done
+        )
 
     def settings(self) -> dict:
         """The form's values as :func:`~napari_segkit.predict` keyword arguments."""
-        return {"tile_size": self.tile_size.value or None, "overlap": self.overlap.value,
-                "blend": self.blend.value, "tta": None if self.tta.value == "none" else self.tta.value,
-                "device": self.device.value, "output": OUTPUTS[self.outputs.value],
-                "overwrite": self.overwrite.value}
+        return {
+            "tile_size": self.tile_size.value or None,
+            "overlap": self.overlap.value,
+            "blend": self.blend.value,
+            "tta": None if self.tta.value == "none" else self.tta.value,
+            "device": self.device.value,
+            "output": OUTPUTS[self.outputs.value],
+            "overwrite": self.overwrite.value,
+        }
 
     def _add_result(self, layer, info, result, per_class: bool) -> None:
         from ..layer_data import model_prediction_layers
 
         labels, probs = result if isinstance(result, tuple) else (result, None)
         labels, probs = _lazy_if_zarr(labels), _lazy_if_zarr(probs)
-        for t in model_prediction_layers(labels, info, probs, name=layer.name,
-                                         scale=layer.scale[-labels.ndim:], per_class=per_class):
+        for t in model_prediction_layers(
+            labels,
+            info,
+            probs,
+            name=layer.name,
+            scale=layer.scale[-labels.ndim :],
+            per_class=per_class,
+        ):
             self.viewer.add_layer(Layer.create(*t))
 
 
@@ -130,5 +171,7 @@ def _too_big_for_memory(data, info, settings, rgb: bool) -> str | None:
     need, free = spatial * per_pixel, psutil.virtual_memory().available
     if need <= free // 2:
         return None
-    return (f"the result would need {need / 2**30:.1f} GiB in memory ({free / 2**30:.1f} GiB "
-            "available); tick 'write to zarr' to write it block by block instead")
+    return (
+        f"the result would need {need / 2**30:.1f} GiB in memory ({free / 2**30:.1f} GiB "
+        "available); tick 'write to zarr' to write it block by block instead"
+    )

@@ -46,34 +46,63 @@ class TrainWidget(Container):
         self.sparse = CheckBox(label="sparse labels (0 = unlabeled)", value=False)
         self.class_names = LineEdit(label="class names (optional)", value="")
         self.class_names.native.setPlaceholderText("background, nucleus, ...")
-        self.arch = ComboBox(label="architecture", value="unet_original",
-                             choices=[(a["name"], a["name"]) for a in list_architectures()])
-        self.arch.native.setToolTip("\n".join(f"{a['name']}: {a['description']}"
-                                               for a in list_architectures()))
+        self.arch = ComboBox(
+            label="architecture",
+            value="unet_original",
+            choices=[(a["name"], a["name"]) for a in list_architectures()],
+        )
+        self.arch.native.setToolTip(
+            "\n".join(f"{a['name']}: {a['description']}" for a in list_architectures())
+        )
         self.loss = ComboBox(label="loss", choices=LOSS_NAMES, value=d.loss)
-        self.class_weighting = ComboBox(label="class weights", value="none",
-                                        choices=("none", "inverse", "median"))
+        self.class_weighting = ComboBox(
+            label="class weights", value="none", choices=("none", "inverse", "median")
+        )
         self.epochs = SpinBox(label="epochs", value=d.epochs, min=1, max=10000)
         self.steps = SpinBox(label="steps per epoch", value=d.steps_per_epoch, min=1, max=100000)
-        self.patch_size = SpinBox(label="patch size", value=d.patch_size, min=16, max=2048, step=16)
+        self.patch_size = SpinBox(
+            label="patch size", value=d.patch_size, min=16, max=2048, step=16
+        )
         self.batch_size = SpinBox(label="batch size", value=d.batch_size, min=1, max=256)
-        self.val_fraction = FloatSpinBox(label="validation fraction", value=0.2, min=0.0,
-                                         max=0.5, step=0.05)
-        self.out = FileEdit(label="save model to", mode="w", filter="*.safetensors",
-                            value=str(Path.home() / "segkit-model.safetensors"))
+        self.val_fraction = FloatSpinBox(
+            label="validation fraction", value=0.2, min=0.0, max=0.5, step=0.05
+        )
+        self.out = FileEdit(
+            label="save model to",
+            mode="w",
+            filter="*.safetensors",
+            value=str(Path.home() / "segkit-model.safetensors"),
+        )
         self.continue_from = CheckBox(label="continue from model", value=False)
-        self.init = FileEdit(label="model to fine-tune", mode="r", filter="*.safetensors",
-                             visible=False)
+        self.init = FileEdit(
+            label="model to fine-tune", mode="r", filter="*.safetensors", visible=False
+        )
         self.predict_after = CheckBox(label="predict the first image when done", value=True)
         self.plot = CurvePlot()
         self.summary = Label(value="")
         self.jobs = JobPanel("Train")
-        super().__init__(widgets=[self.image_layers, self.label_layers, self.sparse,
-                                  self.class_names, self.arch, self.loss,
-                                  self.class_weighting, self.epochs, self.steps, self.patch_size,
-                                  self.batch_size, self.val_fraction, self.out,
-                                  self.continue_from, self.init, self.predict_after, self.jobs,
-                                  self.summary])
+        super().__init__(
+            widgets=[
+                self.image_layers,
+                self.label_layers,
+                self.sparse,
+                self.class_names,
+                self.arch,
+                self.loss,
+                self.class_weighting,
+                self.epochs,
+                self.steps,
+                self.patch_size,
+                self.batch_size,
+                self.val_fraction,
+                self.out,
+                self.continue_from,
+                self.init,
+                self.predict_after,
+                self.jobs,
+                self.summary,
+            ]
+        )
         self.native.layout().addWidget(self.plot)
         self.continue_from.changed.connect(lambda on: setattr(self.init, "visible", bool(on)))
         self.jobs.run_button.changed.connect(self.run)
@@ -82,12 +111,20 @@ class TrainWidget(Container):
         """The form's values as :func:`~napari_segkit.train` keyword arguments."""
         weighting = self.class_weighting.value
         names = [n.strip() for n in self.class_names.value.split(",") if n.strip()]
-        return {"class_names": names or None, "arch": self.arch.value, "loss": self.loss.value, "sparse": self.sparse.value,
-                "class_weights": None if weighting == "none" else weighting,
-                "epochs": self.epochs.value, "steps_per_epoch": self.steps.value,
-                "patch_size": self.patch_size.value, "batch_size": self.batch_size.value,
-                "val_fraction": self.val_fraction.value, "out": str(self.out.value),
-                "init": str(self.init.value) if self.continue_from.value else None}
+        return {
+            "class_names": names or None,
+            "arch": self.arch.value,
+            "loss": self.loss.value,
+            "sparse": self.sparse.value,
+            "class_weights": None if weighting == "none" else weighting,
+            "epochs": self.epochs.value,
+            "steps_per_epoch": self.steps.value,
+            "patch_size": self.patch_size.value,
+            "batch_size": self.batch_size.value,
+            "val_fraction": self.val_fraction.value,
+            "out": str(self.out.value),
+            "init": str(self.init.value) if self.continue_from.value else None,
+        }
 
     def run(self, *_) -> None:
         """Check the layer pairs, then train in a worker thread."""
@@ -111,13 +148,24 @@ class TrainWidget(Container):
             from ..tiling import predict
             from ..training import train
 
-            model_file = train(image_data, label_data, cancel=cancel,
-                               progress=lambda r: progress(r, force=r.end_of_epoch), **options)
-            prediction = predict(model_file, image_data[0], cancel=cancel) if predict_after else None
+            model_file = train(
+                image_data,
+                label_data,
+                cancel=cancel,
+                progress=lambda r: progress(r, force=r.end_of_epoch),
+                **options,
+            )
+            prediction = (
+                predict(model_file, image_data[0], cancel=cancel) if predict_after else None
+            )
             return model_file, prediction
 
-        self.jobs.start(work, title="Train", on_progress=self._on_report,
-                        on_done=lambda result: self._done(target, *result))
+        self.jobs.start(
+            work,
+            title="Train",
+            on_progress=self._on_report,
+            on_done=lambda result: self._done(target, *result),
+        )
 
     def _on_report(self, report) -> None:
         self.jobs.set_progress(report.step, report.total_steps)
@@ -127,9 +175,11 @@ class TrainWidget(Container):
         if report.val is not None:
             self.plot.add("val loss", report.step, report.val["loss"])
             self.plot.add("val mean Dice", report.step, report.val["mean_dice"])
-            self.summary.value = (f"epoch {report.epoch + 1}: val Dice "
-                                  + " ".join(f"{d:.3f}" for d in report.val["dice"])
-                                  + ("  (best, saved)" if report.best else ""))
+            self.summary.value = (
+                f"epoch {report.epoch + 1}: val Dice "
+                + " ".join(f"{d:.3f}" for d in report.val["dice"])
+                + ("  (best, saved)" if report.best else "")
+            )
 
     def _done(self, image_layer, model_file, prediction) -> None:
         from ..layer_data import model_prediction_layers
@@ -137,9 +187,12 @@ class TrainWidget(Container):
         show_info(f"Train: saved {model_file.path}")
         self.summary.value = f"saved {model_file.path}"
         if prediction is not None:
-            for t in model_prediction_layers(prediction, model_file.info,
-                                             name=f"{image_layer.name} (new model)",
-                                             scale=image_layer.scale[-prediction.ndim:]):
+            for t in model_prediction_layers(
+                prediction,
+                model_file.info,
+                name=f"{image_layer.name} (new model)",
+                scale=image_layer.scale[-prediction.ndim :],
+            ):
                 self.viewer.add_layer(Layer.create(*t))
 
 
@@ -148,11 +201,15 @@ def _pair_problem(images, labels) -> str | None:
     if not images or not labels:
         return "select at least one image layer and one labels layer"
     if len(images) != len(labels):
-        return (f"{len(images)} image layer(s) but {len(labels)} labels layer(s) selected; "
-                "they are paired in order")
-    for image, label in zip(images, labels):
+        return (
+            f"{len(images)} image layer(s) but {len(labels)} labels layer(s) selected; "
+            "they are paired in order"
+        )
+    for image, label in zip(images, labels, strict=False):
         spatial = image.data.shape[:-1] if image.rgb else image.data.shape
         if tuple(spatial) != tuple(label.data.shape):
-            return (f"image '{image.name}' {tuple(image.data.shape)} and labels '{label.name}' "
-                    f"{tuple(label.data.shape)} differ in shape")
+            return (
+                f"image '{image.name}' {tuple(image.data.shape)} and labels '{label.name}' "
+                f"{tuple(label.data.shape)} differ in shape"
+            )
     return None

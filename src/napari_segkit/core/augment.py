@@ -58,8 +58,13 @@ class Augmentation:
     noise_std: float = 0.0
     image_order: int = 1
 
-    def __call__(self, rng: np.random.Generator, image: np.ndarray, labels: np.ndarray,
-                 weights: np.ndarray | None = None):
+    def __call__(
+        self,
+        rng: np.random.Generator,
+        image: np.ndarray,
+        labels: np.ndarray,
+        weights: np.ndarray | None = None,
+    ):
         """Augment one patch.
 
         Parameters
@@ -76,8 +81,9 @@ class Augmentation:
             never modified.
         """
         if image.ndim != 3 or labels.shape != image.shape[1:]:
-            raise ValueError(f"image (C, H, W) and labels (H, W) do not match: "
-                             f"{image.shape} vs {labels.shape}")
+            raise ValueError(
+                f"image (C, H, W) and labels (H, W) do not match: {image.shape} vs {labels.shape}"
+            )
         if weights is not None and weights.shape != labels.shape:
             raise ValueError(f"weights {weights.shape} must have the labels' shape {labels.shape}")
         arrays = [image, labels[None], None if weights is None else weights[None]]
@@ -92,12 +98,18 @@ class Augmentation:
         coords = self._coordinates(rng, image.shape[1:])
         if coords is not None:
             orders = [self.image_order, 0, 1]
-            arrays = [np.stack([ndi.map_coordinates(ch, coords, order=order, mode="reflect")
-                                for ch in a]) for a, order in zip(arrays, orders)]
+            arrays = [
+                np.stack(
+                    [ndi.map_coordinates(ch, coords, order=order, mode="reflect") for ch in a]
+                )
+                for a, order in zip(arrays, orders, strict=False)
+            ]
         out_image = np.ascontiguousarray(arrays[0], dtype=np.float32)
         out_image = self._intensity(rng, out_image)
         out_labels = np.ascontiguousarray(arrays[1][0]).astype(labels.dtype, copy=False)
-        out_weights = None if weights is None else np.ascontiguousarray(arrays[2][0], dtype=np.float32)
+        out_weights = (
+            None if weights is None else np.ascontiguousarray(arrays[2][0], dtype=np.float32)
+        )
         return out_image, out_labels, out_weights
 
     def _coordinates(self, rng, shape):
@@ -121,8 +133,9 @@ class Augmentation:
         return image
 
 
-def elastic_displacement(rng: np.random.Generator, shape: tuple[int, int], sigma: float,
-                         grid: int = 3) -> np.ndarray:
+def elastic_displacement(
+    rng: np.random.Generator, shape: tuple[int, int], sigma: float, grid: int = 3
+) -> np.ndarray:
     """Smooth random displacement field (2, H, W) in pixels, U-Net style.
 
     Displacements are drawn on a coarse ``grid x grid`` lattice from N(0, sigma) and
@@ -135,5 +148,6 @@ def elastic_displacement(rng: np.random.Generator, shape: tuple[int, int], sigma
     ys = np.linspace(0, grid - 1, shape[0], dtype=np.float64)
     xs = np.linspace(0, grid - 1, shape[1], dtype=np.float64)
     yy, xx = np.meshgrid(ys, xs, indexing="ij")
-    return np.stack([ndi.map_coordinates(c, [yy, xx], order=3, mode="nearest")
-                     for c in coarse]).astype(np.float32)
+    return np.stack(
+        [ndi.map_coordinates(c, [yy, xx], order=3, mode="nearest") for c in coarse]
+    ).astype(np.float32)

@@ -43,9 +43,10 @@ def mean_dice(truths, preds) -> float:
     """Mean per-image Dice over paired lists of masks."""
     truths, preds = list(truths), list(preds)
     if len(truths) != len(preds) or not truths:
-        raise ValueError(f"need equally many truths and predictions, got {len(truths)} and "
-                         f"{len(preds)}")
-    return float(np.mean([dice_score(t, p) for t, p in zip(truths, preds)]))
+        raise ValueError(
+            f"need equally many truths and predictions, got {len(truths)} and {len(preds)}"
+        )
+    return float(np.mean([dice_score(t, p) for t, p in zip(truths, preds, strict=False)]))
 
 
 def to_instances(labels, *, semantic: bool | None = None) -> np.ndarray:
@@ -68,15 +69,18 @@ def instance_iou(truth, pred) -> np.ndarray:
         raise ValueError(f"shapes differ: truth {truth.shape} vs prediction {pred.shape}")
     t_ids, t = np.unique(truth, return_inverse=True)
     p_ids, p = np.unique(pred, return_inverse=True)
-    joint = np.bincount(t.ravel() * len(p_ids) + p.ravel(),
-                        minlength=len(t_ids) * len(p_ids)).reshape(len(t_ids), len(p_ids))
+    joint = np.bincount(
+        t.ravel() * len(p_ids) + p.ravel(), minlength=len(t_ids) * len(p_ids)
+    ).reshape(len(t_ids), len(p_ids))
     area_t, area_p = joint.sum(1, keepdims=True), joint.sum(0, keepdims=True)
     iou = joint / (area_t + area_p - joint)
     # drop background rows/columns (id 0)
     return iou[np.ix_(t_ids != 0, p_ids != 0)]
 
 
-def average_precision(truth, pred, *, thresholds=DSB_THRESHOLDS, semantic: bool | None = None) -> float:
+def average_precision(
+    truth, pred, *, thresholds=DSB_THRESHOLDS, semantic: bool | None = None
+) -> float:
     """The DSB2018 score of one image (see the module docstring).
 
     truth, pred : label images (instances), or binary masks (split into components).

@@ -54,12 +54,16 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
 def _find_image(images_dir: Path, image_id: str) -> Path:
     """``<dir>/<id>.<ext>`` or the DSB2018 ``<dir>/<id>/images/<id>.png``."""
-    for candidate in [images_dir / image_id / "images" / f"{image_id}.png",
-                      *(images_dir / f"{image_id}{s}" for s in SLICE_SUFFIXES)]:
+    for candidate in [
+        images_dir / image_id / "images" / f"{image_id}.png",
+        *(images_dir / f"{image_id}{s}" for s in SLICE_SUFFIXES),
+    ]:
         if candidate.is_file():
             return candidate
-    raise FileNotFoundError(f"no image for id '{image_id}' in '{images_dir}' "
-                            f"(looked for <id>.png/.tif/... and <id>/images/<id>.png)")
+    raise FileNotFoundError(
+        f"no image for id '{image_id}' in '{images_dir}' "
+        f"(looked for <id>.png/.tif/... and <id>/images/<id>.png)"
+    )
 
 
 def _columns(header: list[str], id_column, rle_column, class_column):
@@ -74,18 +78,28 @@ def _columns(header: list[str], id_column, rle_column, class_column):
             if any(hint in h for hint in hints):
                 return i
         if required:
-            raise ValueError(f"cannot tell which CSV column holds {hints[0]}s; columns: "
-                             f"{header} (name it explicitly)")
+            raise ValueError(
+                f"cannot tell which CSV column holds {hints[0]}s; columns: "
+                f"{header} (name it explicitly)"
+            )
         return None
 
-    return (pick(id_column, ("id", "image", "name"), True),
-            pick(rle_column, ("encoded", "rle", "pixels", "mask"), True),
-            pick(class_column, ("class", "category", "label"), False))
+    return (
+        pick(id_column, ("id", "image", "name"), True),
+        pick(rle_column, ("encoded", "rle", "pixels", "mask"), True),
+        pick(class_column, ("class", "category", "label"), False),
+    )
 
 
-def read_rle_csv(csv_path: str | os.PathLike, images_dir: str | os.PathLike | None = None, *,
-                 id_column: str | None = None, rle_column: str | None = None,
-                 class_column: str | None = None, order: str = "F") -> list[DatasetSample]:
+def read_rle_csv(
+    csv_path: str | os.PathLike,
+    images_dir: str | os.PathLike | None = None,
+    *,
+    id_column: str | None = None,
+    rle_column: str | None = None,
+    class_column: str | None = None,
+    order: str = "F",
+) -> list[DatasetSample]:
     """Read a Kaggle-style RLE CSV and its images.
 
     Parameters
@@ -120,10 +134,13 @@ def read_rle_csv(csv_path: str | os.PathLike, images_dir: str | os.PathLike | No
     by_id: dict[str, list[list[str]]] = {}
     for row in rows:
         by_id.setdefault(row[i_id], []).append(row)
-    images_dir = Path(images_dir) if images_dir is not None else _guess_images_dir(
-        csv_path, next(iter(by_id)))
+    images_dir = (
+        Path(images_dir)
+        if images_dir is not None
+        else _guess_images_dir(csv_path, next(iter(by_id)))
+    )
     samples = []
-    for line_id, (image_id, group) in enumerate(by_id.items()):
+    for image_id, group in by_id.items():
         image = read_image(_find_image(images_dir, image_id))
         shape = image.shape[:2]
         labels = np.zeros(shape, np.int32)
@@ -147,8 +164,9 @@ def _guess_images_dir(csv_path: Path, first_id: str) -> Path:
             return folder
         except FileNotFoundError:
             continue
-    raise FileNotFoundError(f"no folder beside '{csv_path}' holds the image of id '{first_id}'; "
-                            "pass images_dir")
+    raise FileNotFoundError(
+        f"no folder beside '{csv_path}' holds the image of id '{first_id}'; pass images_dir"
+    )
 
 
 def read_dsb2018(root: str | os.PathLike, *, ids: list[str] | None = None) -> list[DatasetSample]:
@@ -163,18 +181,23 @@ def read_dsb2018(root: str | os.PathLike, *, ids: list[str] | None = None) -> li
     for image_id in ids:
         image = read_image(_find_image(root, image_id))
         instances = np.zeros(image.shape[:2], np.int32)
-        mask_files = sorted((root / image_id / "masks").glob("*.png"), key=lambda p: natural_key(p.name))
+        mask_files = sorted(
+            (root / image_id / "masks").glob("*.png"), key=lambda p: natural_key(p.name)
+        )
         for n, mask_file in enumerate(mask_files, 1):
             mask = np.asarray(read_stack(mask_file, lazy=False).data)
             if mask.shape[:2] != instances.shape:
-                raise StackReadError(f"mask '{mask_file}' is {mask.shape[:2]}, its image "
-                                     f"{instances.shape}")
+                raise StackReadError(
+                    f"mask '{mask_file}' is {mask.shape[:2]}, its image {instances.shape}"
+                )
             instances[(mask if mask.ndim == 2 else mask[..., 0]) > 0] = n
         samples.append(DatasetSample(image_id, image, (instances > 0).astype(np.uint8), instances))
     return samples
 
 
-def read_paired_folders(images_dir: str | os.PathLike, labels_dir: str | os.PathLike) -> list[DatasetSample]:
+def read_paired_folders(
+    images_dir: str | os.PathLike, labels_dir: str | os.PathLike
+) -> list[DatasetSample]:
     """Image / annotation folders (CamVid ``train/`` + ``trainannot/``), matched by file stem."""
     images_dir, labels_dir = Path(images_dir), Path(labels_dir)
     for d in (images_dir, labels_dir):
@@ -187,13 +210,18 @@ def read_paired_folders(images_dir: str | os.PathLike, labels_dir: str | os.Path
     images, labels = files(images_dir), files(labels_dir)
     missing = sorted(set(images) ^ set(labels))
     if missing:
-        raise StackReadError(f"images and labels do not pair up by name: {missing[:5]} "
-                             f"{'...' if len(missing) > 5 else ''} have no partner")
+        raise StackReadError(
+            f"images and labels do not pair up by name: {missing[:5]} "
+            f"{'...' if len(missing) > 5 else ''} have no partner"
+        )
     if not images:
         raise EmptyFolderError(f"'{images_dir}' holds no images")
     samples = []
     for stem in sorted(images, key=natural_key):
-        image, label = read_image(images[stem]), np.asarray(read_stack(labels[stem], lazy=False).data)
+        image, label = (
+            read_image(images[stem]),
+            np.asarray(read_stack(labels[stem], lazy=False).data),
+        )
         if label.shape != image.shape[:2]:
             raise StackReadError(f"'{labels[stem]}' is {label.shape}, its image {image.shape[:2]}")
         samples.append(DatasetSample(stem, image, label))
@@ -204,15 +232,16 @@ def read_stack_pair(images: str | os.PathLike, labels: str | os.PathLike) -> lis
     """An image stack and its label stack (ISBI 2012 style), one sample per plane."""
     image_stack, label_stack = read_stack(images, lazy=False), read_stack(labels, lazy=False)
     data, lab = np.asarray(image_stack.data), np.asarray(label_stack.data)
-    if data.shape[:lab.ndim] != lab.shape:
+    if data.shape[: lab.ndim] != lab.shape:
         raise StackReadError(f"image stack {data.shape} and label stack {lab.shape} differ")
     if lab.ndim == 2:
         data, lab = data[None], lab[None]
     return [DatasetSample(f"{i:04d}", data[i], lab[i]) for i in range(lab.shape[0])]
 
 
-def load_dataset(path: str | os.PathLike, labels: str | os.PathLike | None = None, *,
-                 order: str = "F") -> list[DatasetSample]:
+def load_dataset(
+    path: str | os.PathLike, labels: str | os.PathLike | None = None, *, order: str = "F"
+) -> list[DatasetSample]:
     """Any layout above, recognised from `path` (and `labels` for the two-path layouts).
 
     - ``train.csv`` -> :func:`read_rle_csv` (images found beside it);
@@ -228,8 +257,10 @@ def load_dataset(path: str | os.PathLike, labels: str | os.PathLike | None = Non
             return read_rle_csv(path, order=order)
         if path.is_dir() and any((p / "images").is_dir() for p in path.iterdir()):
             return read_dsb2018(path)
-        raise StackReadError(f"cannot tell the layout of '{path}': give a Kaggle CSV, a DSB2018 "
-                             "folder, or images together with labels")
+        raise StackReadError(
+            f"cannot tell the layout of '{path}': give a Kaggle CSV, a DSB2018 "
+            "folder, or images together with labels"
+        )
     if path.is_dir() and Path(labels).is_dir() and not _is_stack_folder(path):
         return read_paired_folders(path, labels)
     return read_stack_pair(path, labels)

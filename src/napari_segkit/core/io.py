@@ -48,8 +48,17 @@ NIFTI_SUFFIXES = (".nii.gz", ".nii")
 ZARR_SUFFIXES = (".zarr", ".ome.zarr")
 DICOM_SUFFIXES = (".dcm", ".dicom")
 SLICE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
-READABLE_SUFFIXES = TIFF_SUFFIXES + NIFTI_SUFFIXES + ZARR_SUFFIXES + DICOM_SUFFIXES + (
-    ".png", ".jpg", ".jpeg", ".bmp",
+READABLE_SUFFIXES = (
+    TIFF_SUFFIXES
+    + NIFTI_SUFFIXES
+    + ZARR_SUFFIXES
+    + DICOM_SUFFIXES
+    + (
+        ".png",
+        ".jpg",
+        ".jpeg",
+        ".bmp",
+    )
 )
 
 
@@ -85,13 +94,15 @@ class Stack:
     @property
     def spatial_scale(self) -> tuple[float, ...]:
         """`scale` without the channel axis (what napari's ``scale=`` wants for one channel)."""
-        return tuple(s for s, a in zip(self.scale, self.axes) if a != "C")
+        return tuple(s for s, a in zip(self.scale, self.axes, strict=False) if a != "C")
 
 
 # --------------------------------------------------------------------------- reading
 
 
-def read_stack(path: str | os.PathLike, *, array: str | None = None, lazy: bool | None = None) -> Stack:
+def read_stack(
+    path: str | os.PathLike, *, array: str | None = None, lazy: bool | None = None
+) -> Stack:
     """Open an image or stack from `path`.
 
     Parameters
@@ -286,11 +297,14 @@ def _read_zarr(path: Path, *, array: str | None, lazy: bool | None) -> Stack:
     if isinstance(state, dict) and not state.get("complete", True):
         raise IncompleteOutputError(
             f"'{path}' is an unfinished napari-segkit prediction (interrupted or still running); "
-            "run the same predict command again to resume it.")
+            "run the same predict command again to resume it."
+        )
     if not hasattr(node, "shape"):  # a group
         node, array, scale, axes = _pick_zarr_array(node, path, array)
     elif array:
-        raise UnsupportedFormatError(f"'{path}' is a zarr array, not a group: drop array={array!r}.")
+        raise UnsupportedFormatError(
+            f"'{path}' is a zarr array, not a group: drop array={array!r}."
+        )
     attrs = dict(node.attrs)
     axes = axes or attrs.get("axes") or guess_axes(node.shape)
     scale = tuple(scale or attrs.get("scale") or (1.0,) * node.ndim)
@@ -389,17 +403,25 @@ def _read_folder(path: Path, *, lazy: bool | None) -> Stack:
         shapes.setdefault(_slice_shape_dtype(p), []).append(p.name)
     if len(shapes) > 1:
         summary = "; ".join(
-            f"{shape} {dtype}: {names[0]}" + (f" and {len(names) - 1} more" if len(names) > 1 else "")
+            f"{shape} {dtype}: {names[0]}"
+            + (f" and {len(names) - 1} more" if len(names) > 1 else "")
             for (shape, dtype), names in shapes.items()
         )
         raise SliceShapeError(f"Slices in '{path}' differ in shape or dtype: {summary}")
     ((shape, dtype),) = shapes
     data = _lazy_slices(slices, shape, dtype)
-    if lazy is False or (lazy is None and data.nbytes <= LAZY_THRESHOLD_BYTES and len(slices) == 1):
+    if lazy is False or (
+        lazy is None and data.nbytes <= LAZY_THRESHOLD_BYTES and len(slices) == 1
+    ):
         data = data.compute()
     axes = "ZYXC" if len(shape) == 3 else "ZYX"
-    return Stack(data, axes, (1.0,) * len(axes), str(path),
-                 {"format": "folder", "files": [p.name for p in slices]})
+    return Stack(
+        data,
+        axes,
+        (1.0,) * len(axes),
+        str(path),
+        {"format": "folder", "files": [p.name for p in slices]},
+    )
 
 
 def _slice_shape_dtype(p: Path) -> tuple[tuple[int, ...], str]:
@@ -439,7 +461,9 @@ def _lazy_slices(slices: list[Path], shape, dtype):
     import dask
     import dask.array as da
 
-    parts = [da.from_delayed(dask.delayed(_read_slice)(p), shape=shape, dtype=dtype) for p in slices]
+    parts = [
+        da.from_delayed(dask.delayed(_read_slice)(p), shape=shape, dtype=dtype) for p in slices
+    ]
     return da.stack(parts)
 
 
@@ -504,7 +528,9 @@ def _read_dicom_series(files: list[Path]) -> Stack:
             raise CorruptFileError(f"Cannot read DICOM file '{p}': {err}") from err
     shapes = {a.shape for a in arrays}
     if len(shapes) > 1:
-        raise SliceShapeError(f"DICOM slices in '{files[0].parent}' differ in shape: {sorted(shapes)}")
+        raise SliceShapeError(
+            f"DICOM slices in '{files[0].parent}' differ in shape: {sorted(shapes)}"
+        )
     positions = [_dicom_position(ds, i) for i, ds in enumerate(datasets)]
     order = np.argsort(positions, kind="stable")
     data = np.stack([arrays[i] for i in order])
@@ -527,8 +553,9 @@ def _read_dicom_series(files: list[Path]) -> Stack:
 def _dicom_position(ds, index: int) -> float:
     """Slice position along the normal of the image plane (falls back to InstanceNumber)."""
     if hasattr(ds, "ImagePositionPatient") and hasattr(ds, "ImageOrientationPatient"):
-        row, col = np.asarray(ds.ImageOrientationPatient[:3], float), np.asarray(
-            ds.ImageOrientationPatient[3:], float
+        row, col = (
+            np.asarray(ds.ImageOrientationPatient[:3], float),
+            np.asarray(ds.ImageOrientationPatient[3:], float),
         )
         return float(np.dot(np.cross(row, col), np.asarray(ds.ImagePositionPatient, float)))
     return float(getattr(ds, "InstanceNumber", index) or index)
@@ -629,12 +656,18 @@ def _write_tiff(path: Path, data, axes: str, scale) -> None:
 
     arr = np.asarray(data)
     meta = {"axes": axes.replace("C", "S") if axes.endswith("C") else axes}
-    sizes = dict(zip(axes, scale))
+    sizes = dict(zip(axes, scale, strict=False))
     for ax in "ZYX":
         if ax in sizes:
             meta[f"PhysicalSize{ax}"] = sizes[ax]
-    tifffile.imwrite(path, arr, ome=True, compression="zlib", metadata=meta,
-                     photometric="rgb" if axes.endswith("C") and arr.shape[-1] in (3, 4) else "minisblack")
+    tifffile.imwrite(
+        path,
+        arr,
+        ome=True,
+        compression="zlib",
+        metadata=meta,
+        photometric="rgb" if axes.endswith("C") and arr.shape[-1] in (3, 4) else "minisblack",
+    )
 
 
 def _write_zarr(path: Path, data, axes: str, scale, chunks) -> None:
@@ -642,8 +675,11 @@ def _write_zarr(path: Path, data, axes: str, scale, chunks) -> None:
     import zarr
 
     if chunks is None:
-        chunks = tuple({"Z": 1, "C": s}.get(a, 256 if len(axes) > 2 else 512) for a, s in zip(axes, data.shape))
-    chunks = tuple(min(c, s) for c, s in zip(chunks, data.shape))
+        chunks = tuple(
+            {"Z": 1, "C": s}.get(a, 256 if len(axes) > 2 else 512)
+            for a, s in zip(axes, data.shape, strict=False)
+        )
+    chunks = tuple(min(c, s) for c, s in zip(chunks, data.shape, strict=False))
     z = zarr.open_array(str(path), mode="w", shape=data.shape, dtype=data.dtype, chunks=chunks)
     z.attrs.update({"axes": axes, "scale": list(scale)})
     # dask chunks equal to the zarr chunks: each task writes whole chunks, no locks needed
@@ -654,7 +690,9 @@ def _write_folder(path: Path, data, axes: str) -> None:
     import tifffile
 
     if axes[0] != "Z":
-        raise StackWriteError(f"A folder of slices needs a stack (Z, Y, X[, C]), got axes {axes!r}.")
+        raise StackWriteError(
+            f"A folder of slices needs a stack (Z, Y, X[, C]), got axes {axes!r}."
+        )
     path.mkdir()
     for i in range(data.shape[0]):
         tifffile.imwrite(path / f"slice_{i:04d}.tif", np.asarray(data[i]), compression="zlib")

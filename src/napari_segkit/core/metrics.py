@@ -37,13 +37,15 @@ def iter_blocks(*arrays, block_shape=None):
     if block_shape is None:
         yield tuple(np.asarray(a) for a in arrays)
         return
-    ranges = [range(0, s, b) for s, b in zip(shape, block_shape)]
+    ranges = [range(0, s, b) for s, b in zip(shape, block_shape, strict=False)]
     for starts in product(*ranges):
-        index = tuple(slice(s, s + b) for s, b in zip(starts, block_shape))
+        index = tuple(slice(s, s + b) for s, b in zip(starts, block_shape, strict=False))
         yield tuple(np.asarray(a[index]) for a in arrays)
 
 
-def confusion_matrix(truth, prediction, num_classes: int, *, ignore_index: int | None = None) -> np.ndarray:
+def confusion_matrix(
+    truth, prediction, num_classes: int, *, ignore_index: int | None = None
+) -> np.ndarray:
     """K x K confusion matrix (rows truth, columns prediction), accumulated block by block.
 
     Parameters
@@ -67,9 +69,13 @@ def confusion_matrix(truth, prediction, num_classes: int, *, ignore_index: int |
             t, p = t[keep], p[keep]
         for name, a in (("truth", t), ("prediction", p)):
             if a.size and (a.min() < 0 or a.max() >= num_classes):
-                raise ValueError(f"{name} holds class id {int(a.max() if a.max() >= num_classes else a.min())}"
-                                 f", outside 0..{num_classes - 1} for num_classes={num_classes}")
-        cm += np.bincount(t * num_classes + p, minlength=num_classes**2).reshape(num_classes, num_classes)
+                raise ValueError(
+                    f"{name} holds class id {int(a.max() if a.max() >= num_classes else a.min())}"
+                    f", outside 0..{num_classes - 1} for num_classes={num_classes}"
+                )
+        cm += np.bincount(t * num_classes + p, minlength=num_classes**2).reshape(
+            num_classes, num_classes
+        )
     return cm
 
 
@@ -96,8 +102,9 @@ def pixel_accuracy(cm: np.ndarray) -> float:
     return float(np.trace(cm) / total) if total else float("nan")
 
 
-def segmentation_report(truth, prediction, num_classes: int, *, class_names=None,
-                        ignore_index: int | None = None) -> dict:
+def segmentation_report(
+    truth, prediction, num_classes: int, *, class_names=None, ignore_index: int | None = None
+) -> dict:
     """Per-class Dice and IoU, their means, pixel accuracy and the confusion matrix.
 
     Works on arrays larger than memory (dask / zarr), block by block.
@@ -132,13 +139,18 @@ def evaluation_table(report: dict) -> str:
     """
     names = report["classes"]
     lines = ["class\tDice\tIoU"]
-    lines += [f"{n}\t{d:.4f}\t{i:.4f}" for n, d, i in zip(names, report["dice"], report["iou"])]
+    lines += [
+        f"{n}\t{d:.4f}\t{i:.4f}"
+        for n, d, i in zip(names, report["dice"], report["iou"], strict=False)
+    ]
     lines.append(f"mean\t{report['mean_dice']:.4f}\t{report['mean_iou']:.4f}")
     lines.append(f"pixel accuracy\t{report['pixel_accuracy']:.4f}")
     lines.append("")
     lines.append("truth \\ prediction\t" + "\t".join(names))
-    lines += [f"{n}\t" + "\t".join(str(int(v)) for v in row)
-              for n, row in zip(names, report["confusion_matrix"])]
+    lines += [
+        f"{n}\t" + "\t".join(str(int(v)) for v in row)
+        for n, row in zip(names, report["confusion_matrix"], strict=False)
+    ]
     return "\n".join(lines)
 
 

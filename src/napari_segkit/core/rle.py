@@ -24,8 +24,9 @@ class RLEError(ValueError):
 
 def _check_order(order: str) -> None:
     if order not in ORDERS:
-        raise ValueError(f"order must be 'F' (column-major, Kaggle's default) or 'C' "
-                         f"(row-major), got {order!r}")
+        raise ValueError(
+            f"order must be 'F' (column-major, Kaggle's default) or 'C' (row-major), got {order!r}"
+        )
 
 
 def rle_encode(mask, *, order: str = "F") -> str:
@@ -123,5 +124,7 @@ def _validate_runs(starts, lengths, size, shape) -> None:
     if (bad := np.flatnonzero(starts[1:] < ends[:-1])).size:
         raise RLEError(f"{where(bad[0] + 1)}: overlaps the previous run")
     if ends[-1] > size:
-        raise RLEError(f"{where(len(ends) - 1)}: ends at pixel {int(ends[-1])}, past the "
-                       f"{size} pixels of a {shape[0]} x {shape[1]} image")
+        raise RLEError(
+            f"{where(len(ends) - 1)}: ends at pixel {int(ends[-1])}, past the "
+            f"{size} pixels of a {shape[0]} x {shape[1]} image"
+        )

@@ -83,8 +83,10 @@ def make_nuclei(
         centre = _place(rng, shape, radii, centres, touching_fraction)
         centres.append(centre)
         # draw in the nucleus' bounding box only: cost per nucleus independent of image size
-        box = tuple(slice(max(0, int(c - r) - 1), min(s, int(c + r) + 2))
-                    for c, r, s in zip(centre, [radii.max()] * ndim, shape))
+        box = tuple(
+            slice(max(0, int(c - r) - 1), min(s, int(c + r) + 2))
+            for c, r, s in zip(centre, [radii.max()] * ndim, shape, strict=False)
+        )
         grid = np.ogrid[box]
         mask = _ellipse_mask(grid, centre, radii, rng.uniform(0, np.pi))
         instances[box][mask] = label
@@ -110,11 +112,11 @@ def _place(rng, shape, radii, centres, touching_fraction) -> np.ndarray:
 
 def _ellipse_mask(grid, centre, radii, angle) -> np.ndarray:
     """Boolean mask of an ellipse (rotated in the Y-X plane) or ellipsoid."""
-    d = [g.astype(np.float32) - c for g, c in zip(grid, centre)]
+    d = [g.astype(np.float32) - c for g, c in zip(grid, centre, strict=False)]
     y, x = d[-2], d[-1]
     cos, sin = np.cos(angle), np.sin(angle)
     d[-2], d[-1] = cos * y - sin * x, sin * y + cos * x
-    return sum((di / r) ** 2 for di, r in zip(d, radii)) <= 1.0
+    return sum((di / r) ** 2 for di, r in zip(d, radii, strict=False)) <= 1.0
 
 
 def _render(signal, rng, noise) -> np.ndarray:

@@ -32,8 +32,10 @@ def tile_starts(size: int, tile: int, overlap: float, align: int = 1) -> list[in
     [0, 2, 4, 6, 8]
     """
     if tile < 1 or not 0 <= overlap < 1 or align < 1:
-        raise ValueError(f"tile and align must be >= 1 and 0 <= overlap < 1, got tile={tile}, "
-                         f"overlap={overlap}, align={align}")
+        raise ValueError(
+            f"tile and align must be >= 1 and 0 <= overlap < 1, got tile={tile}, "
+            f"overlap={overlap}, align={align}"
+        )
     if size <= tile:
         return [0]
     if align > 1:
@@ -48,8 +50,12 @@ def tile_starts(size: int, tile: int, overlap: float, align: int = 1) -> list[in
 
 
 @lru_cache(maxsize=64)
-def blend_weights(tile_shape: tuple[int, int], mode: str = "gaussian", overlap: float = 0.25,
-                  at_border: tuple[bool, bool, bool, bool] = (False,) * 4) -> np.ndarray:
+def blend_weights(
+    tile_shape: tuple[int, int],
+    mode: str = "gaussian",
+    overlap: float = 0.25,
+    at_border: tuple[bool, bool, bool, bool] = (False,) * 4,
+) -> np.ndarray:
     """Importance weights of one tile, shape `tile_shape`, float32, all > 0.
 
     * ``"gaussian"``: a Gaussian centred on the tile, sigma = 1/8 of the tile side
@@ -69,7 +75,9 @@ def blend_weights(tile_shape: tuple[int, int], mode: str = "gaussian", overlap: 
     if mode not in BLEND_MODES:
         raise ValueError(f"blend must be one of {BLEND_MODES}, got {mode!r}")
     axes = []
-    for n, (low_at_border, high_at_border) in zip(tile_shape, (at_border[:2], at_border[2:])):
+    for n, (low_at_border, high_at_border) in zip(
+        tile_shape, (at_border[:2], at_border[2:]), strict=False
+    ):
         x = np.arange(n, dtype=np.float64) + 0.5 - n / 2
         if mode == "gaussian":
             w = np.exp(-0.5 * (x / (n / 8)) ** 2)
@@ -103,13 +111,16 @@ def block_plan(shape: tuple[int, ...], block: tuple[int, ...]) -> list[tuple[sli
     """
     if len(shape) != len(block) or min(block) < 1:
         raise ValueError(f"block {block} does not fit shape {shape}")
-    ranges = [range(0, s, b) for s, b in zip(shape, block)]
-    return [tuple(slice(s, min(s + b, n)) for s, b, n in zip(starts, block, shape))
-            for starts in product(*ranges)]
+    ranges = [range(0, s, b) for s, b in zip(shape, block, strict=False)]
+    return [
+        tuple(slice(s, min(s + b, n)) for s, b, n in zip(starts, block, shape, strict=False))
+        for starts in product(*ranges)
+    ]
 
 
-def tiles_for_block(block: tuple[slice, slice], starts_y: list[int], starts_x: list[int],
-                    tile: tuple[int, int]) -> list[tuple[int, int]]:
+def tiles_for_block(
+    block: tuple[slice, slice], starts_y: list[int], starts_x: list[int], tile: tuple[int, int]
+) -> list[tuple[int, int]]:
     """The (y, x) starts of the global tile grid whose tiles overlap `block`."""
     ys = [y for y in starts_y if y < block[0].stop and y + tile[0] > block[0].start]
     xs = [x for x in starts_x if x < block[1].stop and x + tile[1] > block[1].start]

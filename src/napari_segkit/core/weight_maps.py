@@ -87,12 +87,14 @@ def unet_weight_map(
         raise ValueError(f"kind must be 'auto', 'instances' or 'semantic', got {kind!r}")
     if sigma <= 0 or w0 < 0:
         raise ValueError(f"sigma must be > 0 and w0 >= 0, got sigma={sigma}, w0={w0}")
-    semantic = kind == "semantic" or (kind == "auto" and (labels.dtype == bool or labels.max(initial=0) <= 1))
+    semantic = kind == "semantic" or (
+        kind == "auto" and (labels.dtype == bool or labels.max(initial=0) <= 1)
+    )
     weights = class_balance_map(labels if semantic else (labels > 0), class_weights)
     cutoff = border_cutoff(w0, sigma, tol)
     planes = labels[None] if labels.ndim == 2 else labels
     out_planes = weights[None] if labels.ndim == 2 else weights
-    for plane, out in zip(planes, out_planes):
+    for plane, out in zip(planes, out_planes, strict=False):
         instances = _connected_components(plane) if semantic else plane
         d1, d2 = two_nearest_distances(instances, cutoff)
         border = w0 * np.exp(-((d1 + d2) ** 2) / (2 * sigma**2))
@@ -127,8 +129,10 @@ def two_nearest_distances(instances: np.ndarray, cutoff: float) -> tuple[np.ndar
     for index, box in enumerate(ndi.find_objects(instances)):
         if box is None:
             continue
-        window = tuple(slice(max(0, s.start - margin), min(n, s.stop + margin))
-                       for s, n in zip(box, instances.shape))
+        window = tuple(
+            slice(max(0, s.start - margin), min(n, s.stop + margin))
+            for s, n in zip(box, instances.shape, strict=False)
+        )
         # the object lies whole inside its window, so this distance is exact there,
         # and pixels outside the window are farther than the cutoff
         dist = ndi.distance_transform_edt(instances[window] != index + 1).astype(np.float32)
@@ -158,21 +162,28 @@ def class_balance_map(labels, class_weights) -> np.ndarray:
     if class_weights is None:
         return np.ones(labels.shape, np.float32)
     if isinstance(class_weights, str):
-        method = {"balanced": "inverse", "inverse": "inverse", "median": "median"}.get(class_weights)
+        method = {"balanced": "inverse", "inverse": "inverse", "median": "median"}.get(
+            class_weights
+        )
         if method is None:
-            raise ValueError(f"class_weights must be None, 'balanced', 'median' or a sequence, "
-                             f"got {class_weights!r}")
+            raise ValueError(
+                f"class_weights must be None, 'balanced', 'median' or a sequence, "
+                f"got {class_weights!r}"
+            )
         table = compute_class_weights(labels, int(labels.max(initial=0)) + 1, method=method)
     else:
         table = np.asarray(class_weights, np.float32)
         if labels.max(initial=0) >= len(table):
-            raise ValueError(f"labels hold class {int(labels.max())} but only {len(table)} "
-                             "class weights were given")
+            raise ValueError(
+                f"labels hold class {int(labels.max())} but only {len(table)} "
+                "class weights were given"
+            )
     return table[labels].astype(np.float32)
 
 
-def compute_class_weights(labels, num_classes: int, *, method: str = "inverse",
-                          ignore_index: int | None = None) -> np.ndarray:
+def compute_class_weights(
+    labels, num_classes: int, *, method: str = "inverse", ignore_index: int | None = None
+) -> np.ndarray:
     """Class weights from label data, for weighted cross-entropy.
 
     Parameters
@@ -230,7 +241,9 @@ def class_counts(labels, num_classes: int, *, ignore_index: int | None = None) -
             block = block[block != ignore_index]
         if block.size and (block.min() < 0 or block.max() >= num_classes):
             bad = block[(block < 0) | (block >= num_classes)][0]
-            raise ValueError(f"labels hold class id {int(bad)}, outside 0..{num_classes - 1} "
-                             f"for num_classes={num_classes}")
+            raise ValueError(
+                f"labels hold class id {int(bad)}, outside 0..{num_classes - 1} "
+                f"for num_classes={num_classes}"
+            )
         counts += np.bincount(block.astype(np.int64), minlength=num_classes)
     return counts

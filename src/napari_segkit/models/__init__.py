@@ -18,7 +18,16 @@ from .smp_models import EncoderWeightsError
 from .wrapper import SegmentationModel
 
 __all__ = [
-    "Architecture", "EncoderWeightsError", "ModelFile", "ModelFileError", "ModelInfo",
-    "SegmentationModel", "build_model", "get_architecture", "list_architectures", "load_model",
-    "read_model_info", "save_model",
+    "Architecture",
+    "EncoderWeightsError",
+    "ModelFile",
+    "ModelFileError",
+    "ModelInfo",
+    "SegmentationModel",
+    "build_model",
+    "get_architecture",
+    "list_architectures",
+    "load_model",
+    "read_model_info",
+    "save_model",
 ]

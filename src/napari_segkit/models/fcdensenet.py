@@ -24,14 +24,22 @@ import torch
 from torch import nn
 
 VARIANTS = {
-    "fcdensenet56": dict(down_layers=(4, 4, 4, 4, 4), bottleneck_layers=4, growth_rate=12),
-    "fcdensenet67": dict(down_layers=(5, 5, 5, 5, 5), bottleneck_layers=5, growth_rate=16),
-    "fcdensenet103": dict(down_layers=(4, 5, 7, 10, 12), bottleneck_layers=15, growth_rate=16),
+    "fcdensenet56": {"down_layers": (4, 4, 4, 4, 4), "bottleneck_layers": 4, "growth_rate": 12},
+    "fcdensenet67": {"down_layers": (5, 5, 5, 5, 5), "bottleneck_layers": 5, "growth_rate": 16},
+    "fcdensenet103": {
+        "down_layers": (4, 5, 7, 10, 12),
+        "bottleneck_layers": 15,
+        "growth_rate": 16,
+    },
 }
 
 
 def _bn_relu_conv(cin, cout, kernel, dropout):
-    layers = [nn.BatchNorm2d(cin), nn.ReLU(inplace=True), nn.Conv2d(cin, cout, kernel, padding=kernel // 2)]
+    layers = [
+        nn.BatchNorm2d(cin),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(cin, cout, kernel, padding=kernel // 2),
+    ]
     if dropout:
         layers.append(nn.Dropout2d(dropout))
     return nn.Sequential(*layers)
@@ -78,9 +86,17 @@ class FCDenseNet(nn.Module):
     ``(N, C, H, W)`` -> ``(N, K, H, W)``, H and W multiples of ``2 ** len(down_layers)``.
     """
 
-    def __init__(self, in_channels: int, num_classes: int, *, down_layers=(4, 4, 4, 4, 4),
-                 bottleneck_layers: int = 4, growth_rate: int = 12, first_channels: int = 48,
-                 dropout: float = 0.2):
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        *,
+        down_layers=(4, 4, 4, 4, 4),
+        bottleneck_layers: int = 4,
+        growth_rate: int = 12,
+        first_channels: int = 48,
+        dropout: float = 0.2,
+    ):
         super().__init__()
         down_layers = tuple(down_layers)
         self.first = nn.Conv2d(in_channels, first_channels, 3, padding=1)
@@ -90,12 +106,13 @@ class FCDenseNet(nn.Module):
             self.down_blocks.append(DenseBlock(channels, n, growth_rate, dropout))
             channels += n * growth_rate  # the block's input is concatenated to its output
             skip_channels.append(channels)
-            self.transitions_down.append(nn.Sequential(_bn_relu_conv(channels, channels, 1, dropout),
-                                                       nn.MaxPool2d(2)))
+            self.transitions_down.append(
+                nn.Sequential(_bn_relu_conv(channels, channels, 1, dropout), nn.MaxPool2d(2))
+            )
         self.bottleneck = DenseBlock(channels, bottleneck_layers, growth_rate, dropout)
         upsampled = bottleneck_layers * growth_rate
         self.transitions_up, self.up_blocks = nn.ModuleList(), nn.ModuleList()
-        for n, skip in zip(reversed(down_layers), reversed(skip_channels)):
+        for n, skip in zip(reversed(down_layers), reversed(skip_channels), strict=False):
             self.transitions_up.append(
                 nn.ConvTranspose2d(upsampled, upsampled, 3, stride=2, padding=1, output_padding=1)
             )
@@ -108,12 +125,12 @@ class FCDenseNet(nn.Module):
     def forward(self, x):
         x = self.first(x)
         skips = []
-        for block, down in zip(self.down_blocks, self.transitions_down):
+        for block, down in zip(self.down_blocks, self.transitions_down, strict=False):
             x = torch.cat([x, block(x)], dim=1)
             skips.append(x)
             x = down(x)
         new = self.bottleneck(x)
-        for i, (up, block) in enumerate(zip(self.transitions_up, self.up_blocks)):
+        for up, block in zip(self.transitions_up, self.up_blocks, strict=True):
             x = torch.cat([up(new), skips.pop()], dim=1)
             new = block(x)
         return self.head(torch.cat([x, new], dim=1))

@@ -27,7 +27,7 @@ def _bilinear_kernel(channels: int, kernel: int) -> torch.Tensor:
     factor = (kernel + 1) // 2
     centre = factor - 1 if kernel % 2 == 1 else factor - 0.5
     og = torch.arange(kernel, dtype=torch.float32)
-    filt = (1 - (og - centre).abs() / factor)
+    filt = 1 - (og - centre).abs() / factor
     filt2d = filt[:, None] * filt[None, :]
     weight = torch.zeros(channels, channels, kernel, kernel)
     weight[range(channels), range(channels)] = filt2d
@@ -36,8 +36,9 @@ def _bilinear_kernel(channels: int, kernel: int) -> torch.Tensor:
 
 def _upsample(channels: int, factor: int) -> nn.ConvTranspose2d:
     """Transposed conv (kernel 2f, stride f, padding f/2): exactly x f, bilinear at init."""
-    up = nn.ConvTranspose2d(channels, channels, 2 * factor, stride=factor, padding=factor // 2,
-                            bias=False)
+    up = nn.ConvTranspose2d(
+        channels, channels, 2 * factor, stride=factor, padding=factor // 2, bias=False
+    )
     with torch.no_grad():
         up.weight.copy_(_bilinear_kernel(channels, 2 * factor))
     return up
@@ -60,8 +61,16 @@ class FCN(nn.Module):
     ``(N, C, H, W)`` -> ``(N, K, H, W)``, H and W multiples of 32.
     """
 
-    def __init__(self, in_channels: int, num_classes: int, *, variant: str = "fcn8s",
-                 width: int = 64, fc_channels: int = 4096, dropout: float = 0.5):
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        *,
+        variant: str = "fcn8s",
+        width: int = 64,
+        fc_channels: int = 4096,
+        dropout: float = 0.5,
+    ):
         super().__init__()
         if variant not in STRIDES:
             raise ValueError(f"variant must be one of {sorted(STRIDES)}, got {variant!r}")
@@ -76,8 +85,12 @@ class FCN(nn.Module):
                 cin = maps
             self.stages.append(nn.Sequential(*layers, nn.MaxPool2d(2)))
         self.fc = nn.Sequential(
-            nn.Conv2d(cin, fc_channels, 7, padding=3), nn.ReLU(inplace=True), nn.Dropout2d(dropout),
-            nn.Conv2d(fc_channels, fc_channels, 1), nn.ReLU(inplace=True), nn.Dropout2d(dropout),
+            nn.Conv2d(cin, fc_channels, 7, padding=3),
+            nn.ReLU(inplace=True),
+            nn.Dropout2d(dropout),
+            nn.Conv2d(fc_channels, fc_channels, 1),
+            nn.ReLU(inplace=True),
+            nn.Dropout2d(dropout),
         )
         self.score_fr = nn.Conv2d(fc_channels, num_classes, 1)
         stride = STRIDES[variant]

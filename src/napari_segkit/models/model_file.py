@@ -16,6 +16,7 @@ leaves a half-written model under the final name.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import uuid
@@ -68,7 +69,9 @@ class ModelInfo:
     pad_mode: str = "reflect"
     class_names: list = field(default_factory=list)
     class_colors: list = field(default_factory=list)
-    normalization: dict = field(default_factory=lambda: {"mode": "percentile", "low": 1.0, "high": 99.8})
+    normalization: dict = field(
+        default_factory=lambda: {"mode": "percentile", "low": 1.0, "high": 99.8}
+    )
     tile_size: list = field(default_factory=lambda: [256, 256])
     overlap: float = 0.25
     training: dict = field(default_factory=dict)
@@ -92,23 +95,42 @@ def _umask() -> int:
     return mask
 
 
-DEFAULT_COLORS = ["#000000", "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#46f0f0",
-                  "#f032e6", "#bcf60c", "#fabebe", "#008080", "#e6beff", "#9a6324"]
+DEFAULT_COLORS = [
+    "#000000",
+    "#e6194b",
+    "#3cb44b",
+    "#4363d8",
+    "#f58231",
+    "#911eb4",
+    "#46f0f0",
+    "#f032e6",
+    "#bcf60c",
+    "#fabebe",
+    "#008080",
+    "#e6beff",
+    "#9a6324",
+]
 
 
 def _versions() -> dict:
     out = {}
     for dist in ("napari-segkit", "torch", "segmentation-models-pytorch"):
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
     return out
 
 
-def save_model(path: str | os.PathLike, model: SegmentationModel, *, class_names=None,
-               class_colors=None, normalization: dict | None = None, tile_size=None,
-               overlap: float | None = None, training: dict | None = None) -> Path:
+def save_model(
+    path: str | os.PathLike,
+    model: SegmentationModel,
+    *,
+    class_names=None,
+    class_colors=None,
+    normalization: dict | None = None,
+    tile_size=None,
+    overlap: float | None = None,
+    training: dict | None = None,
+) -> Path:
     """Save `model` and its description to one safetensors file, atomically.
 
     Parameters
@@ -130,19 +152,34 @@ def save_model(path: str | os.PathLike, model: SegmentationModel, *, class_names
     from safetensors.torch import save_model as st_save_model
 
     if not isinstance(model, SegmentationModel):
-        raise TypeError("save_model needs a model from build_model() (it records the architecture); "
-                        f"got {type(model).__name__}")
+        raise TypeError(
+            "save_model needs a model from build_model() (it records the architecture); "
+            f"got {type(model).__name__}"
+        )
     n_names = max(model.num_classes, 2)
-    class_names = list(class_names) if class_names is not None else [f"class_{i}" for i in range(n_names)]
+    class_names = (
+        list(class_names) if class_names is not None else [f"class_{i}" for i in range(n_names)]
+    )
     if len(class_names) != n_names:
-        raise ValueError(f"{len(class_names)} class names for a model with {model.num_classes} "
-                         f"output classes (expected {n_names})")
-    class_colors = list(class_colors) if class_colors is not None else [
-        DEFAULT_COLORS[i % len(DEFAULT_COLORS)] for i in range(n_names)]
+        raise ValueError(
+            f"{len(class_names)} class names for a model with {model.num_classes} "
+            f"output classes (expected {n_names})"
+        )
+    class_colors = (
+        list(class_colors)
+        if class_colors is not None
+        else [DEFAULT_COLORS[i % len(DEFAULT_COLORS)] for i in range(n_names)]
+    )
     info = ModelInfo(
-        arch=model.arch, options=_jsonable(model.options), in_channels=model.in_channels,
-        num_classes=model.num_classes, pad_mode=model.pad_mode, class_names=class_names,
-        class_colors=class_colors, training=_jsonable(training or {}), versions=_versions(),
+        arch=model.arch,
+        options=_jsonable(model.options),
+        in_channels=model.in_channels,
+        num_classes=model.num_classes,
+        pad_mode=model.pad_mode,
+        class_names=class_names,
+        class_colors=class_colors,
+        training=_jsonable(training or {}),
+        versions=_versions(),
     )
     if normalization is not None:
         info.normalization = dict(normalization)
@@ -152,7 +189,9 @@ def save_model(path: str | os.PathLike, model: SegmentationModel, *, class_names
         info.overlap = float(overlap)
     path = Path(path)
     if not path.parent.is_dir():
-        raise FileNotFoundError(f"Cannot save model to '{path}': folder '{path.parent}' does not exist")
+        raise FileNotFoundError(
+            f"Cannot save model to '{path}': folder '{path.parent}' does not exist"
+        )
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
     try:
         st_save_model(model, str(tmp), metadata={META_KEY: json.dumps(asdict(info))})
@@ -182,17 +221,23 @@ def read_model_info(path: str | os.PathLike) -> ModelInfo:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
     except Exception as err:
-        raise ModelFileError(f"'{path}' is not a readable model file (truncated or foreign): {err}") from err
+        raise ModelFileError(
+            f"'{path}' is not a readable model file (truncated or foreign): {err}"
+        ) from err
     if META_KEY not in meta:
-        raise ModelFileError(f"'{path}' is a safetensors file but not a napari-segkit model "
-                             "(no napari-segkit metadata)")
+        raise ModelFileError(
+            f"'{path}' is a safetensors file but not a napari-segkit model "
+            "(no napari-segkit metadata)"
+        )
     try:
         raw = json.loads(meta[META_KEY])
         if raw.get("format") != FORMAT:
             raise ValueError(f"format {raw.get('format')!r}")
         if int(raw.get("format_version", 0)) > FORMAT_VERSION:
-            raise ModelFileError(f"'{path}' has model format version {raw['format_version']}; this "
-                                 f"napari-segkit reads up to {FORMAT_VERSION}: upgrade napari-segkit")
+            raise ModelFileError(
+                f"'{path}' has model format version {raw['format_version']}; this "
+                f"napari-segkit reads up to {FORMAT_VERSION}: upgrade napari-segkit"
+            )
         return ModelInfo(**raw)
     except ModelFileError:
         raise
@@ -217,12 +262,19 @@ def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu") -
     from .registry import build_model
 
     info = read_model_info(path)
-    model = build_model(info.arch, info.in_channels, info.num_classes, pad_mode=info.pad_mode,
-                        **_restore(info.options))
+    model = build_model(
+        info.arch,
+        info.in_channels,
+        info.num_classes,
+        pad_mode=info.pad_mode,
+        **_restore(info.options),
+    )
     try:
         st_load_model(model, str(path), strict=True)
     except Exception as err:
-        raise ModelFileError(f"Weights in '{path}' do not match architecture {info.arch!r}: {err}") from err
+        raise ModelFileError(
+            f"Weights in '{path}' do not match architecture {info.arch!r}: {err}"
+        ) from err
     return ModelFile(model.to(device).eval(), info, str(path))
 
 

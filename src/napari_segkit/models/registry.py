@@ -54,8 +54,11 @@ def register(arch: Architecture) -> None:
 
 
 def _defaults(fn, skip=("in_channels", "num_classes", "arch", "options")) -> dict:
-    return {n: p.default for n, p in inspect.signature(fn).parameters.items()
-            if n not in skip and p.default is not inspect.Parameter.empty}
+    return {
+        n: p.default
+        for n, p in inspect.signature(fn).parameters.items()
+        if n not in skip and p.default is not inspect.Parameter.empty
+    }
 
 
 _SMP_DESCRIPTIONS = {
@@ -73,50 +76,75 @@ _SMP_DESCRIPTIONS = {
 }
 
 for _name in SMP_ARCHITECTURES:
-    register(Architecture(
-        name=_name,
-        family="smp",
-        description=_SMP_DESCRIPTIONS[_name],
-        build=lambda cin, k, _n=_name, **o: build_smp(_n, cin, k, **o),
-        divisor=lambda o: 32,
-        options={"encoder_name": "resnet34", "encoder_weights": None,
-                 "encoder_depth": 5, "(any SMP option)": "see SMP docs"},
-        tiny_options={"encoder_name": "resnet18"},
-    ))
+    register(
+        Architecture(
+            name=_name,
+            family="smp",
+            description=_SMP_DESCRIPTIONS[_name],
+            build=lambda cin, k, _n=_name, **o: build_smp(_n, cin, k, **o),
+            divisor=lambda o: 32,
+            options={
+                "encoder_name": "resnet34",
+                "encoder_weights": None,
+                "encoder_depth": 5,
+                "(any SMP option)": "see SMP docs",
+            },
+            tiny_options={"encoder_name": "resnet18"},
+        )
+    )
 
-register(Architecture(
-    "unet_original", "segkit",
-    "Original U-Net (Ronneberger 2015), same padding; transpose/bilinear/unpool upsampling",
-    lambda cin, k, **o: UNet(cin, k, **o),
-    lambda o: 2 ** o.get("depth", 4),
-    _defaults(UNet.__init__), {"width": 4, "depth": 2},
-))
-register(Architecture(
-    "resunet", "segkit",
-    "Residual U-Net (Drozdzal 2016): residual blocks inside the long skips",
-    lambda cin, k, **o: UNet(cin, k, **{"residual": True, **o}),
-    lambda o: 2 ** o.get("depth", 4),
-    {**_defaults(UNet.__init__), "residual": True}, {"width": 4, "depth": 2},
-))
+register(
+    Architecture(
+        "unet_original",
+        "segkit",
+        "Original U-Net (Ronneberger 2015), same padding; transpose/bilinear/unpool upsampling",
+        lambda cin, k, **o: UNet(cin, k, **o),
+        lambda o: 2 ** o.get("depth", 4),
+        _defaults(UNet.__init__),
+        {"width": 4, "depth": 2},
+    )
+)
+register(
+    Architecture(
+        "resunet",
+        "segkit",
+        "Residual U-Net (Drozdzal 2016): residual blocks inside the long skips",
+        lambda cin, k, **o: UNet(cin, k, **{"residual": True, **o}),
+        lambda o: 2 ** o.get("depth", 4),
+        {**_defaults(UNet.__init__), "residual": True},
+        {"width": 4, "depth": 2},
+    )
+)
 for _name, _variant in DENSENET_VARIANTS.items():
-    register(Architecture(
-        _name, "segkit",
-        f"FC-DenseNet{_name[len('fcdensenet'):]} / Tiramisu (Jegou 2017)",
-        lambda cin, k, _v=_variant, **o: FCDenseNet(cin, k, **{**_v, **o}),
-        lambda o: 2 ** len(o.get("down_layers", (1,) * 5)),
-        {**_defaults(FCDenseNet.__init__), **_variant},
-        {"down_layers": (1, 1, 1, 1, 1), "bottleneck_layers": 1, "growth_rate": 2, "first_channels": 4},
-    ))
+    register(
+        Architecture(
+            _name,
+            "segkit",
+            f"FC-DenseNet{_name[len('fcdensenet') :]} / Tiramisu (Jegou 2017)",
+            lambda cin, k, _v=_variant, **o: FCDenseNet(cin, k, **{**_v, **o}),
+            lambda o: 2 ** len(o.get("down_layers", (1,) * 5)),
+            {**_defaults(FCDenseNet.__init__), **_variant},
+            {
+                "down_layers": (1, 1, 1, 1, 1),
+                "bottleneck_layers": 1,
+                "growth_rate": 2,
+                "first_channels": 4,
+            },
+        )
+    )
 for _variant in ("fcn32s", "fcn16s", "fcn8s"):
-    register(Architecture(
-        _variant, "segkit",
-        f"{_variant.upper().replace('S', 's')}: VGG16-style encoder, 1x1 scores, transposed-conv "
-        "upsampling" + ("" if _variant == "fcn32s" else " and skip sums") + " (Long 2015)",
-        lambda cin, k, _v=_variant, **o: FCN(cin, k, variant=_v, **o),
-        lambda o: 32,
-        _defaults(FCN.__init__, skip=("in_channels", "num_classes", "variant")),
-        {"width": 4, "fc_channels": 8},
-    ))
+    register(
+        Architecture(
+            _variant,
+            "segkit",
+            f"{_variant.upper().replace('S', 's')}: VGG16-style encoder, 1x1 scores, transposed-conv "
+            "upsampling" + ("" if _variant == "fcn32s" else " and skip sums") + " (Long 2015)",
+            lambda cin, k, _v=_variant, **o: FCN(cin, k, variant=_v, **o),
+            lambda o: 32,
+            _defaults(FCN.__init__, skip=("in_channels", "num_classes", "variant")),
+            {"width": 4, "fc_channels": 8},
+        )
+    )
 
 
 def get_architecture(name: str) -> Architecture:
@@ -130,12 +158,20 @@ def get_architecture(name: str) -> Architecture:
 
 def list_architectures() -> list[dict]:
     """Every registered architecture: name, family, description and options (with defaults)."""
-    return [{"name": a.name, "family": a.family, "description": a.description,
-             "options": dict(a.options)} for a in sorted(_REGISTRY.values(), key=lambda a: a.name)]
+    return [
+        {
+            "name": a.name,
+            "family": a.family,
+            "description": a.description,
+            "options": dict(a.options),
+        }
+        for a in sorted(_REGISTRY.values(), key=lambda a: a.name)
+    ]
 
 
-def build_model(arch: str, in_channels: int = 1, num_classes: int = 2, *,
-                pad_mode: str = "reflect", **options) -> SegmentationModel:
+def build_model(
+    arch: str, in_channels: int = 1, num_classes: int = 2, *, pad_mode: str = "reflect", **options
+) -> SegmentationModel:
     """Build a registered architecture, wrapped to accept any input height and width.
 
     Parameters
@@ -166,13 +202,25 @@ def build_model(arch: str, in_channels: int = 1, num_classes: int = 2, *,
     """
     spec = get_architecture(arch)
     if int(in_channels) < 1 or int(num_classes) < 1:
-        raise ValueError(f"in_channels and num_classes must be >= 1, got {in_channels}, {num_classes}")
+        raise ValueError(
+            f"in_channels and num_classes must be >= 1, got {in_channels}, {num_classes}"
+        )
     if pad_mode not in ("reflect", "replicate", "constant"):
-        raise ValueError(f"pad_mode must be 'reflect', 'replicate' or 'constant', got {pad_mode!r}")
+        raise ValueError(
+            f"pad_mode must be 'reflect', 'replicate' or 'constant', got {pad_mode!r}"
+        )
     try:
         net = spec.build(int(in_channels), int(num_classes), **options)
     except TypeError as err:
-        raise ValueError(f"Invalid options for {spec.name}: {err}. Options: {spec.options}") from err
-    return SegmentationModel(net, arch=spec.name, options=options, in_channels=int(in_channels),
-                             num_classes=int(num_classes), divisor=spec.divisor(options),
-                             pad_mode=pad_mode)
+        raise ValueError(
+            f"Invalid options for {spec.name}: {err}. Options: {spec.options}"
+        ) from err
+    return SegmentationModel(
+        net,
+        arch=spec.name,
+        options=options,
+        in_channels=int(in_channels),
+        num_classes=int(num_classes),
+        divisor=spec.divisor(options),
+        pad_mode=pad_mode,
+    )

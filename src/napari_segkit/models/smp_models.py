@@ -33,8 +33,15 @@ class EncoderWeightsError(ValueError):
     """A local encoder-weights file does not fit the chosen encoder."""
 
 
-def build_smp(arch: str, in_channels: int, num_classes: int, *, encoder_name: str = "resnet34",
-              encoder_weights: str | None = None, **options) -> nn.Module:
+def build_smp(
+    arch: str,
+    in_channels: int,
+    num_classes: int,
+    *,
+    encoder_name: str = "resnet34",
+    encoder_weights: str | None = None,
+    **options,
+) -> nn.Module:
     """Build SMP's `arch` with random encoder weights, or weights from a local file."""
     import segmentation_models_pytorch as smp
 
@@ -44,8 +51,13 @@ def build_smp(arch: str, in_channels: int, num_classes: int, *, encoder_name: st
             "downloads weights. Name a .safetensors/.pth file holding the encoder's state_dict."
         )
     cls = getattr(smp, SMP_ARCHITECTURES[arch])
-    net = cls(encoder_name=encoder_name, encoder_weights=None, in_channels=in_channels,
-              classes=num_classes, **options)
+    net = cls(
+        encoder_name=encoder_name,
+        encoder_weights=None,
+        in_channels=in_channels,
+        classes=num_classes,
+        **options,
+    )
     if encoder_weights is not None:
         load_encoder_weights(net.encoder, encoder_weights)
     return net
@@ -74,8 +86,11 @@ def load_encoder_weights(encoder: nn.Module, path: str | Path) -> None:
     state = {k: v for k, v in state.items() if not k.startswith(("fc.", "classifier.", "head."))}
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
-    wrong = [f"{k}: file {tuple(state[k].shape)} vs encoder {tuple(own[k].shape)}"
-             for k in sorted(set(own) & set(state)) if tuple(state[k].shape) != tuple(own[k].shape)]
+    wrong = [
+        f"{k}: file {tuple(state[k].shape)} vs encoder {tuple(own[k].shape)}"
+        for k in sorted(set(own) & set(state))
+        if tuple(state[k].shape) != tuple(own[k].shape)
+    ]
     if missing or unexpected or wrong:
         parts = []
         if missing:
@@ -84,5 +99,7 @@ def load_encoder_weights(encoder: nn.Module, path: str | Path) -> None:
             parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[:3]})")
         if wrong:
             parts.append(f"{len(wrong)} shape mismatches (e.g. {wrong[:2]})")
-        raise EncoderWeightsError(f"Encoder weights '{path}' do not fit the encoder: " + "; ".join(parts))
+        raise EncoderWeightsError(
+            f"Encoder weights '{path}' do not fit the encoder: " + "; ".join(parts)
+        )
     encoder.load_state_dict(state)

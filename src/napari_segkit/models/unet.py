@@ -30,13 +30,30 @@ UPSAMPLING_MODES = ("transpose", "bilinear", "unpool")
 class ConvBlock(nn.Module):
     """Two 3x3 convolutions with ReLU (plain) or as a residual block (x + F(x))."""
 
-    def __init__(self, cin: int, cout: int, *, padding_mode: str, batch_norm: bool,
-                 residual: bool, dilation: int = 1):
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        *,
+        padding_mode: str,
+        batch_norm: bool,
+        residual: bool,
+        dilation: int = 1,
+    ):
         super().__init__()
 
         def conv(a, b):
-            layers = [nn.Conv2d(a, b, 3, padding=dilation, dilation=dilation,
-                                padding_mode=padding_mode, bias=not batch_norm)]
+            layers = [
+                nn.Conv2d(
+                    a,
+                    b,
+                    3,
+                    padding=dilation,
+                    dilation=dilation,
+                    padding_mode=padding_mode,
+                    bias=not batch_norm,
+                )
+            ]
             if batch_norm:
                 layers.append(nn.BatchNorm2d(b))
             return layers
@@ -63,8 +80,10 @@ class Up(nn.Module):
         if mode == "transpose":
             self.up = nn.ConvTranspose2d(cin, cout, kernel_size=2, stride=2)
         elif mode == "bilinear":
-            self.up = nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
-                                    nn.Conv2d(cin, cout, 1))
+            self.up = nn.Sequential(
+                nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                nn.Conv2d(cin, cout, 1),
+            )
         else:
             self.unpool = nn.MaxUnpool2d(2, stride=2)
             self.up = nn.Conv2d(cin, cout, 1)
@@ -103,9 +122,19 @@ class UNet(nn.Module):
     ``(N, C, H, W)`` -> ``(N, K, H, W)``, H and W multiples of ``2 ** depth``.
     """
 
-    def __init__(self, in_channels: int, num_classes: int, *, width: int = 64, depth: int = 4,
-                 padding_mode: str = "zeros", upsampling: str = "transpose",
-                 batch_norm: bool = True, residual: bool = False, bottleneck_dilation: int = 1):
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        *,
+        width: int = 64,
+        depth: int = 4,
+        padding_mode: str = "zeros",
+        upsampling: str = "transpose",
+        batch_norm: bool = True,
+        residual: bool = False,
+        bottleneck_dilation: int = 1,
+    ):
         super().__init__()
         if upsampling not in UPSAMPLING_MODES:
             raise ValueError(f"upsampling must be one of {UPSAMPLING_MODES}, got {upsampling!r}")
@@ -113,11 +142,12 @@ class UNet(nn.Module):
             raise ValueError(f"padding_mode must be 'zeros' or 'reflect', got {padding_mode!r}")
         if depth < 1 or width < 1:
             raise ValueError(f"depth and width must be >= 1, got depth={depth}, width={width}")
-        kw = dict(padding_mode=padding_mode, batch_norm=batch_norm, residual=residual)
+        kw = {"padding_mode": padding_mode, "batch_norm": batch_norm, "residual": residual}
         widths = [width * 2**i for i in range(depth + 1)]
         self.upsampling = upsampling
         self.down = nn.ModuleList(
-            ConvBlock(a, b, **kw) for a, b in zip([in_channels] + widths[:-2], widths[:-1])
+            ConvBlock(a, b, **kw)
+            for a, b in zip([in_channels] + widths[:-2], widths[:-1], strict=False)
         )
         self.pool = nn.MaxPool2d(2, stride=2, return_indices=upsampling == "unpool")
         self.bottleneck = ConvBlock(widths[-2], widths[-1], dilation=bottleneck_dilation, **kw)

@@ -32,8 +32,17 @@ class SegmentationModel(nn.Module):
     - output: ``(N, K, H, W)`` logits, K = `num_classes`
     """
 
-    def __init__(self, net: nn.Module, *, arch: str, options: dict, in_channels: int,
-                 num_classes: int, divisor: int, pad_mode: str = "reflect"):
+    def __init__(
+        self,
+        net: nn.Module,
+        *,
+        arch: str,
+        options: dict,
+        in_channels: int,
+        num_classes: int,
+        divisor: int,
+        pad_mode: str = "reflect",
+    ):
         super().__init__()
         self.net = net
         self.arch = arch

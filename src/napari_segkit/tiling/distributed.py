@@ -19,8 +19,9 @@ def _worker_model(path: str, optimize: bool):
     if key not in _WORKER_MODELS:
         _WORKER_MODELS.clear()
         model = load_model(path).model
-        fused = fuse_for_inference(model, in_channels=model.in_channels,
-                                   divisor=int(getattr(model, "divisor", 1)))
+        fused = fuse_for_inference(
+            model, in_channels=model.in_channels, divisor=int(getattr(model, "divisor", 1))
+        )
         _WORKER_MODELS[key] = (fused if optimize else model, model.in_channels)
     return _WORKER_MODELS[key]
 
@@ -42,22 +43,38 @@ def _run_block(model_path, engine, image, axes, out_path, block_id, z, block, pr
     return block_id
 
 
-def run_on_cluster(client, resolved, engine, image, axes, sink, blocks, todo, prob_dtype,
-                   progress, cancel, n_done):
+def run_on_cluster(
+    client, resolved, engine, image, axes, sink, blocks, todo, prob_dtype, progress, cancel, n_done
+):
     """Submit the unfinished blocks to `client`; report progress as they finish."""
     import numpy as np
     from dask.distributed import as_completed
 
     if resolved.path is None:
-        raise ValueError("client= needs the model as a model file (path or load_model result) "
-                         "so that each worker can load it")
+        raise ValueError(
+            "client= needs the model as a model file (path or load_model result) "
+            "so that each worker can load it"
+        )
     if isinstance(image, np.ndarray):
         image = client.scatter(image, broadcast=True)
     elif hasattr(image, "data") and hasattr(image, "axes") and hasattr(image, "path"):  # a Stack
         image, axes = image.path, axes or image.axes
     light = replace(engine, model=None)  # workers use their own copy of the model
-    futures = [client.submit(_run_block, resolved.path, light, image, axes, str(sink.path), i,
-                             *blocks[i], prob_dtype, pure=False) for i in todo]
+    futures = [
+        client.submit(
+            _run_block,
+            resolved.path,
+            light,
+            image,
+            axes,
+            str(sink.path),
+            i,
+            *blocks[i],
+            prob_dtype,
+            pure=False,
+        )
+        for i in todo
+    ]
     done = n_done
     try:
         for future in as_completed(futures):

@@ -32,16 +32,22 @@ def _transforms(tta):
     ident = (lambda t: t, lambda t: t)
     if tta is None:
         return [ident]
-    flips = [ident,
-             (lambda t: t.flip(-1), lambda t: t.flip(-1)),
-             (lambda t: t.flip(-2), lambda t: t.flip(-2)),
-             (lambda t: t.flip(-2, -1), lambda t: t.flip(-2, -1))]
+    flips = [
+        ident,
+        (lambda t: t.flip(-1), lambda t: t.flip(-1)),
+        (lambda t: t.flip(-2), lambda t: t.flip(-2)),
+        (lambda t: t.flip(-2, -1), lambda t: t.flip(-2, -1)),
+    ]
     if tta == "flips":
         return flips
-    rots = [(lambda t, k=k: torch.rot90(t, k, (-2, -1)), lambda t, k=k: torch.rot90(t, -k, (-2, -1)))
-            for k in (1, 3)]
-    transposes = [(lambda t: t.transpose(-2, -1), lambda t: t.transpose(-2, -1)),
-                  (lambda t: t.flip(-2, -1).transpose(-2, -1), lambda t: t.transpose(-2, -1).flip(-2, -1))]
+    rots = [
+        (lambda t, k=k: torch.rot90(t, k, (-2, -1)), lambda t, k=k: torch.rot90(t, -k, (-2, -1)))
+        for k in (1, 3)
+    ]
+    transposes = [
+        (lambda t: t.transpose(-2, -1), lambda t: t.transpose(-2, -1)),
+        (lambda t: t.flip(-2, -1).transpose(-2, -1), lambda t: t.transpose(-2, -1).flip(-2, -1)),
+    ]
     return flips + rots + transposes  # the 8 symmetries of the square (D4)
 
 
@@ -82,8 +88,9 @@ class TileEngine:
     align: int = 1  # the model's spatial divisor: tile starts are multiples of it
     optimized: bool = False  # model had batch norm folded (workers of a cluster do the same)
 
-    def block_probabilities(self, volume: Volume, z: int, block: tuple[slice, slice],
-                            cancel=None) -> np.ndarray:
+    def block_probabilities(
+        self, volume: Volume, z: int, block: tuple[slice, slice], cancel=None
+    ) -> np.ndarray:
         """Blended probabilities ``(K, h, w)`` float32 of one block of plane `z`.
 
         Tiles come from the plane's global grid (so the result does not depend on
@@ -100,8 +107,10 @@ class TileEngine:
         xs = slice(min(x for _, x in tiles), max(x for _, x in tiles) + tw)
         region = apply_normalization(volume.read(z, ys, xs), self.norm_stats)
         if not np.isfinite(region).all():
-            raise ValueError(f"image contains NaN or infinite values (plane {z}, rows "
-                             f"{ys.start}:{ys.stop}, columns {xs.start}:{xs.stop})")
+            raise ValueError(
+                f"image contains NaN or infinite values (plane {z}, rows "
+                f"{ys.start}:{ys.stop}, columns {xs.start}:{xs.stop})"
+            )
         k = max(self.num_classes, 1)
         bh, bw = block[0].stop - block[0].start, block[1].stop - block[1].start
         acc = np.zeros((k, bh, bw), np.float32)
@@ -109,19 +118,25 @@ class TileEngine:
         for i in range(0, len(tiles), self.batch_size):
             if is_cancelled(cancel):
                 raise PredictionCancelled("prediction cancelled")
-            batch = tiles[i:i + self.batch_size]
-            x = np.stack([region[:, y - ys.start:y - ys.start + th, x0 - xs.start:x0 - xs.start + tw]
-                          for y, x0 in batch])
+            batch = tiles[i : i + self.batch_size]
+            x = np.stack(
+                [
+                    region[:, y - ys.start : y - ys.start + th, x0 - xs.start : x0 - xs.start + tw]
+                    for y, x0 in batch
+                ]
+            )
             probs = self.predict_tiles(x)
-            for (y, x0), p in zip(batch, probs):
+            for (y, x0), p in zip(batch, probs, strict=False):
                 # overlap of this tile with the block, in tile and block coordinates
                 y_lo, y_hi = max(y, block[0].start), min(y + th, block[0].stop, ny)
                 x_lo, x_hi = max(x0, block[1].start), min(x0 + tw, block[1].stop, nx)
                 if y_lo >= y_hi or x_lo >= x_hi:
                     continue
                 t_sl = (slice(y_lo - y, y_hi - y), slice(x_lo - x0, x_hi - x0))
-                b_sl = (slice(y_lo - block[0].start, y_hi - block[0].start),
-                        slice(x_lo - block[1].start, x_hi - block[1].start))
+                b_sl = (
+                    slice(y_lo - block[0].start, y_hi - block[0].start),
+                    slice(x_lo - block[1].start, x_hi - block[1].start),
+                )
                 at_border = (y == 0, y + th >= ny, x0 == 0, x0 + tw >= nx)
                 w = blend_weights((th, tw), self.blend, self.overlap, at_border)[t_sl]
                 acc[(slice(None), *b_sl)] += p[(slice(None), *t_sl)] * w
@@ -131,8 +146,10 @@ class TileEngine:
     def plane_tile(self, ny: int, nx: int) -> tuple[int, int]:
         """The tile for a plane: no larger than the plane rounded up to the model's multiple
         (a small image is one tile padded like a whole-image prediction, not reflected far)."""
+
         def fit(t, n):
             return min(t, -(-n // self.align) * self.align) if t % self.align == 0 else t
+
         return fit(self.tile[0], ny), fit(self.tile[1], nx)
 
     @torch.inference_mode()

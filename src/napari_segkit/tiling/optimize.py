@@ -19,8 +19,9 @@ import torch
 from torch import nn
 
 
-def fuse_for_inference(model: nn.Module, *, in_channels: int | None = None,
-                       divisor: int = 1) -> nn.Module:
+def fuse_for_inference(
+    model: nn.Module, *, in_channels: int | None = None, divisor: int = 1
+) -> nn.Module:
     """A copy of `model` (in eval mode) with conv + batch-norm pairs folded together.
 
     The fused copy is checked against the model on one small random input
@@ -69,8 +70,7 @@ def _fuse_children(module: nn.Module) -> None:
             continue
         try:
             traced = fuse(fx.symbolic_trace(child))
-        except Exception:  # not traceable as a whole: try its parts
+        except Exception:  # noqa: BLE001 -- any trace failure: try its parts
             _fuse_children(child)
             continue
         setattr(module, name, traced)
-

@@ -48,16 +48,22 @@ def _resolve_model(model, device: torch.device) -> _Model:
         model = load_model(model)
     if isinstance(model, ModelFile):
         m = model.model
-        return _Model(m.to(device).eval(), m.in_channels, m.num_classes, model.info, model.path or None)
+        return _Model(
+            m.to(device).eval(), m.in_channels, m.num_classes, model.info, model.path or None
+        )
     if isinstance(model, torch.nn.Module):
         in_ch = getattr(model, "in_channels", None)
         k = getattr(model, "num_classes", None)
         if in_ch is None or k is None:
-            raise ValueError("a plain torch module needs in_channels and num_classes attributes "
-                             "(set model.in_channels = C and model.num_classes = K)")
+            raise ValueError(
+                "a plain torch module needs in_channels and num_classes attributes "
+                "(set model.in_channels = C and model.num_classes = K)"
+            )
         return _Model(model.to(device).eval(), int(in_ch), int(k), None, None)
-    raise TypeError(f"model must be a model file path, a loaded ModelFile or a torch.nn.Module, "
-                    f"got {type(model).__name__}")
+    raise TypeError(
+        f"model must be a model file path, a loaded ModelFile or a torch.nn.Module, "
+        f"got {type(model).__name__}"
+    )
 
 
 def _fingerprint(model: _Model, settings: dict) -> str:
@@ -171,8 +177,10 @@ def predict(
     if int(batch_size) < 1 or int(block_size) < 1:
         raise ValueError(f"batch_size and block_size must be >= 1, got {batch_size}, {block_size}")
     if out is not None and not str(out).rstrip("/").endswith(".zarr"):
-        raise ValueError(f"out must be a .zarr path (got '{out}'); write TIFF from the returned "
-                         "array with napari_segkit.write_labels")
+        raise ValueError(
+            f"out must be a .zarr path (got '{out}'); write TIFF from the returned "
+            "array with napari_segkit.write_labels"
+        )
     dev = resolve_device(device)
     resolved = _resolve_model(model, dev)
     info = resolved.info
@@ -182,7 +190,9 @@ def predict(
         raise ValueError(f"tile_size must be an int or (height, width), got {tile_size!r}")
     if tta == "d4" and tile[0] != tile[1]:
         raise ValueError(f"tta='d4' rotates tiles, so it needs square tiles; got {tile}")
-    overlap = float(overlap if overlap is not None else (info.overlap if info else DEFAULT_OVERLAP))
+    overlap = float(
+        overlap if overlap is not None else (info.overlap if info else DEFAULT_OVERLAP)
+    )
     if not 0 <= overlap < 1:
         raise ValueError(f"overlap must be in [0, 1), got {overlap}")
     source = image  # what workers of a cluster open (a path stays a path)
@@ -195,18 +205,46 @@ def predict(
     if normalization == "model":
         normalization = info.normalization if info else None
     norm_stats = normalization_stats(volume, normalization)
-    module = (fuse_for_inference(resolved.module, in_channels=resolved.in_channels,
-                                 divisor=int(getattr(resolved.module, "divisor", 1)))
-              if optimize else resolved.module)
-    engine = TileEngine(module, resolved.num_classes, tile, overlap, blend,
-                        int(batch_size), dev, tta, norm_stats, amp,
-                        align=int(getattr(resolved.module, "divisor", 1)), optimized=optimize)
+    module = (
+        fuse_for_inference(
+            resolved.module,
+            in_channels=resolved.in_channels,
+            divisor=int(getattr(resolved.module, "divisor", 1)),
+        )
+        if optimize
+        else resolved.module
+    )
+    engine = TileEngine(
+        module,
+        resolved.num_classes,
+        tile,
+        overlap,
+        blend,
+        int(batch_size),
+        dev,
+        tta,
+        norm_stats,
+        amp,
+        align=int(getattr(resolved.module, "divisor", 1)),
+        optimized=optimize,
+    )
     if out is None:
         return _predict_in_memory(engine, volume, output, prob_dtype, progress, cancel)
-    return _predict_to_zarr(engine, resolved, volume, Path(out), output=output,
-                            prob_dtype=prob_dtype, block_size=int(block_size), overwrite=overwrite,
-                            progress=progress, cancel=cancel, client=client,
-                            image=source, axes=axes)
+    return _predict_to_zarr(
+        engine,
+        resolved,
+        volume,
+        Path(out),
+        output=output,
+        prob_dtype=prob_dtype,
+        block_size=int(block_size),
+        overwrite=overwrite,
+        progress=progress,
+        cancel=cancel,
+        client=client,
+        image=source,
+        axes=axes,
+    )
 
 
 def _plane_blocks(volume: Volume, block: int) -> list[tuple[int, tuple[slice, slice]]]:
@@ -221,8 +259,9 @@ def _spatial_index(volume: Volume, z: int, block) -> tuple:
 def _predict_in_memory(engine, volume, output, prob_dtype, progress, cancel):
     k = max(engine.num_classes, 1)
     # whole planes as blocks (no tile is predicted twice) unless a plane is huge
-    blocks = _plane_blocks(volume, max(4096, engine.tile[0]) if max(volume.shape[1:3]) <= 4096
-                           else DEFAULT_BLOCK)
+    blocks = _plane_blocks(
+        volume, max(4096, engine.tile[0]) if max(volume.shape[1:3]) <= 4096 else DEFAULT_BLOCK
+    )
     labels = np.zeros(volume.spatial_shape, labels_dtype(k)) if output != "probabilities" else None
     probs = np.zeros((k, *volume.spatial_shape), prob_dtype) if output != "labels" else None
     for done, (z, block) in enumerate(blocks, 1):
@@ -237,32 +276,73 @@ def _predict_in_memory(engine, volume, output, prob_dtype, progress, cancel):
     return {"labels": labels, "probabilities": probs, "both": (labels, probs)}[output]
 
 
-def _predict_to_zarr(engine, resolved, volume, out, *, output, prob_dtype, block_size, overwrite,
-                     progress, cancel, client, image, axes):
+def _predict_to_zarr(
+    engine,
+    resolved,
+    volume,
+    out,
+    *,
+    output,
+    prob_dtype,
+    block_size,
+    overwrite,
+    progress,
+    cancel,
+    client,
+    image,
+    axes,
+):
     chunk = min(DEFAULT_CHUNK, block_size)
     block = max(chunk, block_size // chunk * chunk)  # whole chunks: no two blocks share a chunk
     blocks = _plane_blocks(volume, block)
     chunks = ((1,) if volume.is_stack else ()) + (chunk, chunk)
-    chunks = tuple(min(c, s) for c, s in zip(chunks, volume.spatial_shape))
+    chunks = tuple(min(c, s) for c, s in zip(chunks, volume.spatial_shape, strict=False))
     settings = {
-        "input_shape": list(np.shape(volume.image)), "input_dtype": str(np.dtype(volume.image.dtype)),
-        "axes": volume.axes, "tile_size": list(engine.tile), "overlap": engine.overlap,
-        "blend": engine.blend, "tta": engine.tta, "output": output, "prob_dtype": prob_dtype,
-        "normalization": engine.norm_stats, "block": block, "num_classes": engine.num_classes,
+        "input_shape": list(np.shape(volume.image)),
+        "input_dtype": str(np.dtype(volume.image.dtype)),
+        "axes": volume.axes,
+        "tile_size": list(engine.tile),
+        "overlap": engine.overlap,
+        "blend": engine.blend,
+        "tta": engine.tta,
+        "output": output,
+        "prob_dtype": prob_dtype,
+        "normalization": engine.norm_stats,
+        "block": block,
+        "num_classes": engine.num_classes,
     }
     sink = ZarrSink(out)
-    finished = sink.prepare(spatial_shape=volume.spatial_shape, chunks=chunks,
-                            num_classes=engine.num_classes, output=output, prob_dtype=prob_dtype,
-                            settings=settings, fingerprint=_fingerprint(resolved, settings),
-                            n_blocks=len(blocks), overwrite=overwrite)
+    finished = sink.prepare(
+        spatial_shape=volume.spatial_shape,
+        chunks=chunks,
+        num_classes=engine.num_classes,
+        output=output,
+        prob_dtype=prob_dtype,
+        settings=settings,
+        fingerprint=_fingerprint(resolved, settings),
+        n_blocks=len(blocks),
+        overwrite=overwrite,
+    )
     todo = [i for i in range(len(blocks)) if i not in finished]
     if progress is not None:
         progress(len(finished), len(blocks))
     if client is not None:
         from .distributed import run_on_cluster
 
-        run_on_cluster(client, resolved, engine, image, axes, sink, blocks, todo, prob_dtype,
-                       progress, cancel, len(finished))
+        run_on_cluster(
+            client,
+            resolved,
+            engine,
+            image,
+            axes,
+            sink,
+            blocks,
+            todo,
+            prob_dtype,
+            progress,
+            cancel,
+            len(finished),
+        )
     else:
         for n, i in enumerate(todo, len(finished) + 1):
             z, b = blocks[i]

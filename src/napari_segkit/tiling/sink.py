@@ -54,8 +54,19 @@ class ZarrSink:
         self.done_dir = self.path / ".segkit_done"
 
     # -- opening
-    def prepare(self, *, spatial_shape, chunks, num_classes, output, prob_dtype, settings,
-                fingerprint, n_blocks, overwrite) -> set[int]:
+    def prepare(
+        self,
+        *,
+        spatial_shape,
+        chunks,
+        num_classes,
+        output,
+        prob_dtype,
+        settings,
+        fingerprint,
+        n_blocks,
+        overwrite,
+    ) -> set[int]:
         """Create the output, or reopen it to resume. Returns the finished block ids."""
         import zarr
 
@@ -65,26 +76,44 @@ class ZarrSink:
             if same and not overwrite:
                 return set(range(n_blocks)) if state.get("complete") else self.finished_blocks()
             if not overwrite:
-                what = ("was made with other settings" if state is not None
-                        else "is not a napari-segkit prediction")
+                what = (
+                    "was made with other settings"
+                    if state is not None
+                    else "is not a napari-segkit prediction"
+                )
                 raise OutputExistsError(
                     f"Output '{self.path}' exists and {what}; choose another path, or pass "
-                    "overwrite=True (--overwrite) to replace it.")
+                    "overwrite=True (--overwrite) to replace it."
+                )
             shutil.rmtree(self.path) if self.path.is_dir() else self.path.unlink()
         if not self.path.parent.is_dir():
-            raise FileNotFoundError(f"Cannot write '{self.path}': folder '{self.path.parent}' does not exist")
+            raise FileNotFoundError(
+                f"Cannot write '{self.path}': folder '{self.path.parent}' does not exist"
+            )
         if not os.access(self.path.parent, os.W_OK):
-            raise PermissionError(f"Cannot write '{self.path}': folder '{self.path.parent}' is not writable")
+            raise PermissionError(
+                f"Cannot write '{self.path}': folder '{self.path.parent}' is not writable"
+            )
         group = zarr.open_group(str(self.path), mode="w")
-        group.attrs["segkit"] = {"complete": False, "fingerprint": fingerprint,
-                                 "settings": settings, "n_blocks": n_blocks}
+        group.attrs["segkit"] = {
+            "complete": False,
+            "fingerprint": fingerprint,
+            "settings": settings,
+            "n_blocks": n_blocks,
+        }
         k = max(num_classes, 1)
         if output in ("labels", "both"):
-            group.create_array("labels", shape=spatial_shape, chunks=chunks,
-                               dtype=labels_dtype(k), fill_value=0)
+            group.create_array(
+                "labels", shape=spatial_shape, chunks=chunks, dtype=labels_dtype(k), fill_value=0
+            )
         if output in ("probabilities", "both"):
-            group.create_array("probabilities", shape=(k, *spatial_shape), chunks=(1, *chunks),
-                               dtype=prob_dtype, fill_value=0)
+            group.create_array(
+                "probabilities",
+                shape=(k, *spatial_shape),
+                chunks=(1, *chunks),
+                dtype=prob_dtype,
+                fill_value=0,
+            )
         self.done_dir.mkdir()
         return set()
 
@@ -93,7 +122,7 @@ class ZarrSink:
 
         try:
             return dict(zarr.open_group(str(self.path), mode="r").attrs).get("segkit")
-        except Exception:
+        except Exception:  # noqa: BLE001 -- no group, or not ours: no state
             return None
 
     def finished_blocks(self) -> set[int]:

@@ -39,28 +39,40 @@ class Volume:
             image = np.asarray(image)
         shape = tuple(image.shape)
         if len(shape) < 2 or len(shape) > 4:
-            raise InputError(f"image must have 2 to 4 dimensions ((Y, X), (Y, X, C), (Z, Y, X), "
-                             f"(Z, Y, X, C)), got shape {shape}")
+            raise InputError(
+                f"image must have 2 to 4 dimensions ((Y, X), (Y, X, C), (Z, Y, X), "
+                f"(Z, Y, X, C)), got shape {shape}"
+            )
         if 0 in shape:
             raise InputError(f"image is empty: shape {shape}")
         if np.dtype(image.dtype).kind not in "biuf":
             raise InputError(f"image dtype {image.dtype} is not numeric")
         axes = (axes or _infer_axes(shape, in_channels)).upper()
-        if len(axes) != len(shape) or set(axes) - set("ZYXC") or len(set(axes)) != len(axes) \
-                or not {"Y", "X"} <= set(axes):
-            raise InputError(f"axes {axes!r} do not describe an image of shape {shape}: "
-                             "use one letter of Z, Y, X, C per dimension, with Y and X")
+        if (
+            len(axes) != len(shape)
+            or set(axes) - set("ZYXC")
+            or len(set(axes)) != len(axes)
+            or not {"Y", "X"} <= set(axes)
+        ):
+            raise InputError(
+                f"axes {axes!r} do not describe an image of shape {shape}: "
+                "use one letter of Z, Y, X, C per dimension, with Y and X"
+            )
         self.image, self.axes = image, axes
-        sizes = dict(zip(axes, shape))
+        sizes = dict(zip(axes, shape, strict=False))
         self.channels = sizes.get("C", 1)
         if self.channels != in_channels:
-            raise InputError(f"the model expects {in_channels} channel(s) but the image of shape "
-                             f"{shape} (axes {axes}) has {self.channels}")
+            raise InputError(
+                f"the model expects {in_channels} channel(s) but the image of shape "
+                f"{shape} (axes {axes}) has {self.channels}"
+            )
         self.shape = (sizes.get("Z", 1), sizes["Y"], sizes["X"], self.channels)
         self.spatial_shape = tuple(sizes[a] for a in "ZYX" if a in sizes)
         self.is_stack = "Z" in sizes
 
-    def read(self, z: int, ys: slice, xs: slice, pad_to: tuple[int, int] | None = None) -> np.ndarray:
+    def read(
+        self, z: int, ys: slice, xs: slice, pad_to: tuple[int, int] | None = None
+    ) -> np.ndarray:
         """Region ``[z, ys, xs]`` as float32 ``(C, h, w)``; coordinates outside the image
         (negative or past the end) are filled by reflection."""
         _, ny, nx, _ = self.shape
@@ -101,30 +113,37 @@ def _infer_axes(shape: tuple[int, ...], in_channels: int) -> str:
             return "YXC" if ndim == 3 else "ZYXC"
         if shape[0] == in_channels:
             return "CYX" if ndim == 3 else "CZYX"
-        raise InputError(f"the model expects {in_channels} channels but no axis of the image "
-                         f"of shape {shape} has that size: pass axes=...")
+        raise InputError(
+            f"the model expects {in_channels} channels but no axis of the image "
+            f"of shape {shape} has that size: pass axes=..."
+        )
     # one channel: a trailing (or, for 4D, leading) axis of size 1 is the channel axis
     if ndim == 3:
         if shape[-1] in (3, 4) and shape[0] > 4:
-            raise InputError(f"the model expects 1 channel but the image of shape {shape} looks "
-                             f"like (Y, X, {shape[-1]}) colour; pass axes='ZYX' if it is a stack")
+            raise InputError(
+                f"the model expects 1 channel but the image of shape {shape} looks "
+                f"like (Y, X, {shape[-1]}) colour; pass axes='ZYX' if it is a stack"
+            )
         return "YXC" if shape[-1] == 1 else "ZYX"
     if shape[-1] == 1:
         return "ZYXC"
     if shape[0] == 1:
         return "CZYX"
-    raise InputError(f"cannot tell the axes of a 4D image of shape {shape} for a 1-channel "
-                     "model: pass axes=...")
+    raise InputError(
+        f"cannot tell the axes of a 4D image of shape {shape} for a 1-channel model: pass axes=..."
+    )
 
 
 def _reflect_pad(region: np.ndarray, pad) -> np.ndarray:
     """Reflect padding that also works when the pad exceeds the region (repeats the reflection)."""
     while any(p for pair in pad for p in pair):
-        step = tuple((min(a, s - 1), min(b, s - 1)) for (a, b), s in zip(pad, region.shape))
+        step = tuple(
+            (min(a, s - 1), min(b, s - 1)) for (a, b), s in zip(pad, region.shape, strict=False)
+        )
         if not any(p for pair in step for p in pair):  # 1-pixel-wide region: nothing to reflect
             return np.pad(region, pad, mode="edge")
         region = np.pad(region, step, mode="reflect")
-        pad = tuple((a - sa, b - sb) for (a, b), (sa, sb) in zip(pad, step))
+        pad = tuple((a - sa, b - sb) for (a, b), (sa, sb) in zip(pad, step, strict=False))
     return region
 
 

@@ -47,8 +47,13 @@ class TrainingSet:
 
     def subset(self, indices) -> TrainingSet:
         """The planes at `indices` (for validation splits and folds)."""
-        return TrainingSet([self.images[i] for i in indices], [self.targets[i] for i in indices],
-                           self.num_classes, [self.source[i] for i in indices], self.in_channels)
+        return TrainingSet(
+            [self.images[i] for i in indices],
+            [self.targets[i] for i in indices],
+            self.num_classes,
+            [self.source[i] for i in indices],
+            self.in_channels,
+        )
 
     def class_pixel_counts(self) -> np.ndarray:
         counts = np.zeros(self.num_classes, np.int64)
@@ -58,8 +63,15 @@ class TrainingSet:
         return counts
 
 
-def prepare_training_set(images, labels, *, num_classes: int | None = None, sparse: bool = False,
-                         in_channels: int = 1, normalization: dict | None = None) -> TrainingSet:
+def prepare_training_set(
+    images,
+    labels,
+    *,
+    num_classes: int | None = None,
+    sparse: bool = False,
+    in_channels: int = 1,
+    normalization: dict | None = None,
+) -> TrainingSet:
     """Check (image, labels) pairs and turn them into normalised 2D planes.
 
     Parameters
@@ -93,19 +105,25 @@ def prepare_training_set(images, labels, *, num_classes: int | None = None, spar
         raise TrainingDataError(f"{len(images)} images but {len(labels)} label images")
     normalization = normalization or {"mode": "percentile", "low": 1.0, "high": 99.8}
     out_images, out_targets, source, max_label = [], [], [], 0
-    for i, (image, label) in enumerate(zip(images, labels)):
+    for i, (image, label) in enumerate(zip(images, labels, strict=False)):
         label = np.asarray(label)
         if label.dtype.kind not in "biu":
             raise TrainingDataError(f"labels #{i} must be integers, got dtype {label.dtype}")
         try:
-            volume = Volume(image, in_channels=in_channels,
-                            axes=("YX" if label.ndim == 2 else "ZYX") if in_channels == 1
-                            and np.ndim(image) == label.ndim else None)
+            volume = Volume(
+                image,
+                in_channels=in_channels,
+                axes=("YX" if label.ndim == 2 else "ZYX")
+                if in_channels == 1 and np.ndim(image) == label.ndim
+                else None,
+            )
         except InputError as err:
             raise TrainingDataError(f"image #{i}: {err}") from err
         if tuple(volume.spatial_shape) != label.shape:
-            raise TrainingDataError(f"image #{i} has spatial shape {tuple(volume.spatial_shape)} but "
-                                    f"its labels have shape {label.shape}")
+            raise TrainingDataError(
+                f"image #{i} has spatial shape {tuple(volume.spatial_shape)} but "
+                f"its labels have shape {label.shape}"
+            )
         try:
             stats = normalization_stats(volume, normalization)
         except InputError as err:
@@ -127,12 +145,15 @@ def prepare_training_set(images, labels, *, num_classes: int | None = None, spar
     if max_label > limit:
         raise TrainingDataError(
             f"labels hold class {max_label} but num_classes={k} allows "
-            + (f"1..{k} (sparse: 0 = unlabeled)" if sparse else f"0..{k - 1}"))
+            + (f"1..{k} (sparse: 0 = unlabeled)" if sparse else f"0..{k - 1}")
+        )
     if sparse:
         out_targets = [np.where(t > 0, t - 1, IGNORE_INDEX) for t in out_targets]
         if all((t == IGNORE_INDEX).all() for t in out_targets):
-            raise TrainingDataError("no pixel is labelled (sparse=True treats 0 as unlabeled): "
-                                    "paint some pixels of each class first")
+            raise TrainingDataError(
+                "no pixel is labelled (sparse=True treats 0 as unlabeled): "
+                "paint some pixels of each class first"
+            )
     return TrainingSet(out_images, out_targets, k, source, in_channels)
 
 
@@ -165,20 +186,34 @@ class PatchDataset(torch.utils.data.Dataset):
     weights are ones without `border_weights`.
     """
 
-    def __init__(self, data: TrainingSet, *, patch_size: int = 256, length: int = 256,
-                 augmentation: Augmentation | None = None, rare_class_fraction: float = 0.3,
-                 border_weights: dict | None = None, seed: int = 0):
+    def __init__(
+        self,
+        data: TrainingSet,
+        *,
+        patch_size: int = 256,
+        length: int = 256,
+        augmentation: Augmentation | None = None,
+        rare_class_fraction: float = 0.3,
+        border_weights: dict | None = None,
+        seed: int = 0,
+    ):
         self.data, self.patch_size, self.length = data, int(patch_size), int(length)
         self.augmentation = augmentation
         self.rare_class_fraction = rare_class_fraction
         self.border_weights = border_weights
-        self.weight_maps = None if border_weights is None else [
-            unet_weight_map((t > 0).astype(np.uint8), kind="semantic", **border_weights)
-            for t in data.targets]
+        self.weight_maps = (
+            None
+            if border_weights is None
+            else [
+                unet_weight_map((t > 0).astype(np.uint8), kind="semantic", **border_weights)
+                for t in data.targets
+            ]
+        )
         self.seed, self.epoch = seed, 0
         # where each class occurs (flat indices per plane), for rare-class sampling
-        self.class_pixels = [[np.flatnonzero(t == c) for t in data.targets]
-                             for c in range(data.num_classes)]
+        self.class_pixels = [
+            [np.flatnonzero(t == c) for t in data.targets] for c in range(data.num_classes)
+        ]
 
     def __len__(self) -> int:
         return self.length
@@ -198,8 +233,11 @@ class PatchDataset(torch.utils.data.Dataset):
 
     def _choose(self, rng):
         if rng.random() < self.rare_class_fraction:
-            present = [c for c in range(self.data.num_classes)
-                       if any(len(p) for p in self.class_pixels[c])]
+            present = [
+                c
+                for c in range(self.data.num_classes)
+                if any(len(p) for p in self.class_pixels[c])
+            ]
             c = present[rng.integers(len(present))]
             planes = [i for i, p in enumerate(self.class_pixels[c]) if len(p)]
             plane = planes[rng.integers(len(planes))]
@@ -217,14 +255,22 @@ class PatchDataset(torch.utils.data.Dataset):
         image, target = self.data.images[plane], self.data.targets[plane]
         weights = None if self.weight_maps is None else self.weight_maps[plane]
         p = self.patch_size
-        starts = [int(np.clip(c - p // 2, 0, max(n - p, 0))) for c, n in zip(centre, target.shape)]
+        starts = [
+            int(np.clip(c - p // 2, 0, max(n - p, 0)))
+            for c, n in zip(centre, target.shape, strict=False)
+        ]
         sl = tuple(slice(s, s + p) for s in starts)
         image, target = image[(slice(None), *sl)], target[sl]
         weights = None if weights is None else weights[sl]
         pad = [(0, p - n) for n in target.shape]
         if any(b for _, b in pad):
-            image = np.pad(image, [(0, 0), *pad], mode="reflect" if min(target.shape) > 1 else "edge")
+            image = np.pad(
+                image, [(0, 0), *pad], mode="reflect" if min(target.shape) > 1 else "edge"
+            )
             target = np.pad(target, pad, constant_values=IGNORE_INDEX)  # padding is not labelled
             weights = None if weights is None else np.pad(weights, pad, constant_values=1.0)
-        return (np.ascontiguousarray(image), np.ascontiguousarray(target),
-                None if weights is None else np.ascontiguousarray(weights))
+        return (
+            np.ascontiguousarray(image),
+            np.ascontiguousarray(target),
+            None if weights is None else np.ascontiguousarray(weights),
+        )

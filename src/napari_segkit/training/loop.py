@@ -77,10 +77,14 @@ def check_config(config: TrainConfig) -> None:
     if config.loss not in LOSSES:
         raise ValueError(f"Unknown loss {config.loss!r}. Available: {', '.join(LOSSES)}")
     if config.schedule not in SCHEDULES:
-        raise ValueError(f"Unknown schedule {config.schedule!r}. Available: {', '.join(SCHEDULES)}")
+        raise ValueError(
+            f"Unknown schedule {config.schedule!r}. Available: {', '.join(SCHEDULES)}"
+        )
     if isinstance(config.class_weights, str) and config.class_weights not in ("inverse", "median"):
-        raise ValueError(f"class_weights must be a list of floats, 'inverse' or 'median', "
-                         f"got {config.class_weights!r}")
+        raise ValueError(
+            f"class_weights must be a list of floats, 'inverse' or 'median', "
+            f"got {config.class_weights!r}"
+        )
     for name in ("epochs", "steps_per_epoch", "batch_size", "patch_size"):
         if getattr(config, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(config, name)}")
@@ -105,8 +109,9 @@ def resolve_class_weights(config: TrainConfig, train: TrainingSet) -> TrainConfi
         if method is not None and len(method) != train.num_classes:
             raise ValueError(f"{len(method)} class weights for {train.num_classes} classes")
         return config
-    weights = compute_class_weights(list(train.targets), train.num_classes, method=method,
-                                    ignore_index=IGNORE_INDEX)
+    weights = compute_class_weights(
+        list(train.targets), train.num_classes, method=method, ignore_index=IGNORE_INDEX
+    )
     return replace(config, class_weights=[round(float(w), 6) for w in weights])
 
 
@@ -123,12 +128,22 @@ def _scheduler(optimizer, config: TrainConfig, total: int):
     if config.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
     # warm-up over the first 10 % of the steps, then cosine decay (Smith's one-cycle policy)
-    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total,
-                                               pct_start=0.1, anneal_strategy="cos")
+    return torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.lr, total_steps=total, pct_start=0.1, anneal_strategy="cos"
+    )
 
 
-def fit(model, train: TrainingSet, val: TrainingSet | None, config: TrainConfig, *,
-        out: str | os.PathLike, save_kwargs: dict | None = None, cancel=None, resume: bool = False):
+def fit(
+    model,
+    train: TrainingSet,
+    val: TrainingSet | None,
+    config: TrainConfig,
+    *,
+    out: str | os.PathLike,
+    save_kwargs: dict | None = None,
+    cancel=None,
+    resume: bool = False,
+):
     """Train `model` in place; yield :class:`TrainReport` objects.
 
     Parameters
@@ -158,36 +173,54 @@ def fit(model, train: TrainingSet, val: TrainingSet | None, config: TrainConfig,
     model.to(device)
     torch.manual_seed(config.seed)
     criterion = _loss(config).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
     total = config.epochs * config.steps_per_epoch
     scheduler = _scheduler(optimizer, config, total)
-    dataset = PatchDataset(train, patch_size=config.patch_size,
-                           length=config.steps_per_epoch * config.batch_size,
-                           augmentation=config.augmentation, seed=config.seed,
-                           border_weights={"w0": config.w0, "sigma": config.sigma}
-                           if config.loss in WEIGHT_MAP_LOSSES else None)
+    dataset = PatchDataset(
+        train,
+        patch_size=config.patch_size,
+        length=config.steps_per_epoch * config.batch_size,
+        augmentation=config.augmentation,
+        seed=config.seed,
+        border_weights={"w0": config.w0, "sigma": config.sigma}
+        if config.loss in WEIGHT_MAP_LOSSES
+        else None,
+    )
     start_epoch, best_score, stale = 0, -np.inf, 0
     if resume and state_path.exists():
         state = torch.load(state_path, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        start_epoch, best_score, stale = state["epoch"], float(state["best_score"]), int(state["stale"])
+        start_epoch, best_score, stale = (
+            state["epoch"],
+            float(state["best_score"]),
+            int(state["stale"]),
+        )
     use_amp = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     for epoch in range(start_epoch, config.epochs):
         dataset.set_epoch(epoch)
-        loader = torch.utils.data.DataLoader(dataset, batch_size=config.batch_size,
-                                             num_workers=config.num_workers,
-                                             persistent_workers=False)
+        loader = torch.utils.data.DataLoader(
+            dataset,
+            batch_size=config.batch_size,
+            num_workers=config.num_workers,
+            persistent_workers=False,
+        )
         model.train()
         epoch_losses = []
         for i, (image, target, weights) in enumerate(loader):
             if is_cancelled(cancel):
-                kept = (f"the best model so far is in '{out}'" if out.exists()
-                         else "no epoch had finished, so no model was saved")
-                raise TrainingCancelled(f"training cancelled at epoch {epoch + 1}, step {i + 1}; "
-                                        f"{kept}")
+                kept = (
+                    f"the best model so far is in '{out}'"
+                    if out.exists()
+                    else "no epoch had finished, so no model was saved"
+                )
+                raise TrainingCancelled(
+                    f"training cancelled at epoch {epoch + 1}, step {i + 1}; {kept}"
+                )
             image, target, weights = image.to(device), target.to(device), weights.to(device)
             with torch.autocast(device.type, enabled=use_amp):
                 logits = model(image)
@@ -212,15 +245,27 @@ def fit(model, train: TrainingSet, val: TrainingSet | None, config: TrainConfig,
         if best:
             best_score, stale = score, 0
             info = dict(save_kwargs or {})
-            info["training"] = {**info.get("training", {}), "epochs": epoch + 1,
-                                "config": _jsonable_config(config), "validation": report}
+            info["training"] = {
+                **info.get("training", {}),
+                "epochs": epoch + 1,
+                "config": _jsonable_config(config),
+                "validation": report,
+            }
             save_model(out, model, **info)
         else:
             stale += 1
         _save_state(state_path, model, optimizer, scheduler, epoch + 1, best_score, stale)
         # the epoch's report carries the mean training loss of its steps
-        yield TrainReport(epoch, (epoch + 1) * config.steps_per_epoch, total, float(np.mean(epoch_losses)),
-                          scheduler.get_last_lr()[0], val=report, best=best, end_of_epoch=True)
+        yield TrainReport(
+            epoch,
+            (epoch + 1) * config.steps_per_epoch,
+            total,
+            float(np.mean(epoch_losses)),
+            scheduler.get_last_lr()[0],
+            val=report,
+            best=best,
+            end_of_epoch=True,
+        )
         if stale >= config.patience:
             break
     # finished (or stopped early): nothing left to resume; the model file is the result
@@ -239,9 +284,18 @@ def validate(model, val: TrainingSet, device) -> dict:
     model.eval()
     k = val.num_classes
     cm_truth, cm_pred, nll, counted = [], [], 0.0, 0
-    for image, target in zip(val.images, val.targets):
-        labels, probs = predict(model, image, axes="CYX", device=str(device), normalization=None,
-                                tile_size=256, overlap=0.25, optimize=False, output="both")
+    for image, target in zip(val.images, val.targets, strict=False):
+        labels, probs = predict(
+            model,
+            image,
+            axes="CYX",
+            device=str(device),
+            normalization=None,
+            tile_size=256,
+            overlap=0.25,
+            optimize=False,
+            output="both",
+        )
         cm_truth.append(target.ravel())
         cm_pred.append(labels.ravel())
         valid = target != IGNORE_INDEX
@@ -268,9 +322,17 @@ def _save_state(path: Path, model, optimizer, scheduler, epoch, best_score, stal
     """Atomic: a crash mid-write never leaves a truncated state under the final name."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
     try:
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "epoch": epoch,
-                    "best_score": float(best_score), "stale": stale}, tmp)
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "epoch": epoch,
+                "best_score": float(best_score),
+                "stale": stale,
+            },
+            tmp,
+        )
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -306,11 +368,24 @@ def _drain(steps, progress):
             progress(report)
 
 
-def train_iter(images, labels, *, out, arch: str = "unet_original",
-               arch_options: dict | None = None, sparse: bool = False,
-               num_classes: int | None = None, class_names=None, val_fraction: float = 0.2,
-               validation=None, init=None, config: TrainConfig | None = None, cancel=None,
-               resume: bool = False, **config_overrides):
+def train_iter(
+    images,
+    labels,
+    *,
+    out,
+    arch: str = "unet_original",
+    arch_options: dict | None = None,
+    sparse: bool = False,
+    num_classes: int | None = None,
+    class_names=None,
+    val_fraction: float = 0.2,
+    validation=None,
+    init=None,
+    config: TrainConfig | None = None,
+    cancel=None,
+    resume: bool = False,
+    **config_overrides,
+):
     """Train a model on annotated images, as a generator of :class:`TrainReport` objects.
 
     The generator's return value (``StopIteration.value``; napari's thread worker
@@ -354,11 +429,14 @@ def train_iter(images, labels, *, out, arch: str = "unet_original",
         num_classes = num_classes or base.info.num_classes
         class_names = class_names or base.info.class_names
     data = _prepare(images, labels, num_classes=num_classes, sparse=sparse)
-    if base is not None and ((base.info.in_channels, base.info.num_classes)
-                             != (data.in_channels, data.num_classes)):
-        raise ValueError(f"cannot fine-tune: the model takes {base.info.in_channels} channel(s) and "
-                         f"predicts {base.info.num_classes} classes, the data has "
-                         f"{data.in_channels} channel(s) and {data.num_classes} classes")
+    if base is not None and (
+        (base.info.in_channels, base.info.num_classes) != (data.in_channels, data.num_classes)
+    ):
+        raise ValueError(
+            f"cannot fine-tune: the model takes {base.info.in_channels} channel(s) and "
+            f"predicts {base.info.num_classes} classes, the data has "
+            f"{data.in_channels} channel(s) and {data.num_classes} classes"
+        )
     if class_names is not None and len(class_names) != data.num_classes:
         raise ValueError(f"{len(class_names)} class names for {data.num_classes} classes")
     if validation is not None:
@@ -366,14 +444,27 @@ def train_iter(images, labels, *, out, arch: str = "unet_original",
         train_set = data
         val_set = _prepare(val_images, val_labels, num_classes=data.num_classes, sparse=sparse)
         if val_set.in_channels != data.in_channels:
-            raise ValueError(f"validation images have {val_set.in_channels} channels, "
-                             f"training images {data.in_channels}")
+            raise ValueError(
+                f"validation images have {val_set.in_channels} channels, "
+                f"training images {data.in_channels}"
+            )
     else:
         train_set, val_set = split_validation(data, val_fraction, config.seed)
-    return (yield from _train_one(train_set, val_set, out=out, arch=arch,
-                                  arch_options=arch_options, class_names=class_names,
-                                  config=config, sparse=sparse, cancel=cancel, resume=resume,
-                                  base=base))
+    return (
+        yield from _train_one(
+            train_set,
+            val_set,
+            out=out,
+            arch=arch,
+            arch_options=arch_options,
+            class_names=class_names,
+            config=config,
+            sparse=sparse,
+            cancel=cancel,
+            resume=resume,
+            base=base,
+        )
+    )
 
 
 def _load_init(init):
@@ -391,12 +482,25 @@ def _prepare(images, labels, *, num_classes, sparse) -> TrainingSet:
     # an image with one more axis than its labels carries channels last: (Y, X, C) / (Z, Y, X, C)
     multichannel = len(images) and len(labels) and np.ndim(images[0]) == np.ndim(labels[0]) + 1
     in_channels = int(images[0].shape[-1]) if multichannel else 1
-    return prepare_training_set(images, labels, num_classes=num_classes, sparse=sparse,
-                                in_channels=in_channels)
+    return prepare_training_set(
+        images, labels, num_classes=num_classes, sparse=sparse, in_channels=in_channels
+    )
 
 
-def _train_one(train_set, val_set, *, out, arch, arch_options, class_names, config, sparse,
-               cancel, resume, base=None):
+def _train_one(
+    train_set,
+    val_set,
+    *,
+    out,
+    arch,
+    arch_options,
+    class_names,
+    config,
+    sparse,
+    cancel,
+    resume,
+    base=None,
+):
     """Build (or take `base`'s) and fit one model, yielding reports; returns the best ModelFile."""
     import copy
 
@@ -409,21 +513,48 @@ def _train_one(train_set, val_set, *, out, arch, arch_options, class_names, conf
             arch_options = {"width": 16, "depth": 4} if arch == "unet_original" else {}
         torch.manual_seed(config.seed)
         model = build_model(arch, train_set.in_channels, train_set.num_classes, **arch_options)
-    save_kwargs = {"class_names": class_names, "tile_size": (config.patch_size, config.patch_size),
-                   "training": {"loss": config.loss, "sparse": sparse, "seed": config.seed,
-                                "n_train_planes": len(train_set.images),
-                                "n_val_planes": 0 if val_set is None else len(val_set.images)}}
+    save_kwargs = {
+        "class_names": class_names,
+        "tile_size": (config.patch_size, config.patch_size),
+        "training": {
+            "loss": config.loss,
+            "sparse": sparse,
+            "seed": config.seed,
+            "n_train_planes": len(train_set.images),
+            "n_val_planes": 0 if val_set is None else len(val_set.images),
+        },
+    }
     if base is not None:
         save_kwargs["training"]["fine_tuned_from"] = str(base.path) if base.path else None
-    yield from fit(model, train_set, val_set, config, out=out, save_kwargs=save_kwargs,
-                   cancel=cancel, resume=resume)
+    yield from fit(
+        model,
+        train_set,
+        val_set,
+        config,
+        out=out,
+        save_kwargs=save_kwargs,
+        cancel=cancel,
+        resume=resume,
+    )
     return load_model(out)
 
 
-def train_kfold(images, labels, *, out_dir, k: int = 5, arch: str = "unet_original",
-                arch_options: dict | None = None, sparse: bool = False,
-                num_classes: int | None = None, class_names=None, config: TrainConfig | None = None,
-                progress=None, cancel=None, **config_overrides) -> dict:
+def train_kfold(
+    images,
+    labels,
+    *,
+    out_dir,
+    k: int = 5,
+    arch: str = "unet_original",
+    arch_options: dict | None = None,
+    sparse: bool = False,
+    num_classes: int | None = None,
+    class_names=None,
+    config: TrainConfig | None = None,
+    progress=None,
+    cancel=None,
+    **config_overrides,
+) -> dict:
     """k-fold cross-validation: k models, each validated on one fold.
 
     Folds are made of whole images when there are at least `k` of them (no plane of
@@ -441,7 +572,11 @@ def train_kfold(images, labels, *, out_dir, k: int = 5, arch: str = "unet_origin
     if k < 2:
         raise ValueError(f"k must be >= 2, got {k}")
     data = _prepare(images, labels, num_classes=num_classes, sparse=sparse)
-    groups = np.array([src[0] for src in data.source]) if len(images) >= k else np.arange(len(data.images))
+    groups = (
+        np.array([src[0] for src in data.source])
+        if len(images) >= k
+        else np.arange(len(data.images))
+    )
     unique = np.random.default_rng(config.seed).permutation(np.unique(groups))
     if len(unique) < k:
         raise ValueError(f"{len(unique)} images/planes cannot make {k} folds")
@@ -453,14 +588,28 @@ def train_kfold(images, labels, *, out_dir, k: int = 5, arch: str = "unet_origin
         subset = [np.flatnonzero(~is_val), np.flatnonzero(is_val)]
         train_set, val_set = (data.subset(idx) for idx in subset)
         path = out_dir / f"fold{fold}.safetensors"
-        steps = _train_one(train_set, val_set, out=path, arch=arch, arch_options=arch_options,
-                           class_names=class_names, config=config, sparse=sparse, cancel=cancel,
-                           resume=False)
+        steps = _train_one(
+            train_set,
+            val_set,
+            out=path,
+            arch=arch,
+            arch_options=arch_options,
+            class_names=class_names,
+            config=config,
+            sparse=sparse,
+            cancel=cancel,
+            resume=False,
+        )
         model_file = _drain(steps, progress)
         paths.append(str(path))
         reports.append(model_file.info.training["validation"])
     dice = np.array([r["dice"] for r in reports], dtype=float)
     iou = np.array([r["iou"] for r in reports], dtype=float)
-    return {"models": paths, "folds": reports,
-            "mean_dice": np.nanmean(dice, 0).tolist(), "std_dice": np.nanstd(dice, 0).tolist(),
-            "mean_iou": np.nanmean(iou, 0).tolist(), "std_iou": np.nanstd(iou, 0).tolist()}
+    return {
+        "models": paths,
+        "folds": reports,
+        "mean_dice": np.nanmean(dice, 0).tolist(),
+        "std_dice": np.nanstd(dice, 0).tolist(),
+        "mean_iou": np.nanmean(iou, 0).tolist(),
+        "std_iou": np.nanstd(iou, 0).tolist(),
+    }
