@@ -30,7 +30,7 @@ from napari_segkit.core.synthetic import make_nuclei
 LIBRARY = """
 import sys, time
 from napari_segkit.core.synthetic import make_nuclei
-from napari_segkit.demo import DEFAULT_MODEL
+from napari_segkit.samples import DEFAULT_MODEL
 from napari_segkit.models import load_model
 from napari_segkit.tiling import predict
 size, repeat = int(sys.argv[1]), int(sys.argv[2])

@@ -25,13 +25,42 @@ _PUBLIC = {
     "get_loss": "napari_segkit.losses",
     "predict": "napari_segkit.tiling",
     "train": "napari_segkit.training",
+    "train_iter": "napari_segkit.training",
+    "Cancelled": "napari_segkit.jobs",
+    "PredictionCancelled": "napari_segkit.jobs",
+    "TrainingCancelled": "napari_segkit.jobs",
     "build_model": "napari_segkit.models",
     "list_architectures": "napari_segkit.models",
     "save_model": "napari_segkit.models",
     "load_model": "napari_segkit.models",
 }
 
-__all__ = sorted(_PUBLIC) + ["__version__"]
+# written out (not derived from _PUBLIC) so static tools and docs can read it;
+# tests/test_layout.py checks that the two agree
+__all__ = [
+    "Cancelled",
+    "PredictionCancelled",
+    "Stack",
+    "TrainingCancelled",
+    "__version__",
+    "adapted_rand_error",
+    "build_model",
+    "compute_class_weights",
+    "confusion_matrix",
+    "get_loss",
+    "list_architectures",
+    "load_model",
+    "make_nuclei",
+    "predict",
+    "read_stack",
+    "save_model",
+    "segmentation_report",
+    "train",
+    "train_iter",
+    "unet_weight_map",
+    "write_labels",
+    "write_stack",
+]
 
 
 def __getattr__(name: str):

@@ -7,6 +7,7 @@ answers at once. Errors the user can fix are printed as one line and exit 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from importlib import metadata
 
@@ -18,16 +19,24 @@ def _version(dist: str) -> str:
         return "not installed"
 
 
-def available_devices() -> list[str]:
-    """Torch devices usable here, best first: ``cuda:N`` ..., ``mps``, ``cpu``."""
-    import torch
+@contextlib.contextmanager
+def progress_bar(desc: str, unit: str, *, quiet: bool = False, total: int | None = None):
+    """A tqdm bar and the ``progress(done, total)`` callback the library calls.
 
-    devices = [
-        f"cuda:{i} ({torch.cuda.get_device_name(i)})" for i in range(torch.cuda.device_count())
-    ]
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        devices.append("mps")
-    return devices + ["cpu"]
+    Yields ``(bar, callback)``; the bar is closed when the block ends, even on error.
+    """
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit=unit, desc=desc, disable=quiet)
+
+    def callback(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        yield bar, callback
+    finally:
+        bar.close()
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -35,6 +44,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     import platform
 
     from . import __version__
+    from .runtime import available_devices
 
     print(f"napari-segkit {__version__}")
     print(f"python        {platform.python_version()} ({platform.system()} {platform.machine()})")
@@ -58,13 +68,13 @@ def cmd_sample(args: argparse.Namespace) -> int:
     """Write the synthetic samples (image, semantic and instance labels) to a folder."""
     from pathlib import Path
 
-    from ._sample_data import load_sample
     from .core.io import write_labels, write_stack
+    from .samples import SAMPLES, load_sample
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     ext = ".zarr" if args.format == "zarr" else ".tif"
-    for key in ("nuclei_2d", "nuclei_3d"):
+    for key in SAMPLES:
         sample = load_sample(key)
         write_stack(out / f"{key}{ext}", sample.image, overwrite=args.overwrite)
         write_labels(out / f"{key}_labels{ext}", sample.semantic, overwrite=args.overwrite)
@@ -105,8 +115,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
     """Predict INPUT with MODEL tile by tile; write zarr (resumable) or TIFF."""
     from pathlib import Path
 
-    from tqdm import tqdm
-
     from .core.io import read_stack, write_labels, write_stack
     from .tiling import predict
 
@@ -121,15 +129,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if not to_zarr and out.exists() and not args.overwrite:
         raise ValueError(f"'{out}' already exists; pass --overwrite to replace it")
     image = args.input if args.array is None else read_stack(args.input, array=args.array)
-    client = _dask_client(args.scheduler) if args.scheduler else None
-    bar = tqdm(total=None, unit="block", desc="predict", disable=args.quiet)
-
-    def progress(done, total):
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-
-    try:
+    client = _dask_client(args.cluster) if args.cluster else None
+    closing = contextlib.closing(client) if client is not None else contextlib.nullcontext()
+    with closing, progress_bar("predict", "block", quiet=args.quiet) as (_, progress):
         result = predict(
             args.model,
             image,
@@ -144,13 +146,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
             prob_dtype=args.prob_dtype,
             out=out if to_zarr else None,
             overwrite=args.overwrite,
+            resume=True if args.resume else None,
             progress=progress,
             client=client,
         )
-    finally:
-        bar.close()
-        if client is not None:
-            client.close()
     if not to_zarr:
         write = write_labels if args.output == "labels" else write_stack
         write(out, result, overwrite=args.overwrite)
@@ -170,7 +169,7 @@ def _images_and_labels(args) -> tuple[list, list]:
     if args.dataset:
         if args.images:
             raise ValueError("give --dataset or --images/--labels, not both")
-        from .core.datasets import load_dataset
+        from .kaggle.datasets import load_dataset
 
         samples = load_dataset(args.dataset, args.labels[0] if args.labels else None)
         return [s.image for s in samples], [s.labels for s in samples]
@@ -200,16 +199,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
-    from tqdm import tqdm
-
+    from .config import CLASS_WEIGHT_METHODS
     from .training import TrainingCancelled, train
 
     images, labels = _images_and_labels(args)
     started = time.monotonic()
     limit = args.time_limit * 60 if args.time_limit else None
-    bar = tqdm(
-        total=args.epochs * args.steps_per_epoch, unit="step", desc="train", disable=args.quiet
-    )
 
     def progress(report):
         if not report.end_of_epoch:
@@ -228,39 +223,40 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise ValueError("--val-images and --val-labels go together")
         validation = (_read_all(args.val_images), _read_all(args.val_labels))
     class_weights = args.class_weights
-    if class_weights and class_weights not in ("inverse", "median"):
+    if class_weights and class_weights not in CLASS_WEIGHT_METHODS:
         class_weights = [float(w) for w in class_weights.split(",")]
+    total = args.epochs * args.steps_per_epoch
     try:
-        model_file = train(
-            images,
-            labels,
-            out=args.out,
-            arch=args.arch,
-            arch_options=_parse_options(args.arch_option) or None,
-            loss=args.loss,
-            sparse=args.sparse,
-            epochs=args.epochs,
-            steps_per_epoch=args.steps_per_epoch,
-            batch_size=args.batch_size,
-            patch_size=args.patch_size,
-            lr=args.lr,
-            val_fraction=args.val_fraction,
-            validation=validation,
-            init=args.init,
-            schedule=args.schedule,
-            class_weights=class_weights,
-            w0=args.w0,
-            sigma=args.sigma,
-            class_names=args.class_names.split(",") if args.class_names else None,
-            num_workers=args.num_workers,
-            device=args.device,
-            seed=args.seed,
-            resume=args.resume,
-            progress=progress,
-            cancel=(lambda: time.monotonic() - started > limit) if limit else None,
-        )
+        with progress_bar("train", "step", quiet=args.quiet, total=total) as (bar, _):
+            model_file = train(
+                images,
+                labels,
+                out=args.out,
+                arch=args.arch,
+                arch_options=_parse_options(args.arch_option) or None,
+                loss=args.loss,
+                sparse=args.sparse,
+                epochs=args.epochs,
+                steps_per_epoch=args.steps_per_epoch,
+                batch_size=args.batch_size,
+                patch_size=args.patch_size,
+                lr=args.lr,
+                val_fraction=args.val_fraction,
+                validation=validation,
+                init=args.init,
+                schedule=args.schedule,
+                class_weights=class_weights,
+                w0=args.w0,
+                sigma=args.sigma,
+                class_names=args.class_names.split(",") if args.class_names else None,
+                num_workers=args.num_workers,
+                device=args.device,
+                seed=args.seed,
+                resume=args.resume,
+                progress=progress,
+                cancel=(lambda: time.monotonic() - started > limit) if limit else None,
+            )
     except TrainingCancelled:
-        bar.close()
         if not Path(args.out).exists():
             print(
                 f"time limit of {args.time_limit} min reached before the first epoch ended: "
@@ -270,7 +266,6 @@ def cmd_train(args: argparse.Namespace) -> int:
             return 1
         print(f"time limit of {args.time_limit} min reached; the best checkpoint is in {args.out}")
         return 0
-    bar.close()
     print(f"wrote {args.out} ({model_file.info.arch}, {model_file.info.num_classes} classes)")
     return 0
 
@@ -304,22 +299,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Segment the bundled sample with the bundled model; write zarr + PNG; print Dice."""
-    from tqdm import tqdm
-
     from .demo import run_demo
 
-    bar = tqdm(total=None, unit="block", desc=f"segment {args.sample}", disable=args.quiet)
-
-    def progress(done, total):
-        bar.total = total
-        bar.update(done - bar.n)
-
-    try:
+    with progress_bar(f"segment {args.sample}", "block", quiet=args.quiet) as (_, progress):
         result = run_demo(
             args.out, sample=args.sample, model=args.model, tile_size=args.tile, progress=progress
         )
-    finally:
-        bar.close()
     report = result["report"]
     print(f"labels   {result['labels']}")
     print(f"overlay  {result['overlay']}")
@@ -336,18 +321,10 @@ def _print_per_class(report: dict, note: str = "") -> None:
 
 def cmd_submit(args: argparse.Namespace) -> int:
     """Predict a folder of images with one or more models; write a Kaggle submission CSV."""
-    from tqdm import tqdm
-
     from .kaggle import make_submission
 
     columns = tuple(c.strip() for c in args.columns.split(","))
-    bar = tqdm(total=None, unit="image", desc="submit", disable=args.quiet)
-
-    def progress(done, total):
-        bar.total = total
-        bar.update(done - bar.n)
-
-    try:
+    with progress_bar("submit", "image", quiet=args.quiet) as (_, progress):
         out = make_submission(
             args.models,
             args.images,
@@ -362,8 +339,6 @@ def cmd_submit(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             progress=progress,
         )
-    finally:
-        bar.close()
     with open(out) as f:
         n_rows = sum(1 for _ in f) - 1
     print(f"wrote {out} ({n_rows} rows, {len(args.models)} model(s))")
@@ -372,13 +347,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     """Search the threshold and minimum area that maximise the metric; print the table."""
-    from tqdm import tqdm
-
     from .kaggle import tune_postprocessing
 
     images, labels = _read_all(args.images), _read_all(args.labels)
-    bar = tqdm(total=len(images), unit="image", desc="predict", disable=args.quiet)
-    try:
+    with progress_bar("predict", "image", quiet=args.quiet, total=len(images)) as (_, progress):
         result = tune_postprocessing(
             args.model,
             images,
@@ -387,10 +359,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
             tta=args.tta,
             thresholds=args.thresholds,
             min_areas=args.min_areas,
-            progress=lambda done, total: bar.update(done - bar.n),
+            progress=progress,
         )
-    finally:
-        bar.close()
     print(f"{'threshold':>10}{'min area':>10}{args.metric:>10}")
     for row in result["table"][: args.top]:
         print(f"{row['threshold']:>10.2f}{row['min_area']:>10d}{row['score']:>10.4f}")
@@ -412,9 +382,19 @@ def _dask_client(address: str):
     return Client(address)
 
 
+def _device_help(config, default: str) -> str:
+    return f"{' | '.join(config.DEVICE_CHOICES)} or e.g. cuda:1 (default {default})"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from .config import LOSS_NAMES, TrainConfig  # torch-free, like core.tiles
-    from .core.tiles import BLEND_MODES
+    # choice lists and defaults come from the library's torch- and numpy-free config,
+    # so --help lists exactly what the library accepts and answers at once
+    from . import config
+    from .losses.table import loss_names
+    from .samples import SAMPLES
+
+    pred, trn = config.PredictDefaults, config.TrainConfig  # class attributes hold the defaults
+    tta_modes = [m for m in config.TTA_MODES if m]
 
     parser = argparse.ArgumentParser(
         prog="segkit",
@@ -430,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sample", help="write the synthetic nuclei samples with ground truth")
     p.add_argument("out", help="output folder")
-    p.add_argument("--format", choices=("tif", "zarr"), default="tif")
+    p.add_argument("--format", choices=("tif", "zarr"), default="tif")  # CLI-only choice
     p.add_argument("--overwrite", action="store_true", help="replace existing files")
     p.set_defaults(func=cmd_sample)
 
@@ -446,25 +426,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("output_path", metavar="output", help="OUTPUT.zarr (resumable) or OUTPUT.tif")
     p.add_argument("--tile", type=int, help="tile side in pixels (default: the model's)")
     p.add_argument("--overlap", type=float, help="tile overlap fraction (default: the model's)")
-    p.add_argument("--blend", choices=BLEND_MODES, default="gaussian")
-    p.add_argument("--tta", choices=("flips", "d4"), help="test-time augmentation")
-    p.add_argument("--device", default="auto", help="auto | cuda | mps | cpu (default auto)")
-    p.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
-    p.add_argument("--output", choices=("labels", "probabilities", "both"), default="labels")
-    p.add_argument("--prob-dtype", choices=("float32", "float16", "uint8"), default="float32")
+    p.add_argument("--blend", choices=config.BLEND_MODES, default=pred.blend)
+    p.add_argument("--tta", choices=tta_modes, help="test-time augmentation")
+    p.add_argument("--device", default=pred.device, help=_device_help(config, pred.device))
+    p.add_argument(
+        "--batch-size", type=int, default=pred.batch_size, help="tiles per forward pass"
+    )
+    p.add_argument("--output", choices=config.OUTPUTS, default=pred.output)
+    p.add_argument("--prob-dtype", choices=config.PROB_DTYPES, default=pred.prob_dtype)
     p.add_argument("--array", help="array path inside a zarr group input")
     p.add_argument("--axes", help="input axes, e.g. ZYX or CYX (default: inferred)")
-    p.add_argument("--scheduler", help="dask scheduler address, or local:N for N local workers")
+    p.add_argument(
+        "--cluster",
+        "--scheduler",  # the old name, kept working
+        dest="cluster",
+        metavar="ADDRESS",
+        help="run blocks on a dask.distributed cluster: its scheduler address, "
+        "or local:N for N local worker processes",
+    )
     p.add_argument(
         "--resume",
         action="store_true",
-        help="continue an interrupted zarr output (the default when settings match)",
+        help="only continue an interrupted zarr output (an error if there is none to "
+        "continue); without it an unfinished output with the same settings is continued too",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_predict)
 
-    defaults = TrainConfig()
     p = sub.add_parser("train", help="train a model from image and label files")
     p.add_argument("--images", nargs="+", help="image files/stacks/folders")
     p.add_argument("--labels", nargs="+", help="label files (pixel values = class ids)")
@@ -474,7 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
         "an image folder with --labels FOLDER (CamVid style)",
     )
     p.add_argument("--out", required=True, help="model file to write (.safetensors)")
-    p.add_argument("--arch", default="unet_original", help="architecture (see segkit models)")
+    p.add_argument("--arch", default=config.DEFAULT_ARCH, help="architecture (see segkit models)")
     p.add_argument(
         "--arch-option",
         action="append",
@@ -482,29 +471,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="architecture option, repeatable (e.g. width=16 depth=4; segkit models -v)",
     )
     p.add_argument("--init", help="fine-tune this model file instead of starting from scratch")
-    p.add_argument("--loss", default=defaults.loss, choices=LOSS_NAMES)
-    p.add_argument("--class-weights", help="inverse | median (from the labels) | w0,w1,...")
-    p.add_argument("--w0", type=float, default=defaults.w0, help="border weight (border losses)")
-    p.add_argument("--sigma", type=float, default=defaults.sigma, help="border width in pixels")
-    p.add_argument("--schedule", choices=("onecycle", "cosine"), default=defaults.schedule)
+    p.add_argument("--loss", default=trn.loss, choices=loss_names())
+    p.add_argument(
+        "--class-weights",
+        help=f"{' | '.join(config.CLASS_WEIGHT_METHODS)} (from the labels) | w0,w1,...",
+    )
+    p.add_argument("--w0", type=float, default=trn.w0, help="border weight (border losses)")
+    p.add_argument("--sigma", type=float, default=trn.sigma, help="border width in pixels")
+    p.add_argument(
+        "--schedule",
+        choices=config.SCHEDULES,
+        default=trn.schedule,
+        help="learning-rate schedule",
+    )
     p.add_argument("--class-names", help="comma-separated, one per class")
     p.add_argument("--sparse", action="store_true", help="label 0 = unlabeled, classes 1..K")
-    p.add_argument("--epochs", type=int, default=defaults.epochs)
-    p.add_argument("--steps-per-epoch", type=int, default=defaults.steps_per_epoch)
-    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    p.add_argument("--patch-size", type=int, default=defaults.patch_size)
-    p.add_argument("--lr", type=float, default=defaults.lr)
-    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--epochs", type=int, default=trn.epochs)
+    p.add_argument("--steps-per-epoch", type=int, default=trn.steps_per_epoch)
+    p.add_argument("--batch-size", type=int, default=trn.batch_size)
+    p.add_argument("--patch-size", type=int, default=trn.patch_size)
+    p.add_argument("--lr", type=float, default=trn.lr)
+    p.add_argument("--val-fraction", type=float, default=trn.val_fraction)
     p.add_argument("--val-images", nargs="+", help="explicit validation images")
     p.add_argument("--val-labels", nargs="+", help="explicit validation labels")
     p.add_argument(
         "--num-workers",
         type=int,
-        default=defaults.num_workers,
+        default=trn.num_workers,
         help="DataLoader worker processes for patch sampling/augmentation",
     )
-    p.add_argument("--device", default=defaults.device, help="auto | cuda | mps | cpu")
-    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--device", default=trn.device, help=_device_help(config, trn.device))
+    p.add_argument("--seed", type=int, default=trn.seed)
     p.add_argument(
         "--time-limit", type=float, help="stop after this many minutes (keeps the best)"
     )
@@ -525,7 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(zarr labels, overlay PNG, Dice vs ground truth)",
     )
     p.add_argument("--out", default="segkit-demo", help="output folder (default ./segkit-demo)")
-    p.add_argument("--sample", choices=("nuclei_2d", "nuclei_3d"), default="nuclei_2d")
+    p.add_argument("--sample", choices=SAMPLES, default=SAMPLES[0])
     p.add_argument("--model", help="model file (default: the bundled one)")
     p.add_argument("--tile", type=int, default=128, help="tile side (default 128)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -542,8 +539,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--columns", default="ImageId,EncodedPixels", help="the two header names")
     p.add_argument(
         "--layout",
-        choices=("image", "class", "object"),
-        default="image",
+        choices=config.SUBMISSION_LAYOUTS,
+        default=config.SUBMISSION_LAYOUTS[0],
         help="one row per image, per class, or per object (DSB2018)",
     )
     p.add_argument(
@@ -551,13 +548,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="{id}",
         help="row id format: {id}, {class_id}, {class_name} (e.g. {id}_{class_id})",
     )
-    p.add_argument("--tta", choices=("flips", "d4"))
+    p.add_argument("--tta", choices=tta_modes)
     p.add_argument("--threshold", type=float, default=0.5)
     p.add_argument("--min-area", type=int, default=0, help="drop objects smaller than this")
     p.add_argument(
         "--order",
-        choices=("F", "C"),
-        default="F",
+        choices=config.RLE_ORDERS,
+        default=config.RLE_ORDERS[0],
         help="RLE pixel order: F column-major (Kaggle's default), C row-major",
     )
     p.add_argument("--overwrite", action="store_true")
@@ -570,18 +567,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", nargs="+", required=True)
     p.add_argument(
         "--metric",
-        choices=("dice", "map"),
-        default="dice",
+        choices=config.TUNE_METRICS,
+        default=config.TUNE_METRICS[0],
         help="mean per-image Dice, or DSB2018 mean average precision",
     )
     p.add_argument(
         "--thresholds",
         type=float,
         nargs="+",
-        default=[0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7],
+        default=list(config.TUNE_THRESHOLDS),
     )
-    p.add_argument("--min-areas", type=int, nargs="+", default=[0, 10, 25, 50, 100])
-    p.add_argument("--tta", choices=("flips", "d4"))
+    p.add_argument("--min-areas", type=int, nargs="+", default=list(config.TUNE_MIN_AREAS))
+    p.add_argument("--tta", choices=tta_modes)
     p.add_argument("--top", type=int, default=10, help="rows of the table to print")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_tune)

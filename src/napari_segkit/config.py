@@ -1,26 +1,64 @@
-"""Defaults, held once: the library, the CLI and the widgets read them from here.
+"""Defaults and choice lists, held once: the library, the CLI and the widgets read them here.
 
-Kept free of torch so that ``segkit --help`` starts at once.
+Free of numpy and torch, so ``segkit --help`` lists every choice at once. Defaults of
+:class:`TrainConfig` and :class:`PredictDefaults` are readable without building one
+(``TrainConfig.epochs``), which keeps even the augmentation defaults unloaded.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .core.augment import Augmentation
+from .core.choices import BLEND_MODES, DEFAULT_NORMALIZATION, NORMALIZATION_MODES
+
+#: test-time augmentation: none, the 4 flips, or the 8 symmetries of the square
+TTA_MODES = (None, "flips", "d4")
+#: what ``predict`` returns / writes
+OUTPUTS = ("labels", "probabilities", "both")
+#: storage of probabilities (uint8: round(p * 255))
+PROB_DTYPES = ("float32", "float16", "uint8")
+#: learning-rate schedules of the fit loop
+SCHEDULES = ("onecycle", "cosine")
+#: how ``class_weights`` can be computed from the training labels
+CLASS_WEIGHT_METHODS = ("inverse", "median")
+#: ``device=`` names besides explicit torch devices such as "cuda:1"
+DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
+#: Kaggle submissions: one row per image, per class or per object; RLE pixel order
+SUBMISSION_LAYOUTS = ("image", "class", "object")
+RLE_ORDERS = ("F", "C")
+#: what ``segkit tune`` can maximise, and the grid it searches by default
+TUNE_METRICS = ("dice", "map")
+TUNE_THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)
+TUNE_MIN_AREAS = (0, 10, 25, 50, 100)
+#: the architecture new models use unless told otherwise, and its options
+DEFAULT_ARCH = "unet_original"
+DEFAULT_ARCH_OPTIONS = {"unet_original": {"width": 16, "depth": 4}}
 
 
 @dataclass
 class PredictDefaults:
-    """Prediction settings shown by the widget (the library's own defaults are the same)."""
+    """Prediction settings (the library's ``predict`` defaults, shown by the widget)."""
 
+    #: tile side when neither the call nor the model file gives one
+    tile_size: int = 256
     overlap: float = 0.25
     blend: str = "gaussian"
     batch_size: int = 4
+    tta: str | None = None
+    output: str = "labels"
+    prob_dtype: str = "float32"
+    device: str = "auto"
+    #: Y/X side of the blocks written to zarr (a multiple of the output chunks): peak
+    #: memory is about K x block^2 x 8 bytes, independent of the volume's size
+    block_size: int = 2048
+    #: Y/X side of zarr output chunks
+    chunk_size: int = 512
 
 
-#: loss names (torch-free copy for the CLI's choices; napari_segkit.losses.LOSSES holds them)
-LOSS_NAMES = ("dice", "ce", "weighted_ce", "border_ce", "dice+ce", "dice+border_ce")
+def _default_augmentation():
+    from .core.augment import Augmentation  # numpy + scipy: only when a config is built
+
+    return Augmentation()
 
 
 @dataclass
@@ -47,4 +85,28 @@ class TrainConfig:
     class_weights: list | str | None = None
     #: learning-rate schedule: "onecycle" (warm-up then cosine decay) or "cosine" (decay only)
     schedule: str = "onecycle"
-    augmentation: Augmentation = field(default_factory=Augmentation)
+    #: fraction of the planes held out for validation by ``train()``
+    val_fraction: float = 0.2
+    augmentation: Augmentation = field(default_factory=_default_augmentation)  # noqa: F821
+
+
+__all__ = [
+    "BLEND_MODES",
+    "CLASS_WEIGHT_METHODS",
+    "DEVICE_CHOICES",
+    "DEFAULT_ARCH",
+    "DEFAULT_ARCH_OPTIONS",
+    "DEFAULT_NORMALIZATION",
+    "NORMALIZATION_MODES",
+    "OUTPUTS",
+    "PROB_DTYPES",
+    "RLE_ORDERS",
+    "SCHEDULES",
+    "SUBMISSION_LAYOUTS",
+    "TUNE_METRICS",
+    "TUNE_MIN_AREAS",
+    "TUNE_THRESHOLDS",
+    "TTA_MODES",
+    "PredictDefaults",
+    "TrainConfig",
+]

@@ -13,20 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._sample_data import SAMPLE_DIR, load_sample
-
-#: the bundled default model (2 classes: background, nucleus)
-DEFAULT_MODEL = SAMPLE_DIR / "nuclei_unet.safetensors"
-
-
-def default_model_path() -> Path:
-    """Path of the bundled default model; FileNotFoundError with the fix if it is missing."""
-    if not DEFAULT_MODEL.exists():
-        raise FileNotFoundError(
-            f"the bundled default model {DEFAULT_MODEL} is missing; reinstall napari-segkit or "
-            "re-create it with the command in the README (section 'The bundled default model')"
-        )
-    return DEFAULT_MODEL
+from .samples import default_model_path, load_sample
 
 
 def overlay_rgb(

@@ -321,7 +321,7 @@ def test_sample_segmented_by_the_default_model(make_napari_viewer):
 
 
 def test_predict_widget_preselects_the_bundled_model(make_napari_viewer):
-    from napari_segkit.demo import DEFAULT_MODEL
+    from napari_segkit.samples import DEFAULT_MODEL
 
     widget = dock(make_napari_viewer(), "Predict")
     assert widget.model.value == DEFAULT_MODEL

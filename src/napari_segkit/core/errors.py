@@ -33,5 +33,9 @@ class IncompleteOutputError(StackReadError):
     """A prediction output that was interrupted (not marked complete)."""
 
 
+class InputError(ValueError):
+    """An image cannot be segmented as given: wrong shape, axes, channels, or values."""
+
+
 class StackWriteError(ValueError):
     """Data cannot be written to the requested path (bad extension, dtype or existing output)."""

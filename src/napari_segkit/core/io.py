@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .atomic import atomic_path
 from .errors import (
     CorruptFileError,
     EmptyFolderError,
@@ -145,7 +144,7 @@ def read_stack(
         raise FileNotFoundError(f"No such file or folder: '{path}'")
     name = path.name.lower()
     if path.is_dir():
-        if name.endswith(ZARR_SUFFIXES) or _looks_like_zarr(path):
+        if is_zarr_store(path):
             return _read_zarr(path, array=array, lazy=lazy)
         return _read_folder(path, lazy=lazy)
     if name.endswith(TIFF_SUFFIXES):
@@ -166,8 +165,36 @@ def _is_dask(data) -> bool:
     return type(data).__module__.startswith("dask.")
 
 
-def _looks_like_zarr(path: Path) -> bool:
-    return any((path / f).exists() for f in ("zarr.json", ".zarray", ".zgroup"))
+def is_zarr_store(path: str | os.PathLike) -> bool:
+    """True when `path` is a zarr store on disk (v2 or v3, array or group).
+
+    A folder counts when its name ends in ``.zarr`` or it holds zarr's metadata file
+    (``zarr.json``, ``.zarray`` or ``.zgroup``), whatever its name.
+
+    Parameters
+    ----------
+    path : path
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> is_zarr_store(folder), is_zarr_store(folder / "missing.zarr")
+    (False, False)
+    >>> _ = (folder / "zarr.json").write_text("{}")
+    >>> is_zarr_store(folder)
+    True
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return False
+    return path.name.lower().endswith(ZARR_SUFFIXES) or any(
+        (path / f).exists() for f in ("zarr.json", ".zarray", ".zgroup")
+    )
 
 
 def _want_lazy(lazy: bool | None, nbytes: int) -> bool:
@@ -358,7 +385,7 @@ def zarr_arrays(path: str | os.PathLike) -> list[str]:
     For pickers (the Load widget): ``read_stack(path, array=name)`` opens one.
     """
     p = Path(path)
-    if not (p.is_dir() and (p.name.lower().endswith(".zarr") or _looks_like_zarr(p))):
+    if not is_zarr_store(p):
         return []
     import zarr
 
@@ -615,22 +642,18 @@ def write_stack(
     if not path.parent.is_dir():
         raise StackWriteError(f"Cannot write '{path}': folder '{path.parent}' does not exist.")
     name = path.name.lower()
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
-    try:
+    if not name.endswith(TIFF_SUFFIXES + ZARR_SUFFIXES) and "." in path.name:
+        raise StackWriteError(
+            f"Cannot write '{path}': unsupported extension '{path.suffix}' "
+            "(use .tif, .tiff, .ome.tif, .zarr, or no extension for a folder of slices)."
+        )
+    with atomic_path(path) as tmp:
         if name.endswith(TIFF_SUFFIXES):
             _write_tiff(tmp, data, axes, scale)
         elif name.endswith(ZARR_SUFFIXES):
             _write_zarr(tmp, data, axes, scale, chunks)
-        elif "." not in path.name:
-            _write_folder(tmp, data, axes)
         else:
-            raise StackWriteError(
-                f"Cannot write '{path}': unsupported extension '{path.suffix}' "
-                "(use .tif, .tiff, .ome.tif, .zarr, or no extension for a folder of slices)."
-            )
-        _replace(tmp, path)
-    finally:
-        _remove(tmp)
+            _write_folder(tmp, data, axes)
     return path
 
 
@@ -696,25 +719,3 @@ def _write_folder(path: Path, data, axes: str) -> None:
     path.mkdir()
     for i in range(data.shape[0]):
         tifffile.imwrite(path / f"slice_{i:04d}.tif", np.asarray(data[i]), compression="zlib")
-
-
-def _replace(tmp: Path, final: Path) -> None:
-    """Move `tmp` to `final`; an existing `final` is kept aside until the move succeeded."""
-    if not final.exists():
-        os.replace(tmp, final)
-        return
-    backup = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.old")
-    os.replace(final, backup)
-    try:
-        os.replace(tmp, final)
-    except BaseException:
-        os.replace(backup, final)  # put the user's file back
-        raise
-    _remove(backup)
-
-
-def _remove(p: Path) -> None:
-    if p.is_dir():
-        shutil.rmtree(p, ignore_errors=True)
-    elif p.exists():
-        p.unlink()

@@ -10,7 +10,7 @@ from itertools import product
 
 import numpy as np
 
-BLEND_MODES = ("gaussian", "linear", "centre")
+from .choices import BLEND_MODES
 
 
 def tile_starts(size: int, tile: int, overlap: float, align: int = 1) -> list[int]:

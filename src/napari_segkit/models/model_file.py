@@ -19,13 +19,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import uuid
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 
 import torch
 
+from ..core.atomic import atomic_path
+from ..core.choices import DEFAULT_NORMALIZATION
 from .wrapper import SegmentationModel
 
 FORMAT = "napari-segkit-model"
@@ -69,9 +70,7 @@ class ModelInfo:
     pad_mode: str = "reflect"
     class_names: list = field(default_factory=list)
     class_colors: list = field(default_factory=list)
-    normalization: dict = field(
-        default_factory=lambda: {"mode": "percentile", "low": 1.0, "high": 99.8}
-    )
+    normalization: dict = field(default_factory=lambda: dict(DEFAULT_NORMALIZATION))
     tile_size: list = field(default_factory=lambda: [256, 256])
     overlap: float = 0.25
     training: dict = field(default_factory=dict)
@@ -192,14 +191,42 @@ def save_model(
         raise FileNotFoundError(
             f"Cannot save model to '{path}': folder '{path.parent}' does not exist"
         )
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
-    try:
+    with atomic_path(path) as tmp:
         st_save_model(model, str(tmp), metadata={META_KEY: json.dumps(asdict(info))})
         os.chmod(tmp, 0o666 & ~_umask())  # safetensors creates 0600 files; use normal permissions
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
+
+
+def file_kind(path: str | os.PathLike) -> str:
+    """What a model file is, judged by its structure (never by unpickling it).
+
+    Parameters
+    ----------
+    path : path
+        An existing file.
+
+    Returns
+    -------
+    {"safetensors", "pickle", "zip", "unknown"}
+        "safetensors": an 8-byte little-endian header length N that fits in the file,
+        followed by a JSON object (``{``). "zip": a zip archive (``torch.save``'s
+        default format). "pickle": a pickle stream (protocol 2-5 header ``0x80 0x02-0x05``).
+        The safetensors test comes first: a valid file whose header length happens to
+        start with byte 0x80 (about 1 in 32, headers are padded to 8 bytes) is not a
+        pickle.
+    """
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        head = f.read(9)
+    if len(head) == 9:
+        header_length = int.from_bytes(head[:8], "little")
+        if 2 <= header_length <= size - 8 and head[8:9] == b"{":
+            return "safetensors"
+    if head[:4] == b"PK\x03\x04":
+        return "zip"
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return "pickle"
+    return "unknown"
 
 
 def read_model_info(path: str | os.PathLike) -> ModelInfo:
@@ -209,9 +236,8 @@ def read_model_info(path: str | os.PathLike) -> ModelInfo:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No model file at '{path}'")
-    with open(path, "rb") as f:
-        head = f.read(8)
-    if head[:2] == b"PK" or head[:1] == b"\x80":
+    kind = file_kind(path)
+    if kind in ("pickle", "zip"):
         raise ModelFileError(
             f"'{path}' is a pickle / torch.save file. napari-segkit does not unpickle model files, "
             "because unpickling can run arbitrary code. Re-save it as a napari-segkit model "

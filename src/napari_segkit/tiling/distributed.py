@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 
-from .engine import PredictionCancelled, is_cancelled, resolve_device
-from .source import Volume
+from ..core.volume import Volume
+from ..jobs import PredictionCancelled, raise_if_cancelled, report
+from ..runtime import resolve_device
 
 _WORKER_MODELS: dict = {}  # (path, mtime) -> loaded model, per worker process
 
@@ -80,10 +81,8 @@ def run_on_cluster(
         for future in as_completed(futures):
             future.result()  # re-raises a worker's error here
             done += 1
-            if progress is not None:
-                progress(done, len(blocks))
-            if is_cancelled(cancel):
-                raise PredictionCancelled("prediction cancelled")
+            report(progress, done, len(blocks))
+            raise_if_cancelled(cancel, PredictionCancelled, "prediction cancelled")
     finally:
         for f in futures:
             f.cancel()

@@ -8,23 +8,8 @@ import numpy as np
 import torch
 
 from ..core.tiles import blend_weights, tile_starts, tiles_for_block
-from .source import Volume, apply_normalization
-
-TTA_MODES = (None, "flips", "d4")
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"``: CUDA, then MPS, then CPU; anything else as torch understands it."""
-    if str(device) == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' was asked for but torch sees no CUDA GPU here")
-    return device
+from ..core.volume import Volume, apply_normalization
+from ..jobs import PredictionCancelled, raise_if_cancelled
 
 
 def _transforms(tta):
@@ -67,7 +52,7 @@ class TileEngine:
     device : torch.device
     tta : None, "flips" or "d4"
     norm_stats : dict or None
-        From :func:`~napari_segkit.tiling.source.normalization_stats`.
+        From :func:`~napari_segkit.core.volume.normalization_stats`.
     amp : bool
         Autocast (fp16 / bf16) on CUDA.
     align : int
@@ -116,8 +101,7 @@ class TileEngine:
         acc = np.zeros((k, bh, bw), np.float32)
         wsum = np.zeros((bh, bw), np.float32)
         for i in range(0, len(tiles), self.batch_size):
-            if is_cancelled(cancel):
-                raise PredictionCancelled("prediction cancelled")
+            raise_if_cancelled(cancel, PredictionCancelled, "prediction cancelled")
             batch = tiles[i : i + self.batch_size]
             x = np.stack(
                 [
@@ -173,14 +157,3 @@ class TileEngine:
             total = probs if total is None else total + probs
         # back to NCHW: blending slices the numpy array per tile, fastest when contiguous
         return (total / len(transforms)).contiguous().cpu().numpy()
-
-
-class PredictionCancelled(Exception):
-    """Raised when the `cancel` event / callable asks prediction to stop."""
-
-
-def is_cancelled(cancel) -> bool:
-    """True when `cancel` (None, a threading.Event or a callable) asks to stop."""
-    if cancel is None:
-        return False
-    return cancel.is_set() if hasattr(cancel, "is_set") else bool(cancel())

@@ -11,25 +11,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..core.tiles import BLEND_MODES, block_plan
-from .engine import TTA_MODES, PredictionCancelled, TileEngine, resolve_device
+from ..config import BLEND_MODES, OUTPUTS, PROB_DTYPES, TTA_MODES, PredictDefaults
+from ..core.tiles import block_plan
+from ..core.volume import Volume, normalization_stats
+from ..jobs import report
+from ..runtime import resolve_device
+from .engine import TileEngine
 from .optimize import fuse_for_inference
-from .sink import (
-    PROB_DTYPES,
-    ZarrSink,
-    encode_probabilities,
-    labels_dtype,
-    labels_from_probabilities,
-)
-from .source import InputError, Volume, normalization_stats
+from .sink import ZarrSink, encode_probabilities, labels_dtype, labels_from_probabilities
 
-OUTPUTS = ("labels", "probabilities", "both")
-DEFAULT_TILE = 256
-DEFAULT_OVERLAP = 0.25
-#: Y/X side of the blocks written to zarr (a multiple of the output chunks): peak memory
-#: is about K x block^2 x 8 bytes, independent of the volume's size.
-DEFAULT_BLOCK = 2048
-DEFAULT_CHUNK = 512
+_DEFAULTS = PredictDefaults()
 
 
 @dataclass
@@ -81,16 +72,17 @@ def predict(
     axes: str | None = None,
     tile_size: int | tuple[int, int] | None = None,
     overlap: float | None = None,
-    blend: str = "gaussian",
-    batch_size: int = 4,
-    device: str = "auto",
-    tta: str | None = None,
-    output: str = "labels",
-    prob_dtype: str = "float32",
+    blend: str = _DEFAULTS.blend,
+    batch_size: int = _DEFAULTS.batch_size,
+    device: str = _DEFAULTS.device,
+    tta: str | None = _DEFAULTS.tta,
+    output: str = _DEFAULTS.output,
+    prob_dtype: str = _DEFAULTS.prob_dtype,
     normalization="model",
     out: str | os.PathLike | None = None,
-    block_size: int = DEFAULT_BLOCK,
+    block_size: int = _DEFAULTS.block_size,
     overwrite: bool = False,
+    resume: bool | None = None,
     progress=None,
     cancel=None,
     client=None,
@@ -139,6 +131,11 @@ def predict(
         Y/X side of the blocks written to `out` (rounded to whole output chunks).
     overwrite : bool
         Replace an existing `out` made with other settings.
+    resume : bool, optional
+        None (default): continue an unfinished `out` made with the same settings,
+        start a new one otherwise. True: only continue (an error when `out` is
+        missing or was made with other settings). False: refuse to continue an
+        unfinished `out` (pass `overwrite` to start again).
     progress : callable, optional
         ``progress(done, total)`` after each block.
     cancel : threading.Event or callable, optional
@@ -184,14 +181,16 @@ def predict(
     dev = resolve_device(device)
     resolved = _resolve_model(model, dev)
     info = resolved.info
-    tile = tile_size if tile_size is not None else (info.tile_size if info else DEFAULT_TILE)
+    tile = (
+        tile_size if tile_size is not None else (info.tile_size if info else _DEFAULTS.tile_size)
+    )
     tile = (int(tile), int(tile)) if np.isscalar(tile) else tuple(int(t) for t in tile)
     if len(tile) != 2 or min(tile) < 1:
         raise ValueError(f"tile_size must be an int or (height, width), got {tile_size!r}")
     if tta == "d4" and tile[0] != tile[1]:
         raise ValueError(f"tta='d4' rotates tiles, so it needs square tiles; got {tile}")
     overlap = float(
-        overlap if overlap is not None else (info.overlap if info else DEFAULT_OVERLAP)
+        overlap if overlap is not None else (info.overlap if info else _DEFAULTS.overlap)
     )
     if not 0 <= overlap < 1:
         raise ValueError(f"overlap must be in [0, 1), got {overlap}")
@@ -239,6 +238,7 @@ def predict(
         prob_dtype=prob_dtype,
         block_size=int(block_size),
         overwrite=overwrite,
+        resume=resume,
         progress=progress,
         cancel=cancel,
         client=client,
@@ -260,7 +260,8 @@ def _predict_in_memory(engine, volume, output, prob_dtype, progress, cancel):
     k = max(engine.num_classes, 1)
     # whole planes as blocks (no tile is predicted twice) unless a plane is huge
     blocks = _plane_blocks(
-        volume, max(4096, engine.tile[0]) if max(volume.shape[1:3]) <= 4096 else DEFAULT_BLOCK
+        volume,
+        max(4096, engine.tile[0]) if max(volume.shape[1:3]) <= 4096 else _DEFAULTS.block_size,
     )
     labels = np.zeros(volume.spatial_shape, labels_dtype(k)) if output != "probabilities" else None
     probs = np.zeros((k, *volume.spatial_shape), prob_dtype) if output != "labels" else None
@@ -271,8 +272,7 @@ def _predict_in_memory(engine, volume, output, prob_dtype, progress, cancel):
             labels[index] = labels_from_probabilities(p)
         if probs is not None:
             probs[(slice(None), *index)] = encode_probabilities(p, prob_dtype)
-        if progress is not None:
-            progress(done, len(blocks))
+        report(progress, done, len(blocks))
     return {"labels": labels, "probabilities": probs, "both": (labels, probs)}[output]
 
 
@@ -286,13 +286,14 @@ def _predict_to_zarr(
     prob_dtype,
     block_size,
     overwrite,
+    resume,
     progress,
     cancel,
     client,
     image,
     axes,
 ):
-    chunk = min(DEFAULT_CHUNK, block_size)
+    chunk = min(_DEFAULTS.chunk_size, block_size)
     block = max(chunk, block_size // chunk * chunk)  # whole chunks: no two blocks share a chunk
     blocks = _plane_blocks(volume, block)
     chunks = ((1,) if volume.is_stack else ()) + (chunk, chunk)
@@ -322,10 +323,10 @@ def _predict_to_zarr(
         fingerprint=_fingerprint(resolved, settings),
         n_blocks=len(blocks),
         overwrite=overwrite,
+        resume=resume,
     )
     todo = [i for i in range(len(blocks)) if i not in finished]
-    if progress is not None:
-        progress(len(finished), len(blocks))
+    report(progress, len(finished), len(blocks))
     if client is not None:
         from .distributed import run_on_cluster
 
@@ -348,10 +349,9 @@ def _predict_to_zarr(
             z, b = blocks[i]
             probs = engine.block_probabilities(volume, z, b, cancel)
             sink.write_block(i, _spatial_index(volume, z, b), probs, prob_dtype)
-            if progress is not None:
-                progress(n, len(blocks))
+            report(progress, n, len(blocks))
     sink.mark_complete()
     return sink.open_results(output)
 
 
-__all__ = ["InputError", "PredictionCancelled", "predict"]
+__all__ = ["predict"]

@@ -21,8 +21,6 @@ from pathlib import Path
 
 import numpy as np
 
-PROB_DTYPES = ("float32", "float16", "uint8")
-
 
 class OutputExistsError(ValueError):
     """The output exists and was made with other settings (or is complete) and overwrite is off."""
@@ -66,15 +64,33 @@ class ZarrSink:
         fingerprint,
         n_blocks,
         overwrite,
+        resume=None,
     ) -> set[int]:
-        """Create the output, or reopen it to resume. Returns the finished block ids."""
+        """Create the output, or reopen it to resume. Returns the finished block ids.
+
+        `resume`: None continues an unfinished output made with the same settings and
+        starts a new one otherwise; True insists on continuing one (an error when there
+        is none); False refuses to continue one (start again with `overwrite`).
+        """
         import zarr
 
+        if resume and overwrite:
+            raise ValueError("resume and overwrite exclude each other: choose one")
+        if resume and not self.path.exists():
+            raise FileNotFoundError(f"Nothing to resume: '{self.path}' does not exist")
         if self.path.exists():
             state = self.state()
             same = state is not None and state.get("fingerprint") == fingerprint
             if same and not overwrite:
-                return set(range(n_blocks)) if state.get("complete") else self.finished_blocks()
+                if state.get("complete"):
+                    return set(range(n_blocks))
+                if resume is False:
+                    raise OutputExistsError(
+                        f"Output '{self.path}' holds an unfinished prediction with these "
+                        "settings; resume it (resume=True, --resume) or start again "
+                        "(overwrite=True, --overwrite)."
+                    )
+                return self.finished_blocks()
             if not overwrite:
                 what = (
                     "was made with other settings"

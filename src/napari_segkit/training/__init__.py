@@ -1,9 +1,9 @@
 """Training from annotated images: checked data, augmented patches, the fit loop."""
 
+from ..config import TrainConfig
+from ..jobs import TrainingCancelled
 from .data import IGNORE_INDEX, PatchDataset, TrainingDataError, TrainingSet, prepare_training_set
 from .loop import (
-    TrainConfig,
-    TrainingCancelled,
     TrainReport,
     fit,
     split_validation,

@@ -94,7 +94,9 @@ def prepare_training_set(
         Empty or unequal lists, shape mismatch, NaN/inf in an image, labels beyond
         `num_classes`, no labelled pixel at all.
     """
-    from ..tiling.source import InputError, Volume, apply_normalization, normalization_stats
+    from ..core.choices import DEFAULT_NORMALIZATION
+    from ..core.errors import InputError
+    from ..core.volume import Volume, apply_normalization, normalization_stats
 
     if isinstance(images, np.ndarray) or isinstance(labels, np.ndarray):
         raise TrainingDataError("images and labels must be lists of arrays (one entry per image)")
@@ -103,7 +105,7 @@ def prepare_training_set(
         raise TrainingDataError("no training images were given")
     if len(images) != len(labels):
         raise TrainingDataError(f"{len(images)} images but {len(labels)} label images")
-    normalization = normalization or {"mode": "percentile", "low": 1.0, "high": 99.8}
+    normalization = normalization or DEFAULT_NORMALIZATION
     out_images, out_targets, source, max_label = [], [], [], 0
     for i, (image, label) in enumerate(zip(images, labels, strict=False)):
         label = np.asarray(label)

@@ -11,17 +11,24 @@ continues where it stopped; it is removed when training ends normally.
 from __future__ import annotations
 
 import os
-import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..config import TrainConfig
+from ..config import (
+    CLASS_WEIGHT_METHODS,
+    DEFAULT_ARCH,
+    DEFAULT_ARCH_OPTIONS,
+    SCHEDULES,
+    TrainConfig,
+)
+from ..core.atomic import atomic_path
 from ..core.metrics import segmentation_report
-from ..losses import LOSSES, WEIGHT_MAP_LOSSES, get_loss
-from ..tiling.engine import is_cancelled
+from ..jobs import TrainingCancelled, is_cancelled
+from ..losses.table import get_loss, get_loss_spec
+from ..runtime import import_torch_compiler_safely, resolve_device
 from .data import IGNORE_INDEX, PatchDataset, TrainingSet
 
 
@@ -43,46 +50,16 @@ class TrainReport:
     end_of_epoch: bool = False
 
 
-class TrainingCancelled(Exception):
-    """Raised by :func:`fit` when `cancel` is set (the best model so far stays saved)."""
-
-
-SCHEDULES = ("onecycle", "cosine")
-
-
-def import_torch_compiler_safely() -> None:
-    """Import torch._dynamo without triton when an OpenGL stack (napari / vispy) is loaded.
-
-    torch's optimisers import torch._dynamo on first use, which imports triton if it is
-    installed (CUDA builds ship it). Loading triton's LLVM after napari has created an
-    OpenGL context on Mesa (llvmpipe: virtual machines, remote desktops, headless CI)
-    crashes the process with a segfault -- reproduced here with torch 2.14 / triton 3.8,
-    from the main thread and from workers alike. Training never uses torch.compile, so
-    in such a process torch._dynamo is imported with triton hidden and torch records
-    "no triton" for the session. Scripts and the CLI (no GL) are untouched.
-    """
-    import sys
-
-    if "vispy" not in sys.modules or "torch._dynamo" in sys.modules or "triton" in sys.modules:
-        return
-    sys.modules["triton"] = None  # `import triton` now raises ImportError
-    try:
-        import torch._dynamo  # noqa: F401
-    finally:
-        del sys.modules["triton"]
-
-
 def check_config(config: TrainConfig) -> None:
     """Raise ValueError for settings that would only fail later, mid-training."""
-    if config.loss not in LOSSES:
-        raise ValueError(f"Unknown loss {config.loss!r}. Available: {', '.join(LOSSES)}")
+    get_loss_spec(config.loss)  # ValueError listing the losses
     if config.schedule not in SCHEDULES:
         raise ValueError(
             f"Unknown schedule {config.schedule!r}. Available: {', '.join(SCHEDULES)}"
         )
-    if isinstance(config.class_weights, str) and config.class_weights not in ("inverse", "median"):
+    if isinstance(config.class_weights, str) and config.class_weights not in CLASS_WEIGHT_METHODS:
         raise ValueError(
-            f"class_weights must be a list of floats, 'inverse' or 'median', "
+            f"class_weights must be a list of floats or one of {', '.join(CLASS_WEIGHT_METHODS)}, "
             f"got {config.class_weights!r}"
         )
     for name in ("epochs", "steps_per_epoch", "batch_size", "patch_size"):
@@ -103,8 +80,8 @@ def resolve_class_weights(config: TrainConfig, train: TrainingSet) -> TrainConfi
     from ..core.weight_maps import compute_class_weights
 
     method = config.class_weights
-    if method is None and config.loss == "weighted_ce":
-        method = "inverse"
+    if method is None and get_loss_spec(config.loss).class_weights == "required":
+        method = CLASS_WEIGHT_METHODS[0]
     if not isinstance(method, str):
         if method is not None and len(method) != train.num_classes:
             raise ValueError(f"{len(method)} class weights for {train.num_classes} classes")
@@ -116,10 +93,12 @@ def resolve_class_weights(config: TrainConfig, train: TrainingSet) -> TrainConfi
 
 
 def _loss(config: TrainConfig):
+    """The configured loss, given the options its table entry says it takes."""
+    spec = get_loss_spec(config.loss)
     options = {"ignore_index": IGNORE_INDEX}
-    if config.loss.startswith("dice"):
+    if spec.squared_dice:
         options["squared"] = config.squared_dice
-    if config.loss != "dice" and config.class_weights is not None:
+    if spec.class_weights != "never" and config.class_weights is not None:
         options["class_weights"] = config.class_weights
     return get_loss(config.loss, **options)
 
@@ -162,7 +141,6 @@ def fit(
         Continue from the resume state beside `out` if there is one.
     """
     from ..models import save_model
-    from ..tiling.engine import resolve_device
 
     check_config(config)
     import_torch_compiler_safely()  # inside napari (console or widget): see its docstring
@@ -173,6 +151,7 @@ def fit(
     model.to(device)
     torch.manual_seed(config.seed)
     criterion = _loss(config).to(device)
+    needs_weight_map = get_loss_spec(config.loss).weight_map
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
@@ -184,9 +163,7 @@ def fit(
         length=config.steps_per_epoch * config.batch_size,
         augmentation=config.augmentation,
         seed=config.seed,
-        border_weights={"w0": config.w0, "sigma": config.sigma}
-        if config.loss in WEIGHT_MAP_LOSSES
-        else None,
+        border_weights={"w0": config.w0, "sigma": config.sigma} if needs_weight_map else None,
     )
     start_epoch, best_score, stale = 0, -np.inf, 0
     if resume and state_path.exists():
@@ -225,7 +202,7 @@ def fit(
             with torch.autocast(device.type, enabled=use_amp):
                 logits = model(image)
             logits = logits.float()
-            if config.loss in WEIGHT_MAP_LOSSES:
+            if needs_weight_map:
                 loss = criterion(logits, target, weights)
             else:
                 loss = criterion(logits, target)
@@ -320,8 +297,7 @@ def _jsonable_config(config: TrainConfig) -> dict:
 
 def _save_state(path: Path, model, optimizer, scheduler, epoch, best_score, stale) -> None:
     """Atomic: a crash mid-write never leaves a truncated state under the final name."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
-    try:
+    with atomic_path(path) as tmp:
         torch.save(
             {
                 "model": model.state_dict(),
@@ -333,9 +309,6 @@ def _save_state(path: Path, model, optimizer, scheduler, epoch, best_score, stal
             },
             tmp,
         )
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def split_validation(data: TrainingSet, fraction: float, seed: int = 0):
@@ -373,12 +346,11 @@ def train_iter(
     labels,
     *,
     out,
-    arch: str = "unet_original",
+    arch: str = DEFAULT_ARCH,
     arch_options: dict | None = None,
     sparse: bool = False,
     num_classes: int | None = None,
     class_names=None,
-    val_fraction: float = 0.2,
     validation=None,
     init=None,
     config: TrainConfig | None = None,
@@ -400,8 +372,6 @@ def train_iter(
     out : path
         Model file to write (the best checkpoint, atomically).
     arch, arch_options : registry name and options (see ``list_architectures()``).
-    val_fraction : float
-        Fraction of the planes held out for validation (none with a single plane).
     validation : (images, labels), optional
         Explicit validation data (same conventions); `val_fraction` is then ignored.
     init : path or ModelFile, optional
@@ -409,7 +379,8 @@ def train_iter(
         `arch_options` are ignored) -- correct labels in napari, retrain a few epochs,
         predict again. Its class count must match the labels'.
     config : TrainConfig, optional; ``**config_overrides`` change single fields
-        (``epochs=5, loss="border_ce"``).
+        (``epochs=5, loss="border_ce"``); ``val_fraction`` is the fraction of the
+        planes held out for validation (none with a single plane).
     cancel : Event or callable, optional
         Checked before every step (raises :class:`TrainingCancelled`).
     resume : bool
@@ -449,7 +420,7 @@ def train_iter(
                 f"training images {data.in_channels}"
             )
     else:
-        train_set, val_set = split_validation(data, val_fraction, config.seed)
+        train_set, val_set = split_validation(data, config.val_fraction, config.seed)
     return (
         yield from _train_one(
             train_set,
@@ -510,7 +481,7 @@ def _train_one(
         model = copy.deepcopy(base.model)  # the caller's ModelFile stays as it was
     else:
         if arch_options is None:
-            arch_options = {"width": 16, "depth": 4} if arch == "unet_original" else {}
+            arch_options = DEFAULT_ARCH_OPTIONS.get(arch, {})
         torch.manual_seed(config.seed)
         model = build_model(arch, train_set.in_channels, train_set.num_classes, **arch_options)
     save_kwargs = {
@@ -545,7 +516,7 @@ def train_kfold(
     *,
     out_dir,
     k: int = 5,
-    arch: str = "unet_original",
+    arch: str = DEFAULT_ARCH,
     arch_options: dict | None = None,
     sparse: bool = False,
     num_classes: int | None = None,

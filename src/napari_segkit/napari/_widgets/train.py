@@ -19,8 +19,8 @@ from magicgui.widgets import (
 from napari.layers import Image, Labels, Layer
 from napari.utils.notifications import show_error, show_info
 
-from ..config import LOSS_NAMES, TrainConfig
-from ..training.loop import import_torch_compiler_safely
+from ...config import CLASS_WEIGHT_METHODS, DEFAULT_ARCH, TrainConfig
+from ...losses.table import loss_names
 from ._jobs import JobPanel
 from ._layers import layer_choices
 from ._plot import CurvePlot
@@ -36,7 +36,8 @@ class TrainWidget(Container):
     """
 
     def __init__(self, viewer: napari.viewer.Viewer):  # noqa: F821 -- napari injects it
-        from ..models import list_architectures
+        from ...models import list_architectures
+        from ...runtime import import_torch_compiler_safely
 
         import_torch_compiler_safely()  # on the UI thread, before any training starts
         self.viewer = viewer
@@ -48,15 +49,17 @@ class TrainWidget(Container):
         self.class_names.native.setPlaceholderText("background, nucleus, ...")
         self.arch = ComboBox(
             label="architecture",
-            value="unet_original",
+            value=DEFAULT_ARCH,
             choices=[(a["name"], a["name"]) for a in list_architectures()],
         )
         self.arch.native.setToolTip(
             "\n".join(f"{a['name']}: {a['description']}" for a in list_architectures())
         )
-        self.loss = ComboBox(label="loss", choices=LOSS_NAMES, value=d.loss)
+        self.loss = ComboBox(label="loss", choices=loss_names(), value=d.loss)
         self.class_weighting = ComboBox(
-            label="class weights", value="none", choices=("none", "inverse", "median")
+            label="class weights",
+            value=None,
+            choices=[("none", None), *((m, m) for m in CLASS_WEIGHT_METHODS)],
         )
         self.epochs = SpinBox(label="epochs", value=d.epochs, min=1, max=10000)
         self.steps = SpinBox(label="steps per epoch", value=d.steps_per_epoch, min=1, max=100000)
@@ -65,7 +68,7 @@ class TrainWidget(Container):
         )
         self.batch_size = SpinBox(label="batch size", value=d.batch_size, min=1, max=256)
         self.val_fraction = FloatSpinBox(
-            label="validation fraction", value=0.2, min=0.0, max=0.5, step=0.05
+            label="validation fraction", value=d.val_fraction, min=0.0, max=0.5, step=0.05
         )
         self.out = FileEdit(
             label="save model to",
@@ -116,7 +119,7 @@ class TrainWidget(Container):
             "arch": self.arch.value,
             "loss": self.loss.value,
             "sparse": self.sparse.value,
-            "class_weights": None if weighting == "none" else weighting,
+            "class_weights": weighting,
             "epochs": self.epochs.value,
             "steps_per_epoch": self.steps.value,
             "patch_size": self.patch_size.value,
@@ -145,8 +148,8 @@ class TrainWidget(Container):
         self.plot.clear()
 
         def work(progress, cancel):
-            from ..tiling import predict
-            from ..training import train
+            from ...tiling import predict
+            from ...training import train
 
             model_file = train(
                 image_data,
@@ -182,7 +185,7 @@ class TrainWidget(Container):
             )
 
     def _done(self, image_layer, model_file, prediction) -> None:
-        from ..layer_data import model_prediction_layers
+        from ..layers import model_prediction_layers
 
         show_info(f"Train: saved {model_file.path}")
         self.summary.value = f"saved {model_file.path}"

@@ -6,7 +6,7 @@ from magicgui.widgets import ComboBox, Container, FloatSpinBox, PushButton
 from napari.layers import Labels, Layer
 from napari.utils.notifications import show_error
 
-from ..config import TrainConfig
+from ...config import TrainConfig
 from ._layers import layer_choices
 
 
@@ -38,7 +38,7 @@ class BorderWeightsWidget(Container):
 
     def run(self, *_):
         """Add the weight map as an image layer; returns it (None after an error)."""
-        from ..layer_data import weight_map_layer
+        from ..layers import weight_map_layer
 
         layer = self.source.value
         if layer is None:

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import EmptyFolderError, StackReadError
-from .io import SLICE_SUFFIXES, natural_key, read_stack
-from .rle import RLEError, rle_decode
+from ..core.errors import EmptyFolderError, StackReadError
+from ..core.io import SLICE_SUFFIXES, is_zarr_store, natural_key, read_stack
+from ..core.rle import RLEError, rle_decode
 
 
 @dataclass
@@ -261,13 +261,6 @@ def load_dataset(
             f"cannot tell the layout of '{path}': give a Kaggle CSV, a DSB2018 "
             "folder, or images together with labels"
         )
-    if path.is_dir() and Path(labels).is_dir() and not _is_stack_folder(path):
+    if path.is_dir() and Path(labels).is_dir() and not is_zarr_store(path):
         return read_paired_folders(path, labels)
     return read_stack_pair(path, labels)
-
-
-def _is_stack_folder(path: Path) -> bool:
-    """zarr stores are folders too, but hold one stack, not images to pair."""
-    from .io import _looks_like_zarr
-
-    return path.name.lower().endswith(".zarr") or _looks_like_zarr(path)

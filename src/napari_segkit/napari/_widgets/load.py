@@ -26,7 +26,7 @@ class LoadWidget(Container):
         self.run_button.changed.connect(self.run)
 
     def _list_arrays(self, *_) -> None:
-        from ..core.io import zarr_arrays
+        from ...core.io import zarr_arrays
 
         names = zarr_arrays(self.path.value)
         self.array.choices = names
@@ -34,8 +34,8 @@ class LoadWidget(Container):
 
     def run(self, *_):
         """Add the stack as a layer; returns the layer (None after an error)."""
-        from .._reader import stack_to_layer
-        from ..core.io import read_stack
+        from ...core.io import read_stack
+        from ..layers import stack_layer
 
         path = self.path.value
         array = self.array.value if len(self.array.choices) > 1 else None
@@ -44,7 +44,7 @@ class LoadWidget(Container):
         except (OSError, ValueError) as err:
             show_error(f"Load: {err}")
             return None
-        data, kwargs, layer_type = stack_to_layer(stack)
+        data, kwargs, layer_type = stack_layer(stack)
         if isinstance(kwargs.get("name"), list):  # one layer per channel
             return self.viewer.add_image(data, **kwargs)
         if array:

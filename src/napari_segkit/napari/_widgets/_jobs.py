@@ -20,8 +20,7 @@ from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QObject, Signal
 
-#: exceptions that mean "the user pressed Cancel", not a failure
-CANCELLED = ("PredictionCancelled", "TrainingCancelled")
+from ...jobs import Cancelled
 
 
 class _Relay(QObject):
@@ -120,7 +119,7 @@ class JobPanel(Container):
                 self._failed(title, err)
 
     def _failed(self, title, err) -> None:
-        if type(err).__name__ in CANCELLED:
+        if isinstance(err, Cancelled):  # the user pressed Cancel: not a failure
             self.status.value = f"{title}: cancelled"
             show_info(f"{title} cancelled. {err}")
         else:

@@ -7,7 +7,7 @@ import pytest
 import tifffile
 from skimage.io import imsave
 
-from napari_segkit.core.datasets import (
+from napari_segkit.kaggle.datasets import (
     read_dsb2018,
     read_paired_folders,
     read_rle_csv,
@@ -105,7 +105,7 @@ def test_paired_folders_and_stacks(tmp_path, nuclei):
 
 
 def test_load_dataset_recognises_each_layout(tmp_path, nuclei):
-    from napari_segkit.core.datasets import load_dataset
+    from napari_segkit.kaggle.datasets import load_dataset
 
     s = nuclei[0]
     image8 = s.image.astype(np.uint8)

@@ -8,7 +8,7 @@ import tifffile
 
 from napari_segkit.cli import main
 from napari_segkit.core.synthetic import make_nuclei
-from napari_segkit.demo import DEFAULT_MODEL
+from napari_segkit.samples import DEFAULT_MODEL
 from napari_segkit.kaggle import (
     ensemble_probabilities,
     make_submission,

@@ -9,8 +9,9 @@
   equals ``torch.nn.functional.cross_entropy(weight=..., ignore_index=...)``;
   the weight map is one more factor in the same weighted mean.
 * :class:`DiceCELoss`: a weighted sum of both.
-* :func:`get_loss`: the losses by name (``dice``, ``ce``, ``weighted_ce``,
-  ``border_ce``, ``dice+ce``, ``dice+border_ce``) for the CLI, the widgets and training.
+
+The losses by name (``get_loss``, the CLI's and the widgets' choices, the fit loop's
+options) come from the one table in :mod:`napari_segkit.losses.table`.
 
 Shapes (everywhere): logits ``(N, K, *spatial)``; target ``(N, *spatial)`` of
 class ids (long); weight map ``(N, *spatial)`` float. ``K == 1`` means binary:
@@ -215,37 +216,4 @@ class DiceCELoss(nn.Module):
         )
 
 
-#: name -> (class, description); ``border_ce`` takes the weight map at call time.
-LOSSES = {
-    "dice": (SoftDiceLoss, "soft Dice (plain or squared denominator)"),
-    "ce": (WeightedCrossEntropyLoss, "cross-entropy"),
-    "weighted_ce": (WeightedCrossEntropyLoss, "cross-entropy with class weights"),
-    "border_ce": (WeightedCrossEntropyLoss, "cross-entropy weighted by U-Net border weight maps"),
-    "dice+ce": (DiceCELoss, "soft Dice + cross-entropy"),
-    "dice+border_ce": (
-        DiceCELoss,
-        "soft Dice + cross-entropy weighted by U-Net border weight maps",
-    ),
-}
-
-#: the losses that take a per-pixel weight map (the U-Net border weights) at call time
-WEIGHT_MAP_LOSSES = ("border_ce", "dice+border_ce")
-
-
-def get_loss(name: str, **options) -> nn.Module:
-    """A loss by name (see :data:`LOSSES`); options go to its constructor.
-
-    ``weighted_ce`` needs ``class_weights`` (from
-    :func:`napari_segkit.core.weight_maps.compute_class_weights`).
-    """
-    if name not in LOSSES:
-        raise ValueError(f"Unknown loss {name!r}. Available: {', '.join(LOSSES)}")
-    if name == "weighted_ce" and options.get("class_weights") is None:
-        raise ValueError(
-            "loss 'weighted_ce' needs class_weights (e.g. compute_class_weights(labels, K))"
-        )
-    cls = LOSSES[name][0]
-    try:
-        return cls(**options)
-    except TypeError as err:
-        raise ValueError(f"Invalid options for loss {name!r}: {err}") from err
+__all__ = ["DiceCELoss", "SoftDiceLoss", "WeightedCrossEntropyLoss"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_segkit.core.competition_metrics import (
+from napari_segkit.kaggle.metrics import (
     average_precision,
     dice_score,
     instance_iou,

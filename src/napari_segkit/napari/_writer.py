@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .core.io import write_labels
+from ..core.io import write_labels
 
 
 def write_labels_layer(path: str, data, meta: dict) -> list[str]:

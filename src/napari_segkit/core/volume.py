@@ -1,19 +1,18 @@
-"""The input side of prediction: any array as a (Z, Y, X, C) volume read region by region.
+"""Any image as a ``(Z, Y, X, C)`` volume read region by region, and its normalisation.
 
-Nothing here loads the whole input: regions are sliced from numpy, zarr or dask
-arrays (or lazily opened TIFFs) on demand, and normalisation statistics come from
-a sample of regions.
+Prediction reads tiles through it and training reads its planes through it, so both
+see an image the same way. Nothing here loads the whole input: regions are sliced
+from numpy, zarr or dask arrays (or lazily opened TIFFs) on demand, and
+normalisation statistics come from a sample of regions. numpy only.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..core.io import Stack
-
-
-class InputError(ValueError):
-    """The image cannot be predicted: wrong shape, axes, channels, or values."""
+from .choices import NORMALIZATION_MODES
+from .errors import InputError
+from .io import Stack
 
 
 class Volume:
@@ -173,7 +172,9 @@ def normalization_stats(volume: Volume, normalization: dict | None) -> dict | No
             raise InputError("image contains NaN or infinite values")
         lo, hi = np.percentile(values, [low, high], axis=1)
         return {"offset": lo.tolist(), "scale": np.maximum(hi - lo, 1e-8).tolist()}
-    raise InputError(f"unknown normalization mode {mode!r} (use 'percentile', 'fixed' or 'none')")
+    raise InputError(
+        f"unknown normalization mode {mode!r} (use one of {', '.join(NORMALIZATION_MODES)})"
+    )
 
 
 def apply_normalization(region: np.ndarray, stats: dict | None) -> np.ndarray:

@@ -1,7 +1,7 @@
-"""Competition plumbing: fold/TTA ensembles, post-processing, submissions, threshold tuning.
+"""Kaggle submissions: one CSV row of run-length-encoded pixels per image, class or object.
 
-    models = [load_model(p) for p in ("fold0.safetensors", "fold1.safetensors")]
-    make_submission(models, "test_images/", "submission.csv", tta="flips", threshold=0.5)
+    make_submission(["fold0.safetensors", "fold1.safetensors"], "test_images/",
+                    "submission.csv", tta="flips", threshold=0.5)
 
 A submission is a CSV with one row per image (or per class, or per object, as the
 competition wants) holding the Kaggle run-length string of the predicted mask
@@ -13,93 +13,16 @@ looks finished.
 from __future__ import annotations
 
 import csv
-import itertools
 import os
-import uuid
 from pathlib import Path
 
 import numpy as np
 
-from .core.competition_metrics import average_precision, dice_score
-from .core.datasets import read_image
-from .core.io import SLICE_SUFFIXES, natural_key
-from .core.rle import rle_decode, rle_encode
-
-METRICS = {"dice": dice_score, "map": average_precision}
-
-
-def load_models(models) -> list:
-    """Model files (paths or ModelFile objects) -> ModelFile list, checked to agree."""
-    from .models import ModelFile, load_model
-
-    loaded = [m if isinstance(m, ModelFile) else load_model(m) for m in models]
-    if not loaded:
-        raise ValueError("give at least one model")
-    first = loaded[0].info
-    for m in loaded[1:]:
-        if (m.info.in_channels, m.info.num_classes) != (first.in_channels, first.num_classes):
-            raise ValueError(
-                f"models disagree: {m.path} takes {m.info.in_channels} channel(s) / "
-                f"{m.info.num_classes} classes, {loaded[0].path} "
-                f"{first.in_channels} / {first.num_classes}"
-            )
-    return loaded
-
-
-def ensemble_probabilities(
-    models, image, *, tta: str | None = None, tile_size=None, overlap=None, device: str = "auto"
-) -> np.ndarray:
-    """Class probabilities ``(K, Y, X)`` averaged over `models` (e.g. the k folds).
-
-    `image` is ``(Y, X)`` or ``(Y, X, C)``; each model predicts it tile by tile with
-    its own normalisation, optionally with test-time augmentation ("flips", "d4").
-    """
-    from .tiling import predict
-
-    total = None
-    for model in models:
-        p = predict(
-            model,
-            image,
-            output="probabilities",
-            tta=tta,
-            tile_size=tile_size,
-            overlap=overlap,
-            device=device,
-        ).astype(np.float32)
-        total = p if total is None else total + p
-    return total / len(models)
-
-
-def postprocess(
-    probabilities: np.ndarray, *, threshold: float = 0.5, min_area: int = 0
-) -> np.ndarray:
-    """Probabilities ``(K, Y, X)`` -> class labels ``(Y, X)`` (uint8/uint16).
-
-    Binary models (K = 1 sigmoid, or K = 2): foreground where p(foreground) >=
-    `threshold`. More classes: the arg-max class, kept where its probability is >=
-    `threshold` (else background). Then connected components (per class) smaller
-    than `min_area` pixels become background.
-    """
-    from skimage.measure import label as components
-
-    p = np.asarray(probabilities, np.float32)
-    if p.ndim != 3:
-        raise ValueError(f"probabilities must be (K, Y, X), got shape {p.shape}")
-    if not 0 <= threshold <= 1:
-        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
-    if p.shape[0] <= 2:
-        labels = (p[-1] >= threshold).astype(np.uint8)
-    else:
-        labels = p.argmax(0).astype(np.uint8 if p.shape[0] <= 256 else np.uint16)
-        labels[p.max(0) < threshold] = 0
-    if min_area > 0:
-        for c in np.unique(labels)[1:]:
-            objects = components(labels == c, connectivity=1)
-            small = np.bincount(objects.ravel()) < min_area
-            small[0] = False  # not an object
-            labels[small[objects]] = 0
-    return labels
+from ..core.atomic import atomic_path
+from ..core.io import SLICE_SUFFIXES, natural_key
+from ..core.rle import rle_decode, rle_encode
+from .datasets import read_image
+from .ensemble import ensemble_probabilities, load_models, postprocess
 
 
 def submission_rows(
@@ -242,13 +165,8 @@ def make_submission(
 def write_csv(path: Path, rows: list[list[str]]) -> None:
     """Write rows to `path` atomically (temporary name, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
-    try:
-        with open(tmp, "w", newline="") as f:
-            csv.writer(f).writerows(rows)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        csv.writer(f).writerows(rows)
 
 
 def read_submission(path: str | os.PathLike, shapes: dict, *, order: str = "F") -> dict:
@@ -271,57 +189,10 @@ def read_submission(path: str | os.PathLike, shapes: dict, *, order: str = "F") 
     return masks
 
 
-def tune_postprocessing(
-    models,
-    images,
-    labels,
-    *,
-    metric: str = "dice",
-    thresholds=(0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7),
-    min_areas=(0, 10, 25, 50, 100),
-    tta: str | None = None,
-    progress=None,
-) -> dict:
-    """Grid-search the threshold and minimum object area that maximise `metric`.
-
-    Probabilities are predicted once per image; every (threshold, min_area) pair
-    is then scored on all images (mean of the per-image metric, foreground vs
-    background: "dice" per image, or "map", the DSB2018 mean average precision).
-
-    Returns
-    -------
-    dict
-        ``{"best": {"threshold", "min_area", "score"}, "table": [...same, per pair...]}``,
-        the table sorted best first.
-    """
-    if metric not in METRICS:
-        raise ValueError(f"metric must be one of {sorted(METRICS)}, got {metric!r}")
-    images, labels = list(images), list(labels)
-    if len(images) != len(labels) or not images:
-        raise ValueError(
-            f"need equally many images and labels, got {len(images)} and {len(labels)}"
-        )
-    loaded = load_models(models)
-    score = METRICS[metric]
-    probs = []
-    for done, image in enumerate(images, 1):
-        probs.append(ensemble_probabilities(loaded, np.asarray(image), tta=tta))
-        if progress is not None:
-            progress(done, len(images))
-    table = []
-    for threshold, min_area in itertools.product(thresholds, min_areas):
-        scores = [
-            score(
-                np.asarray(truth) > 0, postprocess(p, threshold=threshold, min_area=min_area) > 0
-            )
-            for p, truth in zip(probs, labels, strict=False)
-        ]
-        table.append(
-            {
-                "threshold": float(threshold),
-                "min_area": int(min_area),
-                "score": float(np.mean(scores)),
-            }
-        )
-    table.sort(key=lambda row: -row["score"])
-    return {"best": table[0], "table": table, "metric": metric}
+__all__ = [
+    "list_images",
+    "make_submission",
+    "read_submission",
+    "submission_rows",
+    "write_csv",
+]

@@ -43,7 +43,7 @@ class EvaluateWidget(Container):
 
     def run(self, *_):
         """Fill the table; returns the report dict (None after an error)."""
-        from ..core.metrics import evaluation_table, segmentation_report
+        from ...core.metrics import evaluation_table, segmentation_report
 
         pred, truth = self.prediction.value, self.truth.value
         if pred is None or truth is None:

@@ -6,8 +6,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinB
 from napari.layers import Image, Layer
 from napari.utils.notifications import show_error
 
-from ..config import PredictDefaults
-from ..core.tiles import BLEND_MODES
+from ...config import BLEND_MODES, DEVICE_CHOICES, TTA_MODES, PredictDefaults
 from ._jobs import JobPanel
 from ._layers import layer_choices
 
@@ -27,7 +26,7 @@ class PredictWidget(Container):
     """
 
     def __init__(self, viewer: napari.viewer.Viewer):  # noqa: F821 -- napari injects it
-        from ..demo import DEFAULT_MODEL
+        from ...samples import DEFAULT_MODEL
 
         self.viewer = viewer
         d = PredictDefaults()
@@ -42,11 +41,11 @@ class PredictWidget(Container):
         self.overlap = FloatSpinBox(label="overlap", value=d.overlap, min=0.0, max=0.9, step=0.05)
         self.blend = ComboBox(label="blending", choices=BLEND_MODES, value=d.blend)
         self.tta = ComboBox(
-            label="test-time augmentation", choices=("none", "flips", "d4"), value="none"
+            label="test-time augmentation",
+            choices=[(mode or "none", mode) for mode in TTA_MODES],
+            value=d.tta,
         )
-        self.device = ComboBox(
-            label="device", choices=("auto", "cuda", "mps", "cpu"), value="auto"
-        )
+        self.device = ComboBox(label="device", choices=DEVICE_CHOICES, value=d.device)
         self.outputs = ComboBox(label="add", choices=tuple(OUTPUTS), value="labels")
         self.to_zarr = CheckBox(label="write to zarr (large volumes)", value=False)
         self.zarr_path = FileEdit(label="zarr output", mode="w", filter="*.zarr", visible=False)
@@ -76,7 +75,7 @@ class PredictWidget(Container):
 
     def run(self, *_) -> None:
         """Check the form, then predict in a worker thread (errors become notifications)."""
-        from ..models import read_model_info
+        from ...models import read_model_info
 
         layer = self.image.value
         if layer is None:
@@ -105,8 +104,8 @@ class PredictWidget(Container):
             # all torch work (building the model too) stays on the worker thread: torch keeps
             # one OpenMP thread team per calling thread, and a second team on the UI thread
             # competes with the worker's for the cores (measured: ~1.3x slower predictions)
-            from ..models import load_model
-            from ..tiling import predict
+            from ...models import load_model
+            from ...tiling import predict
 
             return predict(
                 load_model(model_path),
@@ -130,14 +129,14 @@ class PredictWidget(Container):
             "tile_size": self.tile_size.value or None,
             "overlap": self.overlap.value,
             "blend": self.blend.value,
-            "tta": None if self.tta.value == "none" else self.tta.value,
+            "tta": self.tta.value,
             "device": self.device.value,
             "output": OUTPUTS[self.outputs.value],
             "overwrite": self.overwrite.value,
         }
 
     def _add_result(self, layer, info, result, per_class: bool) -> None:
-        from ..layer_data import model_prediction_layers
+        from ..layers import model_prediction_layers
 
         labels, probs = result if isinstance(result, tuple) else (result, None)
         labels, probs = _lazy_if_zarr(labels), _lazy_if_zarr(probs)

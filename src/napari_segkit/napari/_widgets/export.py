@@ -53,7 +53,7 @@ class ExportWidget(Container):
 
     def run(self, *_):
         """Write the file; returns its path (None after an error)."""
-        from ..core.io import write_labels
+        from ...core.io import write_labels
 
         layer = self.source.value
         if layer is None:
@@ -82,7 +82,7 @@ class ExportWidget(Container):
 def _write_rle_csv(path, layer, *, per_class: bool, overwrite: bool) -> None:
     import numpy as np
 
-    from ..kaggle import submission_rows, write_csv
+    from ...kaggle import submission_rows, write_csv
 
     if path.exists() and not overwrite:
         raise FileExistsError(f"'{path}' already exists; tick overwrite to replace it")

@@ -1,0 +1,19 @@
+"""Choice lists the core validates against, kept free of numpy.
+
+``napari_segkit.config`` re-exports them with the other choice lists, so the CLI and
+the widgets offer exactly what the library accepts, and ``segkit --help`` needs no
+numpy to list them.
+"""
+
+from __future__ import annotations
+
+#: how overlapping tiles are combined (see :func:`napari_segkit.core.tiles.blend_weights`)
+BLEND_MODES = ("gaussian", "linear", "centre")
+
+#: input normalisation modes (see :func:`napari_segkit.core.volume.normalization_stats`)
+NORMALIZATION_MODES = ("percentile", "fixed", "none")
+
+#: the normalisation new models are trained with, and recorded in their model file
+DEFAULT_NORMALIZATION = {"mode": "percentile", "low": 1.0, "high": 99.8}
+
+__all__ = ["BLEND_MODES", "DEFAULT_NORMALIZATION", "NORMALIZATION_MODES"]

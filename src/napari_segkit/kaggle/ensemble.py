@@ -1,0 +1,87 @@
+"""Fold and test-time-augmentation ensembles, and the post-processing of their probabilities.
+
+models = load_models(["fold0.safetensors", "fold1.safetensors"])
+probs = ensemble_probabilities(models, image, tta="flips")   # (K, Y, X)
+labels = postprocess(probs, threshold=0.5, min_area=20)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def load_models(models) -> list:
+    """Model files (paths or ModelFile objects) -> ModelFile list, checked to agree."""
+    from ..models import ModelFile, load_model
+
+    loaded = [m if isinstance(m, ModelFile) else load_model(m) for m in models]
+    if not loaded:
+        raise ValueError("give at least one model")
+    first = loaded[0].info
+    for m in loaded[1:]:
+        if (m.info.in_channels, m.info.num_classes) != (first.in_channels, first.num_classes):
+            raise ValueError(
+                f"models disagree: {m.path} takes {m.info.in_channels} channel(s) / "
+                f"{m.info.num_classes} classes, {loaded[0].path} "
+                f"{first.in_channels} / {first.num_classes}"
+            )
+    return loaded
+
+
+def ensemble_probabilities(
+    models, image, *, tta: str | None = None, tile_size=None, overlap=None, device: str = "auto"
+) -> np.ndarray:
+    """Class probabilities ``(K, Y, X)`` averaged over `models` (e.g. the k folds).
+
+    `image` is ``(Y, X)`` or ``(Y, X, C)``; each model predicts it tile by tile with
+    its own normalisation, optionally with test-time augmentation ("flips", "d4").
+    """
+    from ..tiling import predict
+
+    total = None
+    for model in models:
+        p = predict(
+            model,
+            image,
+            output="probabilities",
+            tta=tta,
+            tile_size=tile_size,
+            overlap=overlap,
+            device=device,
+        ).astype(np.float32)
+        total = p if total is None else total + p
+    return total / len(models)
+
+
+def postprocess(
+    probabilities: np.ndarray, *, threshold: float = 0.5, min_area: int = 0
+) -> np.ndarray:
+    """Probabilities ``(K, Y, X)`` -> class labels ``(Y, X)`` (uint8/uint16).
+
+    Binary models (K = 1 sigmoid, or K = 2): foreground where p(foreground) >=
+    `threshold`. More classes: the arg-max class, kept where its probability is >=
+    `threshold` (else background). Then connected components (per class) smaller
+    than `min_area` pixels become background.
+    """
+    from skimage.measure import label as components
+
+    p = np.asarray(probabilities, np.float32)
+    if p.ndim != 3:
+        raise ValueError(f"probabilities must be (K, Y, X), got shape {p.shape}")
+    if not 0 <= threshold <= 1:
+        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+    if p.shape[0] <= 2:
+        labels = (p[-1] >= threshold).astype(np.uint8)
+    else:
+        labels = p.argmax(0).astype(np.uint8 if p.shape[0] <= 256 else np.uint16)
+        labels[p.max(0) < threshold] = 0
+    if min_area > 0:
+        for c in np.unique(labels)[1:]:
+            objects = components(labels == c, connectivity=1)
+            small = np.bincount(objects.ravel()) < min_area
+            small[0] = False  # not an object
+            labels[small[objects]] = 0
+    return labels
+
+
+__all__ = ["ensemble_probabilities", "load_models", "postprocess"]

@@ -1,0 +1,66 @@
+"""napari reader contribution: a thin shell over :func:`napari_segkit.core.io.read_stack`.
+
+Returns lazy layers (dask) for large or chunked data, with the pixel size as
+``scale`` and precomputed ``contrast_limits`` so napari never scans a whole
+volume to set them.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from ..core.io import READABLE_SUFFIXES, SLICE_SUFFIXES, is_zarr_store, read_stack
+from .layers import annotated_image_layers, stack_layer
+
+#: a CSV with more images than this opens its first ones only (with a warning)
+MAX_CSV_IMAGES = 24
+
+
+def get_reader(path):
+    """Return a reader function for `path`, or None when this plugin cannot read it."""
+    if isinstance(path, list):
+        if len(path) != 1:
+            return None
+        path = path[0]
+    p = Path(path)
+    if p.suffix.lower() == ".csv":
+        return read_rle_csv_layers if p.is_file() else None
+    if p.is_dir():
+        return read_layers if _folder_is_readable(p) else None
+    return read_layers if p.name.lower().endswith(READABLE_SUFFIXES) else None
+
+
+def _folder_is_readable(p: Path) -> bool:
+    if is_zarr_store(p):
+        return True
+    for child in p.iterdir():
+        name = child.name.lower()
+        if child.is_file() and (
+            name.endswith(SLICE_SUFFIXES + (".dcm", ".dicom")) or "." not in name
+        ):
+            return True
+    return False
+
+
+def read_layers(path) -> list[tuple]:
+    """Read `path` into napari layer data tuples ``(data, kwargs, layer_type)``."""
+    if isinstance(path, list):
+        path = path[0]
+    return [stack_layer(read_stack(path))]
+
+
+def read_rle_csv_layers(path) -> list[tuple]:
+    """A Kaggle RLE CSV with its image folder: one Image + one Labels layer per image."""
+    from ..kaggle.datasets import read_rle_csv
+
+    if isinstance(path, list):
+        path = path[0]
+    samples = read_rle_csv(path)
+    if len(samples) > MAX_CSV_IMAGES:
+        warnings.warn(
+            f"'{path}' lists {len(samples)} images; opening the first {MAX_CSV_IMAGES} "
+            "(use napari_segkit.kaggle.read_rle_csv for all)",
+            stacklevel=2,
+        )
+    return annotated_image_layers(samples[:MAX_CSV_IMAGES])
