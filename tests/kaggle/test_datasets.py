@@ -7,14 +7,14 @@ import pytest
 import tifffile
 from skimage.io import imsave
 
+from napari_segkit.core.rle import RLEError, rle_encode
+from napari_segkit.core.synthetic import make_nuclei
 from napari_segkit.kaggle.datasets import (
     read_dsb2018,
     read_paired_folders,
     read_rle_csv,
     read_stack_pair,
 )
-from napari_segkit.core.rle import RLEError, rle_encode
-from napari_segkit.core.synthetic import make_nuclei
 
 
 def _png(path, array):

@@ -8,7 +8,6 @@ import tifffile
 
 from napari_segkit.cli import main
 from napari_segkit.core.synthetic import make_nuclei
-from napari_segkit.samples import DEFAULT_MODEL
 from napari_segkit.kaggle import (
     ensemble_probabilities,
     make_submission,
@@ -18,6 +17,7 @@ from napari_segkit.kaggle import (
     tune_postprocessing,
 )
 from napari_segkit.models import load_model
+from napari_segkit.samples import DEFAULT_MODEL
 from napari_segkit.tiling import predict
 
 

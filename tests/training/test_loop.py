@@ -7,8 +7,7 @@ import torch
 from napari_segkit.core.augment import Augmentation
 from napari_segkit.core.synthetic import make_nuclei
 from napari_segkit.models import build_model, load_model
-from napari_segkit.training import prepare_training_set
-from napari_segkit.training import TrainConfig, TrainingCancelled, fit
+from napari_segkit.training import TrainConfig, TrainingCancelled, fit, prepare_training_set
 from napari_segkit.training.loop import train as train_fn
 
 

@@ -8,9 +8,9 @@ import tifffile
 import zarr
 from core.test_io import _write_dicom
 
-from napari_segkit.samples import load_sample
 from napari_segkit.core.io import read_stack, write_labels, write_stack
 from napari_segkit.core.synthetic import sample_2d, sample_3d
+from napari_segkit.samples import load_sample
 
 PLUGIN = "napari-segkit"
 
