@@ -156,3 +156,26 @@ def test_encoder_weights_from_a_local_file(tmp_path):
         )
     with pytest.raises(EncoderWeightsError, match="never downloads"):
         build_model("unet", 1, 2, encoder_name="resnet18", encoder_weights="imagenet")
+
+
+def test_a_header_length_starting_with_0x80_is_still_a_model_file(tmp_path, model):
+    """Issue 18.1: 1 file in 32 has a safetensors header length whose first byte is
+    pickle's 0x80; such a file is valid and must load (it did not: "a pickle file")."""
+    from napari_segkit.models.model_file import file_kind
+
+    for pad in range(64):  # headers are padded to 8 bytes: the first byte steps by 8
+        path = save_model(tmp_path / f"m{pad}.safetensors", model, training={"note": "x" * pad})
+        if path.read_bytes()[0] == 0x80:
+            break
+        path.unlink()
+    else:
+        pytest.fail("no padding gave a header length starting with 0x80")
+    assert file_kind(path) == "safetensors"
+    loaded = load_model(path)
+    assert loaded.info.training["note"] == "x" * pad
+    # pickles and torch.save zips are still recognised by their own structure
+    with open(tmp_path / "p.pkl", "wb") as f:
+        pickle.dump({"a": 1}, f, protocol=4)
+    torch.save({"a": torch.zeros(1)}, tmp_path / "z.pt")
+    assert file_kind(tmp_path / "p.pkl") == "pickle"
+    assert file_kind(tmp_path / "z.pt") == "zip"

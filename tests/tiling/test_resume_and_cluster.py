@@ -182,3 +182,54 @@ def test_cli_predict_zarr_and_tiff(tmp_path, model_file, capsys):
     assert (
         main(["predict", str(model_file), str(tmp_path / "in.tif"), str(tmp_path / "o.png")]) == 2
     )
+
+
+def test_resume_flag_continues_only_an_unfinished_output(tmp_path, model_file, capsys):
+    from napari_segkit.jobs import Cancelled
+    from napari_segkit.tiling import OutputExistsError, PredictionCancelled
+
+    image = np.random.default_rng(2).random((2, 64, 64), dtype=np.float32)
+    out = tmp_path / "partial.zarr"
+    settings = {"tile_size": 32, "block_size": 32, "output": "both"}
+    with pytest.raises(PredictionCancelled) as stopped:
+        predict(
+            str(model_file),
+            image,
+            out=out,
+            cancel=lambda: (
+                (out / ".segkit_done").is_dir() and len(os.listdir(out / ".segkit_done")) >= 2
+            ),
+            **settings,
+        )
+    assert isinstance(stopped.value, Cancelled)  # front ends tell "stopped" from "failed"
+    # resume=False refuses to continue it; resume=True continues it
+    with pytest.raises(OutputExistsError, match="unfinished prediction"):
+        predict(str(model_file), image, out=out, resume=False, **settings)
+    seen = []
+    labels, _ = predict(
+        str(model_file),
+        image,
+        out=out,
+        resume=True,
+        progress=lambda d, t: seen.append(d),
+        **settings,
+    )
+    assert seen[0] >= 2
+    ref, _ = predict(str(model_file), image, out=tmp_path / "ref.zarr", **settings)
+    np.testing.assert_array_equal(labels[:], ref[:])
+    # nothing to resume: a clear error from the library and the CLI, nothing written
+    with pytest.raises(FileNotFoundError, match="Nothing to resume"):
+        predict(str(model_file), image, out=tmp_path / "none.zarr", resume=True, **settings)
+    write_stack(tmp_path / "image.tif", image)
+    code = main(
+        [
+            "predict",
+            str(model_file),
+            str(tmp_path / "image.tif"),
+            str(tmp_path / "cli.zarr"),
+            "--resume",
+            "-q",
+        ]
+    )
+    assert code == 2 and "Nothing to resume" in capsys.readouterr().err
+    assert not (tmp_path / "cli.zarr").exists()

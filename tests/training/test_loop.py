@@ -272,3 +272,44 @@ def test_explicit_validation_and_fine_tuning_in_one_call(tmp_path):
             out=tmp_path / "x.safetensors",
             epochs=1,
         )
+
+
+def test_a_loss_added_to_the_table_trains_without_other_edits(tmp_path):
+    """Adding a loss is one table entry: train() builds it, passes what it asks for."""
+    from napari_segkit.losses import LOSSES, LossSpec, register_loss
+
+    calls = []
+
+    class ToyL1(torch.nn.Module):
+        def __init__(self, ignore_index=None):
+            super().__init__()
+            self.ignore_index = ignore_index
+
+        def forward(self, logits, target, weight_map):
+            calls.append(tuple(weight_map.shape))
+            valid = target != self.ignore_index
+            onehot = torch.nn.functional.one_hot(target.clamp_min(0), logits.shape[1])
+            error = (logits.softmax(1) - onehot.movedim(-1, 1).float()).abs().sum(1)
+            return (error * weight_map * valid).mean()
+
+    register_loss(
+        LossSpec("toy_l1", ToyL1, "L1 on probabilities", weight_map=True, class_weights="never")
+    )
+    try:
+        sample = make_nuclei((64, 64), seed=7)
+        result = train_fn(
+            [sample.image],
+            [sample.semantic],
+            out=tmp_path / "toy.safetensors",
+            loss="toy_l1",
+            epochs=1,
+            steps_per_epoch=1,
+            batch_size=2,
+            patch_size=32,
+            val_fraction=0,
+            arch_options={"width": 4, "depth": 2},
+        )
+    finally:
+        del LOSSES["toy_l1"]
+    assert calls == [(2, 32, 32)]  # called once, with the border weight map it asked for
+    assert result.info.training["config"]["loss"] == "toy_l1"

@@ -49,37 +49,37 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     ('hello', ['a.txt'])
     """
     final = Path(path)
-    tmp = temporary_sibling(final, "partial")
+    tmp = _temporary_sibling(final, "partial")
     try:
         yield tmp
         if not tmp.exists():
             raise FileNotFoundError(f"nothing was written for '{final}'")
-        replace(tmp, final)
+        _replace(tmp, final)
     finally:
-        remove(tmp)
+        _remove(tmp)
 
 
-def temporary_sibling(path: Path, tag: str) -> Path:
+def _temporary_sibling(path: Path, tag: str) -> Path:
     """A hidden, unique name beside `path`: ``.<name>.<8 hex digits>.<tag>``."""
     return path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.{tag}")
 
 
-def replace(tmp: Path, final: Path) -> None:
+def _replace(tmp: Path, final: Path) -> None:
     """Move `tmp` to `final`; an existing `final` is kept aside until the move succeeded."""
     if not final.exists():
         os.replace(tmp, final)
         return
-    backup = temporary_sibling(final, "old")
+    backup = _temporary_sibling(final, "old")
     os.replace(final, backup)
     try:
         os.replace(tmp, final)
     except BaseException:
         os.replace(backup, final)  # put the user's file back
         raise
-    remove(backup)
+    _remove(backup)
 
 
-def remove(path: Path) -> None:
+def _remove(path: Path) -> None:
     """Delete a file or a folder tree if it exists (no error when it does not)."""
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
@@ -87,4 +87,4 @@ def remove(path: Path) -> None:
         path.unlink()
 
 
-__all__ = ["atomic_path", "remove", "replace", "temporary_sibling"]
+__all__ = ["atomic_path"]

@@ -140,6 +140,21 @@ def elastic_displacement(
 
     Displacements are drawn on a coarse ``grid x grid`` lattice from N(0, sigma) and
     interpolated bicubically to every pixel, so the deformation is smooth.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    shape : (int, int)
+        ``(H, W)`` of the field.
+    sigma : float
+        Standard deviation of the coarse displacements, in pixels.
+    grid : int
+        Points per side of the coarse lattice (3 in the U-Net paper).
+
+    Returns
+    -------
+    ndarray of float32, shape (2, H, W)
+        Row and column displacements in pixels.
     """
     if grid < 2:
         raise ValueError(f"elastic_grid must be >= 2, got {grid}")

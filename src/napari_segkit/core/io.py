@@ -207,6 +207,16 @@ def guess_axes(shape: tuple[int, ...]) -> str:
     A last dimension of 1-4 (after 2 spatial dimensions) is taken as channels
     (RGB, RGBA, or a few fluorescence channels); otherwise 3D means a stack.
 
+    Parameters
+    ----------
+    shape : tuple of int
+        2 to 4 dimensions.
+
+    Returns
+    -------
+    str
+        ``"YX"``, ``"YXC"``, ``"ZYX"`` or ``"ZYXC"``.
+
     >>> guess_axes((512, 512)), guess_axes((512, 512, 3)), guess_axes((40, 512, 512))
     ('YX', 'YXC', 'ZYX')
     """
@@ -383,6 +393,15 @@ def zarr_arrays(path: str | os.PathLike) -> list[str]:
     """Paths of the arrays inside a zarr group (``[]`` for a plain array or a non-zarr path).
 
     For pickers (the Load widget): ``read_stack(path, array=name)`` opens one.
+
+    Parameters
+    ----------
+    path : path
+
+    Returns
+    -------
+    list of str
+        Array paths inside the group, e.g. ``["raw", "labels/s0"]``.
     """
     p = Path(path)
     if not is_zarr_store(p):
@@ -411,7 +430,22 @@ def _zarr_array_paths(group, prefix: str = "") -> list[str]:
 
 
 def natural_key(name: str) -> list:
-    """Sort key that orders embedded numbers by value: ``z2`` before ``z10``."""
+    """Sort key that orders embedded numbers by value: ``z2`` before ``z10``.
+
+    Parameters
+    ----------
+    name : str
+
+    Returns
+    -------
+    list
+        Alternating text and integer parts, for ``sorted(..., key=natural_key)``.
+
+    Examples
+    --------
+    >>> sorted(["z10.png", "z2.png", "z1.png"], key=natural_key)
+    ['z1.png', 'z2.png', 'z10.png']
+    """
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
 
 
@@ -664,6 +698,20 @@ def write_labels(path: str | os.PathLike, labels, **kwargs) -> Path:
     ----------
     labels : ndarray or dask array of integer dtype
         Shape ``(Y, X)`` or ``(Z, Y, X)``.
+
+    Parameters
+    ----------
+    path : path
+        As for :func:`write_stack`.
+    labels : ndarray or dask array of integer dtype
+        Shape ``(Y, X)`` or ``(Z, Y, X)``.
+    **kwargs
+        :func:`write_stack` options (``scale``, ``chunks``, ``overwrite``).
+
+    Returns
+    -------
+    Path
+        The written path.
     """
     dtype = np.dtype(labels.dtype)
     if dtype.kind not in "biu":

@@ -23,6 +23,18 @@ def iter_blocks(*arrays, block_shape=None):
     The block grid is the first dask/zarr array's chunking (or `block_shape`;
     whole arrays when everything is in memory), so at most one block of each
     array is in memory at a time.
+
+    Parameters
+    ----------
+    *arrays : arrays of one shape
+        numpy, dask or zarr.
+    block_shape : tuple of int, optional
+        Block grid to use instead of the first chunked array's chunks.
+
+    Yields
+    ------
+    tuple of ndarray
+        The same block of every array, as numpy.
     """
     shape = tuple(arrays[0].shape)
     for a in arrays[1:]:
@@ -85,19 +97,63 @@ def _per_class(numerator, denominator) -> np.ndarray:
 
 
 def dice_per_class(cm: np.ndarray) -> np.ndarray:
-    """Dice (F1) per class: ``2 TP / (2 TP + FP + FN)``; nan where the class is absent."""
+    """Dice (F1) per class: ``2 TP / (2 TP + FP + FN)``; nan where the class is absent.
+
+    Parameters
+    ----------
+    cm : ndarray of shape (K, K)
+        Confusion matrix (rows: truth, columns: prediction).
+
+    Returns
+    -------
+    ndarray of float64, shape (K,)
+
+    Examples
+    --------
+    >>> dice_per_class(np.array([[3, 1], [0, 4]]))
+    array([0.85714286, 0.88888889])
+    """
     tp = np.diag(cm).astype(np.float64)
     return _per_class(2 * tp, cm.sum(0) + cm.sum(1))
 
 
 def iou_per_class(cm: np.ndarray) -> np.ndarray:
-    """IoU (Jaccard) per class: ``TP / (TP + FP + FN)``; nan where the class is absent."""
+    """IoU (Jaccard) per class: ``TP / (TP + FP + FN)``; nan where the class is absent.
+
+    Parameters
+    ----------
+    cm : ndarray of shape (K, K)
+        Confusion matrix (rows: truth, columns: prediction).
+
+    Returns
+    -------
+    ndarray of float64, shape (K,)
+
+    Examples
+    --------
+    >>> iou_per_class(np.array([[3, 1], [0, 4]]))
+    array([0.75, 0.8 ])
+    """
     tp = np.diag(cm).astype(np.float64)
     return _per_class(tp, cm.sum(0) + cm.sum(1) - tp)
 
 
 def pixel_accuracy(cm: np.ndarray) -> float:
-    """Fraction of (non-ignored) pixels whose class is right."""
+    """Fraction of (non-ignored) pixels whose class is right.
+
+    Parameters
+    ----------
+    cm : ndarray of shape (K, K)
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> pixel_accuracy(np.array([[3, 1], [0, 4]]))
+    0.875
+    """
     total = cm.sum()
     return float(np.trace(cm) / total) if total else float("nan")
 
@@ -114,6 +170,17 @@ def segmentation_report(
     dict
         ``{"classes": [names], "dice": [...], "iou": [...], "mean_dice": float,
         "mean_iou": float, "pixel_accuracy": float, "confusion_matrix": K x K list}``
+
+    Parameters
+    ----------
+    truth, prediction : arrays of int of one shape
+        Class ids (numpy, dask or zarr; any number of dimensions).
+    num_classes : int
+        K (ids must be below it).
+    class_names : list of str, optional
+        One per class (default ``class 0``, ``class 1``, ...).
+    ignore_index : int, optional
+        Truth value whose pixels are not counted.
     """
     cm = confusion_matrix(truth, prediction, num_classes, ignore_index=ignore_index)
     dice, iou = dice_per_class(cm), iou_per_class(cm)
@@ -136,6 +203,16 @@ def evaluation_table(report: dict) -> str:
 
     Per-class Dice and IoU, their means, pixel accuracy, then the confusion matrix
     (rows: ground truth, columns: prediction).
+
+    Parameters
+    ----------
+    report : dict
+        From :func:`segmentation_report`.
+
+    Returns
+    -------
+    str
+        Tab-separated lines ending with a newline.
     """
     names = report["classes"]
     lines = ["class\tDice\tIoU"]

@@ -135,10 +135,30 @@ def _render(signal, rng, noise) -> np.ndarray:
 
 
 def sample_2d(seed: int = 0) -> SyntheticSample:
-    """The 256 x 256 2D sample shipped with the plugin."""
+    """The 256 x 256 2D sample shipped with the plugin.
+
+    Parameters
+    ----------
+    seed : int
+
+    Returns
+    -------
+    SyntheticSample
+        ``image`` uint16 (256, 256), ``instances`` and ``semantic`` labels of that shape.
+    """
     return make_nuclei((256, 256), seed=seed)
 
 
 def sample_3d(seed: int = 1) -> SyntheticSample:
-    """The 24 x 128 x 128 3D sample shipped with the plugin."""
+    """The 24 x 128 x 128 3D sample shipped with the plugin.
+
+    Parameters
+    ----------
+    seed : int
+
+    Returns
+    -------
+    SyntheticSample
+        ``image`` uint16 (24, 128, 128), ``instances`` and ``semantic`` labels of that shape.
+    """
     return make_nuclei((24, 128, 128), radius=(6.0, 10.0), seed=seed)

@@ -24,6 +24,22 @@ def tile_starts(size: int, tile: int, overlap: float, align: int = 1) -> list[in
     (as the model wrapper pads a whole image). A `size` smaller
     than `tile` gives one tile at 0.
 
+    Parameters
+    ----------
+    size : int
+        Length of the axis to cover, in pixels.
+    tile : int
+        Tile length.
+    overlap : float
+        Fraction of `tile` shared by neighbours, ``0 <= overlap < 1``.
+    align : int
+        Starts are multiples of this.
+
+    Returns
+    -------
+    list of int
+        Increasing starts; the first is 0.
+
     >>> tile_starts(10, 4, 0.5)
     [0, 2, 4, 6]
     >>> tile_starts(11, 4, 0.25)
@@ -106,6 +122,17 @@ def blend_weights(
 def block_plan(shape: tuple[int, ...], block: tuple[int, ...]) -> list[tuple[slice, ...]]:
     """Blocks tiling an array of `shape` in a regular grid of `block` (the last ones clipped).
 
+    Parameters
+    ----------
+    shape : tuple of int
+    block : tuple of int
+        Block size per axis (same length as `shape`).
+
+    Returns
+    -------
+    list of tuple of slice
+        In C order (last axis fastest).
+
     >>> block_plan((5, 3), (2, 3))
     [(slice(0, 2, None), slice(0, 3, None)), (slice(2, 4, None), slice(0, 3, None)), (slice(4, 5, None), slice(0, 3, None))]
     """
@@ -121,7 +148,27 @@ def block_plan(shape: tuple[int, ...], block: tuple[int, ...]) -> list[tuple[sli
 def tiles_for_block(
     block: tuple[slice, slice], starts_y: list[int], starts_x: list[int], tile: tuple[int, int]
 ) -> list[tuple[int, int]]:
-    """The (y, x) starts of the global tile grid whose tiles overlap `block`."""
+    """The (y, x) starts of the global tile grid whose tiles overlap `block`.
+
+    Parameters
+    ----------
+    block : (slice, slice)
+        Rows and columns of the block.
+    starts_y, starts_x : list of int
+        The plane's tile starts (:func:`tile_starts`).
+    tile : (int, int)
+        Tile height and width.
+
+    Returns
+    -------
+    list of (int, int)
+        Tile starts in C order.
+
+    Examples
+    --------
+    >>> tiles_for_block((slice(0, 4), slice(4, 8)), [0, 4], [0, 4, 8], (4, 4))
+    [(0, 4)]
+    """
     ys = [y for y in starts_y if y < block[0].stop and y + tile[0] > block[0].start]
     xs = [x for x in starts_x if x < block[1].stop and x + tile[1] > block[1].start]
     return [(y, x) for y in ys for x in xs]

@@ -156,6 +156,22 @@ def normalization_stats(volume: Volume, normalization: dict | None) -> dict | No
     channel over a sample of regions (not the whole volume); ``{"mode": "fixed",
     "mean": [...], "std": [...]}`` is used as given; None / ``{"mode": "none"}``
     leaves values as they are. The result maps ``x -> (x - offset) / scale``.
+
+    Parameters
+    ----------
+    volume : Volume
+    normalization : dict or None
+        The spec, e.g. ``{"mode": "percentile", "low": 1, "high": 99.8}``.
+
+    Returns
+    -------
+    dict or None
+        ``{"offset": [C floats], "scale": [C floats]}``; None for no normalisation.
+
+    Raises
+    ------
+    InputError
+        Unknown mode, or NaN / infinite values in the sampled regions.
     """
     mode = (normalization or {}).get("mode", "none")
     c = volume.channels
@@ -178,7 +194,24 @@ def normalization_stats(volume: Volume, normalization: dict | None) -> dict | No
 
 
 def apply_normalization(region: np.ndarray, stats: dict | None) -> np.ndarray:
-    """``(C, h, w)`` float32 region normalised with :func:`normalization_stats`' result."""
+    """``(C, h, w)`` float32 region normalised with :func:`normalization_stats`' result.
+
+    Parameters
+    ----------
+    region : ndarray of float32, shape (C, h, w)
+    stats : dict or None
+        From :func:`normalization_stats`.
+
+    Returns
+    -------
+    ndarray of float32, shape (C, h, w)
+        ``(region - offset) / scale`` per channel (`region` itself when `stats` is None).
+
+    Examples
+    --------
+    >>> apply_normalization(np.ones((1, 1, 2), np.float32), {"offset": [0.5], "scale": [2.0]})
+    array([[[0.25, 0.25]]], dtype=float32)
+    """
     if stats is None:
         return region
     offset = np.asarray(stats["offset"], np.float32)[:, None, None]

@@ -28,7 +28,27 @@ from scipy import ndimage as ndi
 
 
 def border_cutoff(w0: float, sigma: float, tol: float) -> float:
-    """Distance ``D`` beyond which ``w0 * exp(-D**2 / (2 sigma**2)) < tol``."""
+    """Distance ``D`` beyond which ``w0 * exp(-D**2 / (2 sigma**2)) < tol``.
+
+    Parameters
+    ----------
+    w0 : float
+        Border weight.
+    sigma : float
+        Border width, pixels.
+    tol : float
+        Weight below which the border term is neglected.
+
+    Returns
+    -------
+    float
+        Pixels (0 when ``w0 <= tol``).
+
+    Examples
+    --------
+    >>> round(border_cutoff(10.0, 5.0, 1e-4), 2)
+    23.99
+    """
     if w0 <= tol:
         return 0.0
     return float(np.sqrt(2.0 * sigma**2 * np.log(w0 / tol)))
@@ -231,6 +251,14 @@ def class_counts(labels, num_classes: int, *, ignore_index: int | None = None) -
     Returns
     -------
     ndarray of int64, shape (num_classes,)
+
+    Parameters
+    ----------
+    labels : array of int or list of arrays
+        Class ids (numpy or dask).
+    num_classes : int
+    ignore_index : int, optional
+        Value not counted.
     """
     from .metrics import iter_blocks
 

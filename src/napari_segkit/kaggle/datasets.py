@@ -45,7 +45,18 @@ class DatasetSample:
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """One competition image in memory, ``(Y, X)`` or ``(Y, X, 3)`` (an alpha channel dropped)."""
+    """One competition image in memory, ``(Y, X)`` or ``(Y, X, 3)`` (an alpha channel dropped).
+
+    Parameters
+    ----------
+    path : path
+        PNG, JPEG, TIFF or any format :func:`~napari_segkit.core.io.read_stack` reads.
+
+    Returns
+    -------
+    ndarray
+        ``(Y, X)`` or ``(Y, X, 3)``, the file's dtype.
+    """
     image = np.asarray(read_stack(path, lazy=False).data)
     if image.ndim == 3 and image.shape[-1] == 4:  # RGBA PNGs: the alpha channel carries nothing
         image = image[..., :3]
@@ -170,7 +181,21 @@ def _guess_images_dir(csv_path: Path, first_id: str) -> Path:
 
 
 def read_dsb2018(root: str | os.PathLike, *, ids: list[str] | None = None) -> list[DatasetSample]:
-    """DSB2018 layout: ``<root>/<id>/images/<id>.png`` + ``<root>/<id>/masks/*.png``."""
+    """DSB2018 layout: ``<root>/<id>/images/<id>.png`` + ``<root>/<id>/masks/*.png``.
+
+    Parameters
+    ----------
+    root : path
+        The folder holding one sub-folder per image id.
+    ids : list of str, optional
+        Read only these ids (default: all, in natural order).
+
+    Returns
+    -------
+    list of DatasetSample
+        ``image`` ``(Y, X[, 3])``, ``labels`` (semantic, uint8 0/1) and ``instances``
+        (one id per mask file, uint16) of shape ``(Y, X)``.
+    """
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"no such folder: '{root}'")
@@ -198,7 +223,18 @@ def read_dsb2018(root: str | os.PathLike, *, ids: list[str] | None = None) -> li
 def read_paired_folders(
     images_dir: str | os.PathLike, labels_dir: str | os.PathLike
 ) -> list[DatasetSample]:
-    """Image / annotation folders (CamVid ``train/`` + ``trainannot/``), matched by file stem."""
+    """Image / annotation folders (CamVid ``train/`` + ``trainannot/``), matched by file stem.
+
+    Parameters
+    ----------
+    images_dir, labels_dir : path
+        Folders of images and of label images with the same file stems.
+
+    Returns
+    -------
+    list of DatasetSample
+        One per matched pair; ``labels`` are the annotation's class ids ``(Y, X)``.
+    """
     images_dir, labels_dir = Path(images_dir), Path(labels_dir)
     for d in (images_dir, labels_dir):
         if not d.is_dir():
@@ -229,7 +265,18 @@ def read_paired_folders(
 
 
 def read_stack_pair(images: str | os.PathLike, labels: str | os.PathLike) -> list[DatasetSample]:
-    """An image stack and its label stack (ISBI 2012 style), one sample per plane."""
+    """An image stack and its label stack (ISBI 2012 style), one sample per plane.
+
+    Parameters
+    ----------
+    images, labels : path
+        Stacks ``(Z, Y, X)`` of one shape.
+
+    Returns
+    -------
+    list of DatasetSample
+        One per plane, ``image`` and ``labels`` of shape ``(Y, X)``.
+    """
     image_stack, label_stack = read_stack(images, lazy=False), read_stack(labels, lazy=False)
     data, lab = np.asarray(image_stack.data), np.asarray(label_stack.data)
     if data.shape[: lab.ndim] != lab.shape:
@@ -248,6 +295,17 @@ def load_dataset(
     - a folder of ``<id>/images/<id>.png`` -> :func:`read_dsb2018`;
     - an image folder + `labels` folder -> :func:`read_paired_folders`;
     - an image stack + `labels` stack -> :func:`read_stack_pair`.
+
+    Parameters
+    ----------
+    path : path
+    labels : path, optional
+    order : {"F", "C"}
+        RLE pixel order of a CSV.
+
+    Returns
+    -------
+    list of DatasetSample
     """
     path = Path(path)
     if not path.exists():

@@ -11,7 +11,21 @@ import numpy as np
 
 
 def load_models(models) -> list:
-    """Model files (paths or ModelFile objects) -> ModelFile list, checked to agree."""
+    """Model files (paths or ModelFile objects) -> ModelFile list, checked to agree.
+
+    Parameters
+    ----------
+    models : path, ModelFile, or a list of them
+
+    Returns
+    -------
+    list of ModelFile
+
+    Raises
+    ------
+    ValueError
+        No model, or models that differ in input channels or classes.
+    """
     from ..models import ModelFile, load_model
 
     loaded = [m if isinstance(m, ModelFile) else load_model(m) for m in models]
@@ -35,6 +49,20 @@ def ensemble_probabilities(
 
     `image` is ``(Y, X)`` or ``(Y, X, C)``; each model predicts it tile by tile with
     its own normalisation, optionally with test-time augmentation ("flips", "d4").
+
+    Parameters
+    ----------
+    models : list of path or ModelFile
+        Checked to agree in channels and classes (:func:`load_models`).
+    image : ndarray of shape (Y, X) or (Y, X, C)
+    tta : {None, "flips", "d4"}
+    tile_size, overlap : optional
+        Default: each model file's own.
+    device : str
+
+    Returns
+    -------
+    ndarray of float32, shape (K, Y, X)
     """
     from ..tiling import predict
 
@@ -62,6 +90,25 @@ def postprocess(
     `threshold`. More classes: the arg-max class, kept where its probability is >=
     `threshold` (else background). Then connected components (per class) smaller
     than `min_area` pixels become background.
+
+    Parameters
+    ----------
+    probabilities : ndarray of shape (K, Y, X)
+    threshold : float
+    min_area : int
+        Pixels; 0 keeps everything.
+
+    Returns
+    -------
+    ndarray of shape (Y, X)
+        Class ids, uint8 (uint16 beyond 256 classes).
+
+    Examples
+    --------
+    >>> p = np.array([[[0.9, 0.2], [0.6, 0.1]]], np.float32)   # K = 1 (sigmoid)
+    >>> postprocess(p, threshold=0.5)
+    array([[1, 0],
+           [1, 0]], dtype=uint8)
     """
     from skimage.measure import label as components
 

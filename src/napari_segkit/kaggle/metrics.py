@@ -26,21 +26,59 @@ def _binary_pair(truth, pred) -> tuple[np.ndarray, np.ndarray]:
 
 
 def dice_score(truth, pred) -> float:
-    """Dice of two binary masks (non-zero = foreground); 1.0 when both are empty."""
+    """Dice of two binary masks (non-zero = foreground); 1.0 when both are empty.
+
+    Parameters
+    ----------
+    truth, pred : arrays of one shape
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> dice_score(np.array([1, 1, 0]), np.array([1, 0, 0]))
+    0.6666666666666666
+    """
     truth, pred = _binary_pair(truth, pred)
     total = truth.sum() + pred.sum()
     return 1.0 if total == 0 else float(2 * (truth & pred).sum() / total)
 
 
 def iou_score(truth, pred) -> float:
-    """Intersection over union of two binary masks; 1.0 when both are empty."""
+    """Intersection over union of two binary masks; 1.0 when both are empty.
+
+    Parameters
+    ----------
+    truth, pred : arrays of one shape
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> iou_score(np.array([1, 1, 0]), np.array([1, 0, 0]))
+    0.5
+    """
     truth, pred = _binary_pair(truth, pred)
     union = (truth | pred).sum()
     return 1.0 if union == 0 else float((truth & pred).sum() / union)
 
 
 def mean_dice(truths, preds) -> float:
-    """Mean per-image Dice over paired lists of masks."""
+    """Mean per-image Dice over paired lists of masks.
+
+    Parameters
+    ----------
+    truths, preds : sequences of arrays
+        Paired masks (each pair of one shape).
+
+    Returns
+    -------
+    float
+    """
     truths, preds = list(truths), list(preds)
     if len(truths) != len(preds) or not truths:
         raise ValueError(
@@ -53,6 +91,18 @@ def to_instances(labels, *, semantic: bool | None = None) -> np.ndarray:
     """Instance ids: connected components of a binary/semantic mask, or ids as given.
 
     semantic : None guesses (a mask with values 0/1 only is semantic).
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (Y, X)
+    semantic : bool, optional
+        True: split the foreground into connected components; False: keep the ids;
+        None: guess (values 0/1 only means semantic).
+
+    Returns
+    -------
+    ndarray of int, shape (Y, X)
+        0 background, 1..N instances.
     """
     from skimage.measure import label
 
@@ -63,7 +113,17 @@ def to_instances(labels, *, semantic: bool | None = None) -> np.ndarray:
 
 
 def instance_iou(truth, pred) -> np.ndarray:
-    """IoU matrix ``(n_truth, n_pred)`` between the instances of two label images."""
+    """IoU matrix ``(n_truth, n_pred)`` between the instances of two label images.
+
+    Parameters
+    ----------
+    truth, pred : ndarray of int, shape (Y, X)
+        Instance labels (0 = background).
+
+    Returns
+    -------
+    ndarray of float64, shape (n_truth, n_pred)
+    """
     truth, pred = np.asarray(truth), np.asarray(pred)
     if truth.shape != pred.shape:
         raise ValueError(f"shapes differ: truth {truth.shape} vs prediction {pred.shape}")
@@ -85,6 +145,20 @@ def average_precision(
 
     truth, pred : label images (instances), or binary masks (split into components).
     Both empty: 1.0; one empty: 0.0.
+
+    Parameters
+    ----------
+    truth, pred : ndarray of int, shape (Y, X)
+        Instance labels, or binary masks (split into connected components).
+    thresholds : array of float
+        IoU thresholds (DSB2018: 0.5 to 0.95 by 0.05).
+    semantic : bool, optional
+        As for :func:`to_instances`.
+
+    Returns
+    -------
+    float
+        Mean over thresholds of ``TP / (TP + FP + FN)``.
     """
     truth = to_instances(truth, semantic=semantic)
     pred = to_instances(pred, semantic=semantic)

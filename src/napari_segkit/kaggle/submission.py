@@ -43,6 +43,20 @@ def submission_rows(
         with an empty mask.
     id_rule : str
         Python format string with ``{id}``, ``{class_id}``, ``{class_name}``.
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (Y, X)
+        Predicted class ids.
+    image_id : str
+    class_names : list of str, optional
+        For ``{class_name}``.
+    order : {"F", "C"}
+        RLE pixel order.
+
+    Returns
+    -------
+    list of [str, str]
     """
     from skimage.measure import label as components
 
@@ -78,7 +92,16 @@ def submission_rows(
 
 def list_images(images) -> list[tuple[str, Path]]:
     """``(id, path)`` for a folder of images (``<id>.png``; DSB2018 ``<id>/images/<id>.png``)
-    or a list of paths; ids are file stems, in natural order."""
+    or a list of paths; ids are file stems, in natural order.
+
+    Parameters
+    ----------
+    images : path or list of paths
+
+    Returns
+    -------
+    list of (str, Path)
+    """
     if isinstance(images, (str, os.PathLike)):
         folder = Path(images)
         if not folder.is_dir():
@@ -163,7 +186,19 @@ def make_submission(
 
 
 def write_csv(path: Path, rows: list[list[str]]) -> None:
-    """Write rows to `path` atomically (temporary name, then rename)."""
+    """Write rows to `path` atomically (temporary name, then rename).
+
+    Parameters
+    ----------
+    path : Path
+        Its folder is created if needed.
+    rows : list of list of str
+        The header first.
+
+    Returns
+    -------
+    None
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         csv.writer(f).writerows(rows)
@@ -173,6 +208,19 @@ def read_submission(path: str | os.PathLike, shapes: dict, *, order: str = "F") 
     """A submission CSV back to masks: ``{id: uint8 (Y, X)}`` (rows of one id are merged).
 
     `shapes` maps each id to its ``(height, width)``.
+
+    Parameters
+    ----------
+    path : path
+        A submission CSV (header, then ``id, rle`` rows).
+    shapes : dict
+        ``{id: (height, width)}``.
+    order : {"F", "C"}
+
+    Returns
+    -------
+    dict
+        ``{id: ndarray of uint8, shape (height, width)}``.
     """
     with open(path, newline="") as f:
         reader = csv.reader(f)

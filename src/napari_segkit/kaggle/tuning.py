@@ -36,6 +36,21 @@ def tune_postprocessing(
     dict
         ``{"best": {"threshold", "min_area", "score"}, "table": [...same, per pair...]}``,
         the table sorted best first.
+
+    Parameters
+    ----------
+    models : path, ModelFile or list of them
+        Several are averaged (fold ensemble).
+    images : list of ndarray
+        Each ``(Y, X)`` or ``(Y, X, C)``.
+    labels : list of ndarray
+        Ground truth, ``(Y, X)`` each.
+    metric : {"dice", "map"}
+    thresholds, min_areas : sequences
+        The grid.
+    tta : {None, "flips", "d4"}
+    progress : callable, optional
+        ``progress(done, total)`` after each image is predicted.
     """
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {sorted(METRICS)}, got {metric!r}")

@@ -230,7 +230,24 @@ def file_kind(path: str | os.PathLike) -> str:
 
 
 def read_model_info(path: str | os.PathLike) -> ModelInfo:
-    """Read only the description of a model file (no weights, no code)."""
+    """Read only the description of a model file (no weights, no code).
+
+    Parameters
+    ----------
+    path : path
+        A model file written by :func:`save_model`.
+
+    Returns
+    -------
+    ModelInfo
+
+    Raises
+    ------
+    FileNotFoundError
+    ModelFileError
+        A pickle / torch.save file (refused, never unpickled), a truncated or foreign
+        file, or invalid metadata.
+    """
     from safetensors import safe_open
 
     path = Path(path)
@@ -278,6 +295,11 @@ def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu") -
     -------
     ModelFile
         ``.model`` (eval mode, on `device`) and ``.info`` (:class:`ModelInfo`).
+
+    Parameters
+    ----------
+    path : path
+    device : str or torch.device
 
     Raises
     ------

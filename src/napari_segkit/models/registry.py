@@ -50,6 +50,17 @@ _REGISTRY: dict[str, Architecture] = {}
 
 
 def register(arch: Architecture) -> None:
+    """Add an architecture to the registry (``build_model``, the CLI and widgets list it).
+
+    Parameters
+    ----------
+    arch : Architecture
+        Its ``name`` replaces an entry of the same name.
+
+    Returns
+    -------
+    None
+    """
     _REGISTRY[arch.name] = arch
 
 
@@ -148,7 +159,22 @@ for _variant in ("fcn32s", "fcn16s", "fcn8s"):
 
 
 def get_architecture(name: str) -> Architecture:
-    """The registered architecture called `name` (case-insensitive)."""
+    """The registered architecture called `name` (case-insensitive).
+
+    Parameters
+    ----------
+    name : str
+        ``"unet"``, ``"UNet"``, ``"fc-densenet103"`` all find their entry.
+
+    Returns
+    -------
+    Architecture
+
+    Raises
+    ------
+    ValueError
+        Unknown name; the message lists the registered ones.
+    """
     key = name.lower().replace("-", "").replace("_", "") if name else name
     for arch in _REGISTRY.values():
         if arch.name.replace("_", "") == key:
@@ -157,7 +183,13 @@ def get_architecture(name: str) -> Architecture:
 
 
 def list_architectures() -> list[dict]:
-    """Every registered architecture: name, family, description and options (with defaults)."""
+    """Every registered architecture: name, family, description and options (with defaults).
+
+    Returns
+    -------
+    list of dict
+        ``{"name", "family", "description", "options"}`` sorted by name.
+    """
     return [
         {
             "name": a.name,
@@ -196,6 +228,7 @@ def build_model(
 
     Examples
     --------
+    >>> import torch
     >>> model = build_model("unet_original", 1, 3, width=8, depth=3)
     >>> model(torch.zeros(2, 1, 97, 131)).shape
     torch.Size([2, 3, 97, 131])

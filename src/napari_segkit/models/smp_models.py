@@ -42,7 +42,25 @@ def build_smp(
     encoder_weights: str | None = None,
     **options,
 ) -> nn.Module:
-    """Build SMP's `arch` with random encoder weights, or weights from a local file."""
+    """Build SMP's `arch` with random encoder weights, or weights from a local file.
+
+    Parameters
+    ----------
+    arch : str
+        An SMP architecture name from the registry (``"unet"``, ``"fpn"``, ...).
+    in_channels, num_classes : int
+    encoder_name : str
+        Any SMP encoder.
+    encoder_weights : path, optional
+        A local ``.safetensors`` or ``.pth`` state dict for the encoder; never downloaded.
+    **options
+        SMP constructor options.
+
+    Returns
+    -------
+    torch.nn.Module
+        ``(N, C, H, W)`` -> ``(N, K, H, W)`` logits (H, W multiples of the encoder's stride).
+    """
     import segmentation_models_pytorch as smp
 
     if encoder_weights is not None and not Path(str(encoder_weights)).is_file():
@@ -68,6 +86,20 @@ def load_encoder_weights(encoder: nn.Module, path: str | Path) -> None:
 
     ``.safetensors`` files are read with safetensors; anything else with
     ``torch.load(weights_only=True)``, which refuses pickled code.
+
+    Parameters
+    ----------
+    encoder : torch.nn.Module
+    path : path
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    EncoderWeightsError
+        Missing or unexpected keys, or shapes that differ (all named).
     """
     path = Path(path)
     try:

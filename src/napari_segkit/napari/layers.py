@@ -17,7 +17,23 @@ LABEL_WORDS = ("label", "mask", "annot", "seg")
 
 
 def class_colormap(class_colors: list[str]) -> dict:
-    """``{class id: "#rrggbb"}`` for a napari Labels layer; background stays transparent."""
+    """``{class id: "#rrggbb"}`` for a napari Labels layer; background stays transparent.
+
+    Parameters
+    ----------
+    class_colors : list of str
+        ``"#rrggbb"`` per class id.
+
+    Returns
+    -------
+    dict
+        For ``Labels(colormap=...)``: ``{None: "transparent", 0: "transparent", 1: ..., ...}``.
+
+    Examples
+    --------
+    >>> class_colormap(["#000000", "#ff0000"])
+    {None: 'transparent', 0: 'transparent', 1: '#ff0000'}
+    """
     colormap = {None: "transparent", 0: "transparent"}
     colormap.update({i: c for i, c in enumerate(class_colors) if i > 0})
     return colormap
@@ -108,6 +124,20 @@ def model_prediction_layers(
 
     `info` is a :class:`~napari_segkit.models.ModelInfo` (``load_model(path).info``);
     a binary (sigmoid) model is shown with two classes, unnamed classes as "class i".
+
+    Parameters
+    ----------
+    labels : array of int, shape (*spatial)
+    info : ModelInfo
+    probabilities : array of shape (K, *spatial), optional
+    name : str
+    scale : sequence of float, optional
+    per_class : bool
+
+    Returns
+    -------
+    list of (data, kwargs, "labels" | "image")
+        As :func:`prediction_layers`.
     """
     k = max(info.num_classes, 2)
     names = (list(info.class_names) or [f"class {i}" for i in range(k)])[:k]
@@ -137,6 +167,22 @@ def weight_map_layer(
     `labels`: ``(Y, X)`` or ``(Z, Y, X)`` instances or semantic mask (see
     :func:`~napari_segkit.core.weight_maps.unet_weight_map`). Colormap "turbo" from 0
     to ``max(w)``, so the separating borders (high weight) stand out.
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (Y, X) or (Z, Y, X)
+    w0, sigma : float
+        Border weight and width (pixels).
+    class_weights : optional
+        As for ``unet_weight_map``.
+    kind : {"auto", "instances", "semantic"}
+    name : str
+        Base layer name.
+    scale : sequence of float, optional
+
+    Returns
+    -------
+    (ndarray of float32, dict, "image")
     """
     from ..core.weight_maps import unet_weight_map
 

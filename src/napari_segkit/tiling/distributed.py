@@ -47,7 +47,36 @@ def _run_block(model_path, engine, image, axes, out_path, block_id, z, block, pr
 def run_on_cluster(
     client, resolved, engine, image, axes, sink, blocks, todo, prob_dtype, progress, cancel, n_done
 ):
-    """Submit the unfinished blocks to `client`; report progress as they finish."""
+    """Submit the unfinished blocks to `client`; report progress as they finish.
+
+    Parameters
+    ----------
+    client : dask.distributed.Client
+    resolved : the resolved model (must come from a model file: workers load it)
+    engine : TileEngine
+        Settings; workers use their own copy of the model.
+    image : array, Stack or path
+        numpy arrays are scattered once; a Stack travels as its path.
+    axes : str or None
+    sink : ZarrSink
+    blocks : list of (z, (slice, slice))
+    todo : list of int
+        Ids of the blocks still to predict.
+    prob_dtype : str
+    progress : callable or None
+        ``progress(done, total)`` as blocks finish.
+    cancel : Event, callable or None
+    n_done : int
+        Blocks finished before this run (resume).
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    PredictionCancelled
+    """
     import numpy as np
     from dask.distributed import as_completed
 

@@ -29,6 +29,20 @@ def fuse_for_inference(
     succeed yet specialise a branch (e.g. an optional skip connection traced as
     present), so a copy that fails or disagrees is dropped and the unfused copy is
     returned -- same results, only slower.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        ``(N, C, H, W)`` -> ``(N, K, H, W)``; not modified.
+    in_channels : int, optional
+        For the check input (default: ``model.in_channels``).
+    divisor : int
+        The model's spatial divisor.
+
+    Returns
+    -------
+    torch.nn.Module
+        In eval mode, weights channels-last where that is faster.
     """
     fused = copy.deepcopy(model).eval()
     if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in fused.modules()):

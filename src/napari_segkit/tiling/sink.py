@@ -27,18 +27,63 @@ class OutputExistsError(ValueError):
 
 
 def labels_dtype(num_classes: int):
+    """The smallest unsigned dtype that holds class ids ``0 .. num_classes - 1``.
+
+    Parameters
+    ----------
+    num_classes : int
+
+    Returns
+    -------
+    numpy dtype class
+        ``np.uint8`` up to 256 classes, else ``np.uint16``.
+
+    Examples
+    --------
+    >>> labels_dtype(3).__name__, labels_dtype(300).__name__
+    ('uint8', 'uint16')
+    """
     return np.uint8 if num_classes <= 256 else np.uint16
 
 
 def encode_probabilities(probs: np.ndarray, dtype: str) -> np.ndarray:
-    """float32 probabilities -> storage dtype (uint8: round(p * 255))."""
+    """float32 probabilities -> storage dtype (uint8: round(p * 255)).
+
+    Parameters
+    ----------
+    probs : ndarray of float32, shape (K, ...)
+    dtype : {"float32", "float16", "uint8"}
+
+    Returns
+    -------
+    ndarray of `dtype`, same shape
+
+    Examples
+    --------
+    >>> encode_probabilities(np.array([0.0, 0.5, 1.0], np.float32), "uint8")
+    array([  0, 128, 255], dtype=uint8)
+    """
     if dtype == "uint8":
         return np.round(np.clip(probs, 0, 1) * 255).astype(np.uint8)
     return probs.astype(dtype)
 
 
 def labels_from_probabilities(probs: np.ndarray) -> np.ndarray:
-    """``(K, ...)`` probabilities -> class ids; one channel means foreground if p > 0.5."""
+    """``(K, ...)`` probabilities -> class ids; one channel means foreground if p > 0.5.
+
+    Parameters
+    ----------
+    probs : ndarray of shape (K, ...)
+
+    Returns
+    -------
+    ndarray of uint8 / uint16, shape (...)
+
+    Examples
+    --------
+    >>> labels_from_probabilities(np.array([[0.2, 0.7], [0.8, 0.3]]))
+    array([1, 0], dtype=uint8)
+    """
     if probs.shape[0] == 1:
         return (probs[0] > 0.5).astype(np.uint8)
     return probs.argmax(0).astype(labels_dtype(probs.shape[0]))

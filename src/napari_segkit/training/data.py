@@ -88,6 +88,12 @@ def prepare_training_set(
     normalization : dict, optional
         ``{"mode": "percentile", "low": 1, "high": 99.8}`` (default, per image).
 
+    Returns
+    -------
+    TrainingSet
+        ``images`` float32 ``(C, Y, X)`` planes, ``targets`` int64 ``(Y, X)`` (unlabeled
+        pixels = ``IGNORE_INDEX``), ``num_classes``, ``in_channels``, ``source``.
+
     Raises
     ------
     TrainingDataError

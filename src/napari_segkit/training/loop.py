@@ -51,7 +51,21 @@ class TrainReport:
 
 
 def check_config(config: TrainConfig) -> None:
-    """Raise ValueError for settings that would only fail later, mid-training."""
+    """Raise ValueError for settings that would only fail later, mid-training.
+
+    Parameters
+    ----------
+    config : TrainConfig
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    ValueError
+        Unknown loss or schedule, bad class-weight method, counts below 1, lr <= 0.
+    """
     get_loss_spec(config.loss)  # ValueError listing the losses
     if config.schedule not in SCHEDULES:
         raise ValueError(
@@ -74,6 +88,16 @@ def resolve_class_weights(config: TrainConfig, train: TrainingSet) -> TrainConfi
 
     The weights are computed from the training targets (unlabeled pixels not counted),
     so the saved model records the exact weights it was trained with.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    train : TrainingSet
+
+    Returns
+    -------
+    TrainConfig
+        A copy whose ``class_weights`` is None or a list of K floats.
     """
     from dataclasses import replace
 
@@ -139,6 +163,11 @@ def fit(
         Checked before every step; raises :class:`TrainingCancelled`.
     resume : bool
         Continue from the resume state beside `out` if there is one.
+
+    Yields
+    ------
+    TrainReport
+        After every step, and at the end of every epoch (``end_of_epoch``).
     """
     from ..models import save_model
 
@@ -255,6 +284,16 @@ def validate(model, val: TrainingSet, device) -> dict:
     The planes are predicted with the tile engine, as users will predict. Returns
     :func:`~napari_segkit.core.metrics.segmentation_report`'s dict plus ``"loss"``,
     the mean cross-entropy of the predicted probabilities over labelled pixels.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    val : TrainingSet
+    device : torch.device or str
+
+    Returns
+    -------
+    dict
     """
     from ..tiling import predict
 
@@ -312,7 +351,19 @@ def _save_state(path: Path, model, optimizer, scheduler, epoch, best_score, stal
 
 
 def split_validation(data: TrainingSet, fraction: float, seed: int = 0):
-    """Split planes into (train, validation); None for validation when too few planes."""
+    """Split planes into (train, validation); None for validation when too few planes.
+
+    Parameters
+    ----------
+    data : TrainingSet
+    fraction : float
+        Share of the planes held out (rounded; at least one plane when > 0).
+    seed : int
+
+    Returns
+    -------
+    (TrainingSet, TrainingSet or None)
+    """
     n = len(data.images)
     n_val = int(round(n * fraction))
     if fraction <= 0 or n < 2 or n_val == 0:
@@ -326,6 +377,21 @@ def train(images, labels, *, out, progress=None, **options):
 
     Takes the arguments of :func:`train_iter` and `progress`, a callable given every
     :class:`TrainReport`; returns the best model as a ModelFile (loaded back from `out`).
+
+    Parameters
+    ----------
+    images, labels : list of arrays
+        See :func:`train_iter`.
+    out : path
+        Model file to write.
+    progress : callable, optional
+        Given every :class:`TrainReport`.
+    **options
+        :func:`train_iter` options and :class:`TrainConfig` fields.
+
+    Returns
+    -------
+    ModelFile
     """
     return _drain(train_iter(images, labels, out=out, **options), progress)
 
@@ -536,6 +602,20 @@ def train_kfold(
     dict
         ``{"models": [paths], "folds": [validation reports], "mean_dice": [...],
         "std_dice": [...], "mean_iou": [...], "std_iou": [...]}`` (per class).
+
+    Parameters
+    ----------
+    images, labels : list of arrays
+        As for :func:`train_iter`.
+    out_dir : path
+        Receives ``fold0.safetensors`` ... ``fold{k-1}.safetensors``.
+    k : int
+        Number of folds, >= 2.
+    arch, arch_options, sparse, num_classes, class_names, config, **config_overrides
+        As for :func:`train_iter`.
+    progress : callable, optional
+        Given every :class:`TrainReport` of every fold.
+    cancel : Event or callable, optional
     """
     from dataclasses import replace
 
