@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .core.choices import BLEND_MODES, DEFAULT_NORMALIZATION, NORMALIZATION_MODES
+from .core.choices import (
+    BALANCE_METHODS,
+    BLEND_MODES,
+    DEFAULT_NORMALIZATION,
+    LABEL_KINDS,
+    NORMALIZATION_MODES,
+)
 
 #: test-time augmentation: none, the 4 flips, or the 8 symmetries of the square
 TTA_MODES = (None, "flips", "d4")
@@ -91,12 +97,14 @@ class TrainConfig:
 
 
 __all__ = [
+    "BALANCE_METHODS",
     "BLEND_MODES",
     "CLASS_WEIGHT_METHODS",
     "DEVICE_CHOICES",
     "DEFAULT_ARCH",
     "DEFAULT_ARCH_OPTIONS",
     "DEFAULT_NORMALIZATION",
+    "LABEL_KINDS",
     "NORMALIZATION_MODES",
     "OUTPUTS",
     "PROB_DTYPES",

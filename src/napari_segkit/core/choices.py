@@ -16,4 +16,16 @@ NORMALIZATION_MODES = ("percentile", "fixed", "none")
 #: the normalisation new models are trained with, and recorded in their model file
 DEFAULT_NORMALIZATION = {"mode": "percentile", "low": 1.0, "high": 99.8}
 
-__all__ = ["BLEND_MODES", "DEFAULT_NORMALIZATION", "NORMALIZATION_MODES"]
+#: what a label image given to ``unet_weight_map`` holds ("auto": 0/1 means semantic)
+LABEL_KINDS = ("auto", "instances", "semantic")
+
+#: class-balance terms of ``unet_weight_map`` ("balanced" is inverse frequency)
+BALANCE_METHODS = ("balanced", "median")
+
+__all__ = [
+    "BALANCE_METHODS",
+    "BLEND_MODES",
+    "DEFAULT_NORMALIZATION",
+    "LABEL_KINDS",
+    "NORMALIZATION_MODES",
+]

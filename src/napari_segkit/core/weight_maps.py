@@ -26,6 +26,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from .choices import LABEL_KINDS
+
 
 def border_cutoff(w0: float, sigma: float, tol: float) -> float:
     """Distance ``D`` beyond which ``w0 * exp(-D**2 / (2 sigma**2)) < tol``.
@@ -103,8 +105,8 @@ def unet_weight_map(
         raise ValueError(f"labels must be (Y, X) or (Z, Y, X), got shape {labels.shape}")
     if labels.dtype.kind not in "biu":
         raise ValueError(f"labels must be integer or boolean, got dtype {labels.dtype}")
-    if kind not in ("auto", "instances", "semantic"):
-        raise ValueError(f"kind must be 'auto', 'instances' or 'semantic', got {kind!r}")
+    if kind not in LABEL_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(LABEL_KINDS)}, got {kind!r}")
     if sigma <= 0 or w0 < 0:
         raise ValueError(f"sigma must be > 0 and w0 >= 0, got sigma={sigma}, w0={w0}")
     semantic = kind == "semantic" or (

@@ -6,7 +6,7 @@ from magicgui.widgets import ComboBox, Container, FloatSpinBox, PushButton
 from napari.layers import Labels, Layer
 from napari.utils.notifications import show_error
 
-from ...config import TrainConfig
+from ...config import BALANCE_METHODS, LABEL_KINDS, TrainConfig
 from ._layers import layer_choices
 
 
@@ -22,13 +22,11 @@ class BorderWeightsWidget(Container):
         self.viewer = viewer
         d = TrainConfig()
         self.source = ComboBox(label="labels", choices=layer_choices(viewer, Labels))
-        self.kind = ComboBox(
-            label="labels are", choices=("auto", "instances", "semantic"), value="auto"
-        )
+        self.kind = ComboBox(label="labels are", choices=LABEL_KINDS, value=LABEL_KINDS[0])
         self.w0 = FloatSpinBox(label="w0 (border weight)", value=d.w0, min=0.0, max=100.0)
         self.sigma = FloatSpinBox(label="sigma (pixels)", value=d.sigma, min=0.5, max=100.0)
         self.balance = ComboBox(
-            label="class balance", choices=("none", "balanced", "median"), value="none"
+            label="class balance", choices=("none", *BALANCE_METHODS), value="none"
         )
         self.run_button = PushButton(text="Add weight map")
         super().__init__(
