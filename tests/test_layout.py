@@ -100,7 +100,15 @@ def test_nothing_outside_the_napari_folder_imports_gui_toolkits():
 
 def test_torch_free_modules_stay_torch_free():
     """jobs, config and the loss table are read by the CLI and widgets before torch loads."""
-    for rel in ("jobs.py", "config.py", "samples.py", "losses/table.py", "losses/__init__.py"):
+    for rel in (
+        "jobs.py",
+        "config.py",
+        "samples.py",
+        "losses/table.py",
+        "losses/__init__.py",
+        "models/info.py",
+        "models/__init__.py",
+    ):
         for name, top in _imports(PACKAGE / rel):
             if top:
                 assert not _is(name, "torch", "numpy", "scipy", *GUI), f"{rel} imports {name}"

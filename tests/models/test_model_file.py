@@ -161,7 +161,7 @@ def test_encoder_weights_from_a_local_file(tmp_path):
 def test_a_header_length_starting_with_0x80_is_still_a_model_file(tmp_path, model):
     """Issue 18.1: 1 file in 32 has a safetensors header length whose first byte is
     pickle's 0x80; such a file is valid and must load (it did not: "a pickle file")."""
-    from napari_segkit.models.model_file import file_kind
+    from napari_segkit.models.info import file_kind
 
     for pad in range(64):  # headers are padded to 8 bytes: the first byte steps by 8
         path = save_model(tmp_path / f"m{pad}.safetensors", model, training={"note": "x" * pad})

@@ -19,64 +19,21 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 
 import torch
 
 from ..core.atomic import atomic_path
-from ..core.choices import DEFAULT_NORMALIZATION
+from .info import (
+    META_KEY,
+    ModelFileError,
+    ModelInfo,
+    read_header,
+    read_model_info,
+)
 from .wrapper import SegmentationModel
-
-FORMAT = "napari-segkit-model"
-FORMAT_VERSION = 1
-META_KEY = "napari-segkit"
-
-
-class ModelFileError(ValueError):
-    """A file is not a readable napari-segkit model (foreign, truncated, or unsafe)."""
-
-
-@dataclass
-class ModelInfo:
-    """Everything a model file says besides its weights.
-
-    Attributes
-    ----------
-    arch, options, in_channels, num_classes, pad_mode
-        Recreate the network with :func:`napari_segkit.models.build_model`.
-    class_names : list of str
-        One per class (index = class id; for a binary model: background, foreground).
-    class_colors : list of str
-        ``"#rrggbb"`` per class.
-    normalization : dict
-        ``{"mode": "percentile", "low": 1.0, "high": 99.8}`` (per image), or
-        ``{"mode": "fixed", "mean": [...], "std": [...]}``, or ``{"mode": "none"}``.
-    tile_size : list of int
-        ``[H, W]`` the model was trained for.
-    overlap : float
-        Fraction of a tile shared with its neighbours when predicting.
-    training : dict
-        Provenance: data, loss, epochs, metrics, seed, ...
-    versions : dict
-        Package versions at save time.
-    """
-
-    arch: str
-    options: dict
-    in_channels: int
-    num_classes: int
-    pad_mode: str = "reflect"
-    class_names: list = field(default_factory=list)
-    class_colors: list = field(default_factory=list)
-    normalization: dict = field(default_factory=lambda: dict(DEFAULT_NORMALIZATION))
-    tile_size: list = field(default_factory=lambda: [256, 256])
-    overlap: float = 0.25
-    training: dict = field(default_factory=dict)
-    versions: dict = field(default_factory=dict)
-    format: str = FORMAT
-    format_version: int = FORMAT_VERSION
 
 
 @dataclass
@@ -197,97 +154,6 @@ def save_model(
     return path
 
 
-def file_kind(path: str | os.PathLike) -> str:
-    """What a model file is, judged by its structure (never by unpickling it).
-
-    Parameters
-    ----------
-    path : path
-        An existing file.
-
-    Returns
-    -------
-    {"safetensors", "pickle", "zip", "unknown"}
-        "safetensors": an 8-byte little-endian header length N that fits in the file,
-        followed by a JSON object (``{``). "zip": a zip archive (``torch.save``'s
-        default format). "pickle": a pickle stream (protocol 2-5 header ``0x80 0x02-0x05``).
-        The safetensors test comes first: a valid file whose header length happens to
-        start with byte 0x80 (about 1 in 32, headers are padded to 8 bytes) is not a
-        pickle.
-    """
-    size = os.path.getsize(path)
-    with open(path, "rb") as f:
-        head = f.read(9)
-    if len(head) == 9:
-        header_length = int.from_bytes(head[:8], "little")
-        if 2 <= header_length <= size - 8 and head[8:9] == b"{":
-            return "safetensors"
-    if head[:4] == b"PK\x03\x04":
-        return "zip"
-    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
-        return "pickle"
-    return "unknown"
-
-
-def read_model_info(path: str | os.PathLike) -> ModelInfo:
-    """Read only the description of a model file (no weights, no code).
-
-    Parameters
-    ----------
-    path : path
-        A model file written by :func:`save_model`.
-
-    Returns
-    -------
-    ModelInfo
-
-    Raises
-    ------
-    FileNotFoundError
-    ModelFileError
-        A pickle / torch.save file (refused, never unpickled), a truncated or foreign
-        file, or invalid metadata.
-    """
-    from safetensors import safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"No model file at '{path}'")
-    kind = file_kind(path)
-    if kind in ("pickle", "zip"):
-        raise ModelFileError(
-            f"'{path}' is a pickle / torch.save file. napari-segkit does not unpickle model files, "
-            "because unpickling can run arbitrary code. Re-save it as a napari-segkit model "
-            "(safetensors) from a trusted environment."
-        )
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-    except Exception as err:
-        raise ModelFileError(
-            f"'{path}' is not a readable model file (truncated or foreign): {err}"
-        ) from err
-    if META_KEY not in meta:
-        raise ModelFileError(
-            f"'{path}' is a safetensors file but not a napari-segkit model "
-            "(no napari-segkit metadata)"
-        )
-    try:
-        raw = json.loads(meta[META_KEY])
-        if raw.get("format") != FORMAT:
-            raise ValueError(f"format {raw.get('format')!r}")
-        if int(raw.get("format_version", 0)) > FORMAT_VERSION:
-            raise ModelFileError(
-                f"'{path}' has model format version {raw['format_version']}; this "
-                f"napari-segkit reads up to {FORMAT_VERSION}: upgrade napari-segkit"
-            )
-        return ModelInfo(**raw)
-    except ModelFileError:
-        raise
-    except Exception as err:
-        raise ModelFileError(f"'{path}' has invalid napari-segkit metadata: {err}") from err
-
-
 def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> ModelFile:
     """Load a model file written by :func:`save_model`; never executes code from the file.
 
@@ -307,16 +173,14 @@ def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu") -
     """
     from safetensors.torch import load_model as st_load_model
 
-    from .registry import build_model
-
     info = read_model_info(path)
-    model = build_model(
-        info.arch,
-        info.in_channels,
-        info.num_classes,
-        pad_mode=info.pad_mode,
-        **_restore(info.options),
-    )
+    tensors, _ = read_header(path)
+    # build on the meta device first (no memory) and compare with the stored weights, so
+    # options that do not fit them (width=200000, depth=60) never allocate a network
+    with torch.device("meta"):
+        skeleton = _build(info, path)
+    _check_shapes(skeleton, tensors, info, path)
+    model = _build(info, path)
     try:
         st_load_model(model, str(path), strict=True)
     except Exception as err:
@@ -324,6 +188,48 @@ def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu") -
             f"Weights in '{path}' do not match architecture {info.arch!r}: {err}"
         ) from err
     return ModelFile(model.to(device).eval(), info, str(path))
+
+
+def _build(info: ModelInfo, path) -> SegmentationModel:
+    from .registry import build_model
+
+    try:
+        return build_model(
+            info.arch,
+            info.in_channels,
+            info.num_classes,
+            pad_mode=info.pad_mode,
+            **_restore(info.options),
+        )
+    except (TypeError, ValueError) as err:
+        raise ModelFileError(
+            f"'{path}': cannot build its architecture {info.arch!r}: {err}"
+        ) from None
+
+
+def _check_shapes(model, tensors: dict, info: ModelInfo, path) -> None:
+    """Refuse a description whose network does not have the stored tensors' names and shapes."""
+    expected = {name: list(t.shape) for name, t in model.state_dict().items()}
+    stored = {name: entry["shape"] for name, entry in tensors.items()}
+    missing = sorted(set(expected) - set(stored))
+    unexpected = sorted(set(stored) - set(expected))
+    differ = [n for n in sorted(set(expected) & set(stored)) if expected[n] != stored[n]]
+    if missing or unexpected or differ:
+        details = []
+        if differ:
+            n = differ[0]
+            details.append(
+                f"{len(differ)} tensor(s) differ in shape (e.g. {n}: file {stored[n]}, "
+                f"architecture {expected[n]})"
+            )
+        if missing:
+            details.append(f"{len(missing)} missing (e.g. {missing[0]})")
+        if unexpected:
+            details.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+        raise ModelFileError(
+            f"Weights in '{path}' do not match its description (arch {info.arch!r}, options "
+            f"{info.options}): {'; '.join(details)}"
+        )
 
 
 def _jsonable(value):
