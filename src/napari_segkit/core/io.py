@@ -35,6 +35,7 @@ from .errors import (
     EmptyFolderError,
     IncompleteOutputError,
     SliceShapeError,
+    StackReadError,
     StackWriteError,
     UnsupportedFormatError,
 )
@@ -142,6 +143,18 @@ def read_stack(
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"No such file or folder: '{path}'")
+    try:
+        return _read_any(path, array=array, lazy=lazy)
+    except (StackReadError, FileNotFoundError, PermissionError, MemoryError):
+        raise
+    except Exception as err:  # noqa: BLE001 -- decoders raise anything (struct, zlib, KeyError)
+        raise CorruptFileError(
+            f"Cannot read '{path}': {type(err).__name__}: {err} (a truncated, corrupt or "
+            "mislabelled file?)"
+        ) from err
+
+
+def _read_any(path: Path, *, array: str | None, lazy: bool | None) -> Stack:
     name = path.name.lower()
     if path.is_dir():
         if is_zarr_store(path):
@@ -159,6 +172,35 @@ def read_stack(
         f"Cannot read '{path}': unsupported extension '{path.suffix}'. Readable: "
         "TIFF/OME-TIFF, zarr, NIfTI (.nii, .nii.gz), DICOM, PNG/JPEG, or a folder of slices."
     )
+
+
+def missing_chunks(array) -> tuple[int, int]:
+    """How many of a zarr array's chunks are absent from its store.
+
+    zarr reads an absent chunk as the fill value: right for regions never written
+    (zarr skips chunks equal to the fill value), wrong for deleted files. Callers
+    warn about it (``predict`` does, for zarr inputs).
+
+    Parameters
+    ----------
+    array : zarr array, or a dask array made from one (other arrays: nothing missing)
+
+    Returns
+    -------
+    (int, int)
+        ``(missing, total)`` chunk counts.
+    """
+    import zarr
+
+    source = array
+    if _is_dask(array):
+        source = next(
+            (v for v in array.dask.values() if isinstance(v, zarr.Array)), None
+        )  # da.from_zarr keeps the zarr array in its graph
+    if not isinstance(source, zarr.Array):
+        return 0, 0
+    total = source.nchunks
+    return total - source.nchunks_initialized, total
 
 
 def _is_dask(data) -> bool:
@@ -330,12 +372,7 @@ def _read_zarr(path: Path, *, array: str | None, lazy: bool | None) -> Stack:
     except Exception as err:  # zarr raises many types for broken metadata
         raise CorruptFileError(f"Cannot open zarr store '{path}': {err}") from err
     scale, axes = None, None
-    state = dict(node.attrs).get("segkit") if not hasattr(node, "shape") else None
-    if isinstance(state, dict) and not state.get("complete", True):
-        raise IncompleteOutputError(
-            f"'{path}' is an unfinished napari-segkit prediction (interrupted or still running); "
-            "run the same predict command again to resume it."
-        )
+    _refuse_unfinished_output(path, node)
     if not hasattr(node, "shape"):  # a group
         node, array, scale, axes = _pick_zarr_array(node, path, array)
     elif array:
@@ -354,6 +391,25 @@ def _read_zarr(path: Path, *, array: str | None, lazy: bool | None) -> Stack:
         data = data.compute()
     data, axes, scale = _to_zyxc(data, axes, scale)
     return Stack(data, axes, scale, str(path), {"format": "zarr", "array": array})
+
+
+def _refuse_unfinished_output(path: Path, node) -> None:
+    """An unfinished prediction output (or an array inside one) must not be taken as data."""
+    import zarr
+
+    for folder in (path, *list(path.parents)[:2]):  # out.zarr, or out.zarr/labels
+        if folder != path and not is_zarr_store(folder):
+            continue
+        try:
+            group = node if folder == path else zarr.open_group(str(folder), mode="r")
+        except Exception:  # noqa: BLE001 -- not a group: nothing to check
+            continue
+        state = None if hasattr(group, "shape") else dict(group.attrs).get("segkit")
+        if isinstance(state, dict) and not state.get("complete", True):
+            raise IncompleteOutputError(
+                f"'{folder}' is an unfinished napari-segkit prediction (interrupted or still "
+                "running); run the same predict command again to resume it."
+            )
 
 
 def _pick_zarr_array(group, path: Path, array: str | None):

@@ -30,9 +30,12 @@ class Volume:
         Channels the model expects (checked).
     """
 
-    def __init__(self, image, *, axes: str | None = None, in_channels: int = 1):
+    def __init__(self, image, *, axes: str | None = None, in_channels: int = 1, name=None):
+        #: named in read errors: the input's path when known
+        self.name = f"'{name}'" if name else "the image"
         if isinstance(image, Stack):
             axes = axes or image.axes
+            self.name = f"'{image.path}'"
             image = image.data
         if not hasattr(image, "shape") or not hasattr(image, "dtype"):
             image = np.asarray(image)
@@ -78,7 +81,15 @@ class Volume:
         y0, y1, x0, x1 = max(ys.start, 0), min(ys.stop, ny), max(xs.start, 0), min(xs.stop, nx)
         index = {"Z": z, "Y": slice(y0, y1), "X": slice(x0, x1), "C": slice(None)}
         key = tuple(index[a] for a in self.axes)
-        region = np.asarray(self.image[key], dtype=np.float32)
+        try:
+            region = np.asarray(self.image[key], dtype=np.float32)
+        except MemoryError:
+            raise
+        except Exception as err:  # noqa: BLE001 -- codecs and stores raise anything
+            raise InputError(
+                f"cannot read plane {z}, rows {y0}:{y1}, columns {x0}:{x1} of {self.name}: "
+                f"{type(err).__name__}: {err} (a corrupt or unreadable chunk?)"
+            ) from err
         kept = [a for a in self.axes if a != "Z"]
         region = region.transpose([kept.index(a) for a in "CYX" if a in kept])
         if "C" not in kept:
@@ -118,10 +129,13 @@ def _infer_axes(shape: tuple[int, ...], in_channels: int) -> str:
         )
     # one channel: a trailing (or, for 4D, leading) axis of size 1 is the channel axis
     if ndim == 3:
-        if shape[-1] in (3, 4) and shape[0] > 4:
+        if 2 <= shape[-1] <= 4 and shape[0] > 4:
+            z, y, x = shape
             raise InputError(
-                f"the model expects 1 channel but the image of shape {shape} looks "
-                f"like (Y, X, {shape[-1]}) colour; pass axes='ZYX' if it is a stack"
+                f"the model expects 1 channel and the image of shape {shape} is ambiguous: it reads "
+                f"as (Y, X, C) = {z} x {y} with {x} channels, or as (Z, Y, X) = {z} planes of "
+                f"{y} x {x}; pass axes='YXC' (and a model with {x} channels, or one channel "
+                "of the image) or axes='ZYX'"
             )
         return "YXC" if shape[-1] == 1 else "ZYX"
     if shape[-1] == 1:

@@ -129,10 +129,11 @@ class TileEngine:
 
     def plane_tile(self, ny: int, nx: int) -> tuple[int, int]:
         """The tile for a plane: no larger than the plane rounded up to the model's multiple
-        (a small image is one tile padded like a whole-image prediction, not reflected far)."""
+        (a small image is one tile padded like a whole-image prediction, not reflected far;
+        a tile larger than the image never allocates more than the image needs)."""
 
         def fit(t, n):
-            return min(t, -(-n // self.align) * self.align) if t % self.align == 0 else t
+            return min(t, -(-n // self.align) * self.align)
 
         return fit(self.tile[0], ny), fit(self.tile[1], nx)
 

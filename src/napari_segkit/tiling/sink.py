@@ -21,9 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-class OutputExistsError(ValueError):
-    """The output exists and was made with other settings (or is complete) and overwrite is off."""
+from .checks import OutputExistsError
 
 
 def labels_dtype(num_classes: int):

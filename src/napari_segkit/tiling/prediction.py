@@ -5,17 +5,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..config import BLEND_MODES, OUTPUTS, PROB_DTYPES, TTA_MODES, PredictDefaults
+from ..config import PredictDefaults
+from ..core.locks import output_lock
 from ..core.tiles import block_plan
 from ..core.volume import Volume, normalization_stats
 from ..jobs import report
 from ..runtime import resolve_device
+from .checks import check_options, check_output_path, tile_pair
 from .engine import TileEngine
 from .optimize import fuse_for_inference
 from .sink import ZarrSink, encode_probabilities, labels_dtype, labels_from_probabilities
@@ -163,44 +166,39 @@ def predict(
         `out` exists with other settings and `overwrite` is False.
     PredictionCancelled
     """
-    if output not in OUTPUTS:
-        raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
-    if blend not in BLEND_MODES:
-        raise ValueError(f"blend must be one of {BLEND_MODES}, got {blend!r}")
-    if tta not in TTA_MODES:
-        raise ValueError(f"tta must be one of {TTA_MODES}, got {tta!r}")
-    if prob_dtype not in PROB_DTYPES:
-        raise ValueError(f"prob_dtype must be one of {PROB_DTYPES}, got {prob_dtype!r}")
-    if int(batch_size) < 1 or int(block_size) < 1:
-        raise ValueError(f"batch_size and block_size must be >= 1, got {batch_size}, {block_size}")
-    if out is not None and not str(out).rstrip("/").endswith(".zarr"):
-        raise ValueError(
-            f"out must be a .zarr path (got '{out}'); write TIFF from the returned "
-            "array with napari_segkit.write_labels"
-        )
+    check_options(
+        blend=blend,
+        tta=tta,
+        output=output,
+        prob_dtype=prob_dtype,
+        batch_size=batch_size,
+        block_size=block_size,
+        overlap=overlap,
+    )
+    if tile_size is not None:
+        tile_pair(tile_size)
+    source_path = _input_path(image)
+    if out is not None:
+        check_output_path(out, source=source_path, overwrite=overwrite)
     dev = resolve_device(device)
     resolved = _resolve_model(model, dev)
     info = resolved.info
-    tile = (
+    tile = tile_pair(
         tile_size if tile_size is not None else (info.tile_size if info else _DEFAULTS.tile_size)
     )
-    tile = (int(tile), int(tile)) if np.isscalar(tile) else tuple(int(t) for t in tile)
-    if len(tile) != 2 or min(tile) < 1:
-        raise ValueError(f"tile_size must be an int or (height, width), got {tile_size!r}")
     if tta == "d4" and tile[0] != tile[1]:
         raise ValueError(f"tta='d4' rotates tiles, so it needs square tiles; got {tile}")
     overlap = float(
         overlap if overlap is not None else (info.overlap if info else _DEFAULTS.overlap)
     )
-    if not 0 <= overlap < 1:
-        raise ValueError(f"overlap must be in [0, 1), got {overlap}")
     source = image  # what workers of a cluster open (a path stays a path)
     if isinstance(image, (str, os.PathLike)):
         from ..core.io import read_stack
 
         source = str(image)
         image = read_stack(image)
-    volume = Volume(image, axes=axes, in_channels=resolved.in_channels)
+    volume = Volume(image, axes=axes, in_channels=resolved.in_channels, name=source_path)
+    _warn_missing_chunks(volume)
     if normalization == "model":
         normalization = info.normalization if info else None
     norm_stats = normalization_stats(volume, normalization)
@@ -245,6 +243,42 @@ def predict(
         image=source,
         axes=axes,
     )
+
+
+def _input_path(image) -> str | None:
+    """The input's location on disk when there is one (a path, a Stack, a zarr array)."""
+    if isinstance(image, (str, os.PathLike)):
+        return str(Path(image).resolve())
+    path = getattr(image, "path", None)
+    if isinstance(path, str) and hasattr(image, "axes"):  # a Stack
+        return str(Path(path).resolve())
+    store = getattr(image, "store", None)
+    root = getattr(store, "root", None) or getattr(store, "path", None)
+    if root is not None:  # a zarr array: its store folder and the array inside
+        inner = getattr(image, "path", "") or ""
+        return str((Path(root) / inner).resolve())
+    return None
+
+
+def _content_signature(volume: Volume, n: int = 16, size: int = 32) -> str:
+    """A hash of `n` small regions spread over the input (the whole input when small)."""
+    h = hashlib.sha256()
+    for region in volume.sample_regions(n=n, size=size, seed=1):
+        h.update(np.ascontiguousarray(region).tobytes())
+    return h.hexdigest()[:32]
+
+
+def _warn_missing_chunks(volume: Volume) -> None:
+    from ..core.io import missing_chunks
+
+    missing, total = missing_chunks(volume.image)
+    if missing:
+        warnings.warn(
+            f"{missing} of {total} chunks of {volume.name} are absent from its store and are "
+            "read as the fill value: fine for regions never written, wrong if files were "
+            "deleted",
+            stacklevel=3,
+        )
 
 
 def _plane_blocks(volume: Volume, block: int) -> list[tuple[int, tuple[slice, slice]]]:
@@ -311,7 +345,52 @@ def _predict_to_zarr(
         "normalization": engine.norm_stats,
         "block": block,
         "num_classes": engine.num_classes,
+        # results differ in the last float bits with the batch size: part of the identity
+        "batch_size": engine.batch_size,
+        # which input: its path and a signature of its content (a resume with another
+        # image of the same shape must not mix the two)
+        "input": {"path": _input_path(image), "signature": _content_signature(volume)},
     }
+    with output_lock(out):
+        return _run_to_zarr(
+            engine,
+            resolved,
+            volume,
+            out,
+            settings,
+            blocks,
+            chunks,
+            output=output,
+            prob_dtype=prob_dtype,
+            overwrite=overwrite,
+            resume=resume,
+            progress=progress,
+            cancel=cancel,
+            client=client,
+            image=image,
+            axes=axes,
+        )
+
+
+def _run_to_zarr(
+    engine,
+    resolved,
+    volume,
+    out,
+    settings,
+    blocks,
+    chunks,
+    *,
+    output,
+    prob_dtype,
+    overwrite,
+    resume,
+    progress,
+    cancel,
+    client,
+    image,
+    axes,
+):
     sink = ZarrSink(out)
     finished = sink.prepare(
         spatial_shape=volume.spatial_shape,
