@@ -87,20 +87,22 @@ def rle_decode(rle: str, shape: tuple[int, int], *, order: str = "F") -> np.ndar
         unsorted or overlapping runs, runs past the end of the image.
     """
     _check_order(order)
-    shape = tuple(int(s) for s in shape)
-    if len(shape) != 2 or min(shape) < 1:
-        raise ValueError(f"shape must be (height, width) with positive sizes, got {shape}")
+    shape = _check_shape(shape)
     size = shape[0] * shape[1]
     tokens = [] if rle is None or (isinstance(rle, float) and np.isnan(rle)) else str(rle).split()
     if not tokens:
         return np.zeros(shape, np.uint8)
     if len(tokens) % 2:
         raise RLEError(f"run-length string has {len(tokens)} values; it needs start/length pairs")
-    try:
-        values = np.array([int(t) for t in tokens], dtype=np.int64)
-    except ValueError:
-        bad = next(t for t in tokens if not t.lstrip("+-").isdigit())
-        raise RLEError(f"run-length string holds a non-integer value {bad!r}") from None
+    for i, token in enumerate(tokens):
+        # ASCII digits only: int() also takes "¹", "٣" and "1_000", and numbers past int64
+        # would overflow numpy; neither can be a pixel index of a real image
+        which = "start" if i % 2 == 0 else "length"
+        if not (token.isascii() and token.lstrip("+-").isdigit()):
+            raise RLEError(f"run {i // 2 + 1}: non-integer value {token[:30]!r} (its {which})")
+        if len(token.lstrip("+-")) > 18:
+            raise RLEError(f"run {i // 2 + 1}: {which} {token[:30]!r} is too large")
+    values = np.array([int(t) for t in tokens], dtype=np.int64)
     starts, lengths = values[0::2] - 1, values[1::2]  # 0-based starts
     _validate_runs(starts, lengths, size, shape)
     delta = np.zeros(size + 1, np.int8)
@@ -108,6 +110,19 @@ def rle_decode(rle: str, shape: tuple[int, int], *, order: str = "F") -> np.ndar
     delta[starts + lengths] -= 1
     flat = np.cumsum(delta[:-1], dtype=np.int8).astype(np.uint8)
     return flat.reshape(shape, order=order)
+
+
+def _check_shape(shape) -> tuple[int, int]:
+    """``(height, width)`` as positive whole numbers (2.5 is refused, not truncated)."""
+    try:
+        values = [float(v) for v in shape]
+    except (TypeError, ValueError):
+        raise ValueError(f"shape must be (height, width), got {shape!r}") from None
+    if len(values) != 2 or not all(v.is_integer() and v >= 1 for v in values):
+        raise ValueError(
+            f"shape must be (height, width) with positive sizes (whole numbers), got {shape!r}"
+        )
+    return int(values[0]), int(values[1])
 
 
 def _validate_runs(starts, lengths, size, shape) -> None:

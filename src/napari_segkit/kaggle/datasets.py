@@ -15,6 +15,7 @@ Every reader returns a list of :class:`DatasetSample`, ready for
 from __future__ import annotations
 
 import csv
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,16 +135,16 @@ def read_rle_csv(
         column, ``labels`` holds the row's class id (``instances`` is None).
     """
     csv_path = Path(csv_path)
-    if not csv_path.is_file():
-        raise FileNotFoundError(f"no such CSV file: '{csv_path}'")
-    with open(csv_path, newline="") as f:
-        rows = list(csv.reader(f))
+    rows = read_csv_rows(csv_path)
     if len(rows) < 2:
         raise StackReadError(f"'{csv_path}' has no data rows")
-    header, rows = rows[0], [r for r in rows[1:] if r]
+    header, rows = rows[0], rows[1:]
     i_id, i_rle, i_class = _columns(header, id_column, rle_column, class_column)
     by_id: dict[str, list[list[str]]] = {}
-    for row in rows:
+    for line, row in enumerate(rows, 2):
+        if not row:
+            continue
+        _check_row(csv_path, line, row, i_id, i_rle, i_class)
         by_id.setdefault(row[i_id], []).append(row)
     images_dir = (
         Path(images_dir)
@@ -160,12 +161,72 @@ def read_rle_csv(
                 mask = rle_decode(row[i_rle], shape, order=order).astype(bool)
             except RLEError as err:
                 raise RLEError(f"'{csv_path}', id {image_id} (mask {n}): {err}") from None
-            labels[mask] = int(row[i_class]) if i_class is not None else n
+            labels[mask] = int(row[i_class]) if i_class is not None else n  # checked above
         if i_class is not None:
             samples.append(DatasetSample(image_id, image, labels.astype(np.uint16)))
         else:
             samples.append(DatasetSample(image_id, image, (labels > 0).astype(np.uint8), labels))
     return samples
+
+
+def read_csv_rows(path: str | os.PathLike) -> list[list[str]]:
+    """The rows of a CSV file in UTF-8 (a byte-order mark is dropped) or UTF-16 (with BOM).
+
+    Parameters
+    ----------
+    path : path
+
+    Returns
+    -------
+    list of list of str
+
+    Raises
+    ------
+    FileNotFoundError
+    StackReadError
+        Another encoding, or not CSV text (the path is named).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such CSV file: '{path}'")
+    raw = path.read_bytes()
+    encoding = "utf-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError as err:
+        raise StackReadError(
+            f"'{path}' is not UTF-8 text (byte {err.start}): re-save it as UTF-8"
+        ) from None
+    try:
+        return list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as err:
+        raise StackReadError(f"'{path}' is not a readable CSV file: {err}") from None
+
+
+#: the largest class id a label image holds (uint16)
+MAX_CLASS_ID = 65535
+
+
+def _check_row(path: Path, line: int, row: list[str], i_id, i_rle, i_class) -> None:
+    """Refuse short rows, ids that reach outside the image folder, bad class ids."""
+    needed = max(i for i in (i_id, i_rle, i_class) if i is not None)
+    if len(row) <= needed:
+        raise StackReadError(
+            f"'{path}', line {line}: {len(row)} column(s), the header names {needed + 1}"
+        )
+    image_id = row[i_id]
+    if not image_id or "/" in image_id or "\\" in image_id or image_id.startswith(".."):
+        raise StackReadError(
+            f"'{path}', line {line}: id {image_id!r} is not a file name (ids may not be empty "
+            "or hold path separators or '..': images are looked up inside the image folder)"
+        )
+    if i_class is not None:
+        value = row[i_class].strip()
+        if not (value.isascii() and value.isdigit()) or int(value) > MAX_CLASS_ID:
+            raise StackReadError(
+                f"'{path}', line {line}: class {row[i_class]!r} is not a class id from 0 to "
+                f"{MAX_CLASS_ID}"
+            )
 
 
 def _guess_images_dir(csv_path: Path, first_id: str) -> Path:

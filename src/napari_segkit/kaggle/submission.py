@@ -14,15 +14,58 @@ from __future__ import annotations
 
 import csv
 import os
+import string
 from pathlib import Path
 
 import numpy as np
 
 from ..core.atomic import atomic_path
 from ..core.io import SLICE_SUFFIXES, natural_key
-from ..core.rle import rle_decode, rle_encode
-from .datasets import read_image
+from ..core.rle import RLEError, rle_decode, rle_encode
+from .datasets import read_csv_rows, read_image
 from .ensemble import ensemble_probabilities, load_models, postprocess
+
+#: the fields an id rule may use
+ID_RULE_FIELDS = ("id", "class_id", "class_name")
+
+
+def check_id_rule(id_rule: str) -> str:
+    """Refuse an id rule that uses anything but the documented fields.
+
+    Parameters
+    ----------
+    id_rule : str
+        A ``str.format`` template such as ``"{id}_{class_id}"``.
+
+    Returns
+    -------
+    str
+        `id_rule`, unchanged.
+
+    Raises
+    ------
+    ValueError
+        Unknown fields (``{foo}``), attribute or index access (``{id.__class__}``),
+        format specs, or a malformed template.
+
+    Examples
+    --------
+    >>> check_id_rule("{id}_{class_name}")
+    '{id}_{class_name}'
+    """
+    try:
+        parts = list(string.Formatter().parse(id_rule))
+    except ValueError as err:
+        raise ValueError(f"id rule {id_rule!r} is not a valid template: {err}") from None
+    for _, field_name, spec, conversion in parts:
+        if field_name is None:
+            continue
+        if field_name not in ID_RULE_FIELDS or spec or conversion:
+            raise ValueError(
+                f"id rule {id_rule!r} uses {{{field_name}}}: only "
+                f"{', '.join('{' + f + '}' for f in ID_RULE_FIELDS)} are allowed"
+            )
+    return id_rule
 
 
 def submission_rows(
@@ -60,6 +103,7 @@ def submission_rows(
     """
     from skimage.measure import label as components
 
+    check_id_rule(id_rule)
     if layout == "image":
         return [
             [
@@ -169,6 +213,7 @@ def make_submission(
         )
     if len(columns) != 2:
         raise ValueError(f"columns must be two names (id, run-length), got {columns}")
+    check_id_rule(id_rule)  # before any model is loaded or image predicted
     loaded = load_models(models)
     items = list_images(images)
     class_names = loaded[0].info.class_names
@@ -222,22 +267,24 @@ def read_submission(path: str | os.PathLike, shapes: dict, *, order: str = "F") 
     dict
         ``{id: ndarray of uint8, shape (height, width)}``.
     """
-    with open(path, newline="") as f:
-        reader = csv.reader(f)
-        next(reader, None)
-        masks = {}
-        for row in reader:
-            if not row:
-                continue
-            image_id, rle = row[0], row[1] if len(row) > 1 else ""
-            if image_id not in shapes:
-                raise KeyError(f"'{path}' has id {image_id!r} with no known shape")
+    masks = {}
+    for line, row in enumerate(read_csv_rows(path)[1:], 2):
+        if not row:
+            continue
+        image_id, rle = row[0], row[1] if len(row) > 1 else ""
+        if image_id not in shapes:
+            raise ValueError(f"'{path}', line {line}: id {image_id!r} has no known shape")
+        try:
             mask = rle_decode(rle, shapes[image_id], order=order)
-            masks[image_id] = masks[image_id] | mask if image_id in masks else mask
+        except RLEError as err:
+            raise RLEError(f"'{path}', line {line} (id {image_id}): {err}") from None
+        masks[image_id] = masks[image_id] | mask if image_id in masks else mask
     return masks
 
 
 __all__ = [
+    "ID_RULE_FIELDS",
+    "check_id_rule",
     "list_images",
     "make_submission",
     "read_submission",
