@@ -111,12 +111,13 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_predict(args: argparse.Namespace) -> int:
-    """Predict INPUT with MODEL tile by tile; write zarr (resumable) or TIFF."""
+def _check_predict_args(args: argparse.Namespace):
+    """Model file, input, output and options of ``segkit predict``, checked without torch."""
     from pathlib import Path
 
-    from .core.io import read_stack, write_labels, write_stack
-    from .tiling import predict
+    from .core.outputs import check_output_path, refuse_overlap
+    from .models.info import read_model_info
+    from .tiling.checks import check_device_name, check_options, tile_pair
 
     out = Path(args.output_path)
     to_zarr = out.name.lower().endswith(".zarr")
@@ -126,8 +127,38 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise ValueError(
             "--output both needs a .zarr OUTPUT (labels and probabilities in one group)"
         )
-    if not to_zarr and out.exists() and not args.overwrite:
-        raise ValueError(f"'{out}' already exists; pass --overwrite to replace it")
+    if not Path(args.input).exists():
+        raise FileNotFoundError(f"No such file or folder: '{args.input}'")
+    read_model_info(args.model)
+    check_options(
+        blend=args.blend,
+        tta=args.tta,
+        output=args.output,
+        prob_dtype=args.prob_dtype,
+        batch_size=args.batch_size,
+        block_size=1,
+        overlap=args.overlap,
+    )
+    check_device_name(args.device)
+    if args.tile is not None:
+        tile_pair(args.tile)
+    if to_zarr:
+        check_output_path(out, source=args.input, overwrite=args.overwrite)
+    else:
+        refuse_overlap(out, Path(args.input))
+        if out.exists() and not args.overwrite:
+            raise ValueError(f"'{out}' already exists; pass --overwrite to replace it")
+    return out
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Predict INPUT with MODEL tile by tile; write zarr (resumable) or TIFF."""
+
+    out = _check_predict_args(args)  # everything that needs no torch, before torch loads
+    from .core.io import read_stack, write_labels, write_stack
+    from .tiling import predict
+
+    to_zarr = out.name.lower().endswith(".zarr")
     image = args.input if args.array is None else read_stack(args.input, array=args.array)
     client = _dask_client(args.cluster) if args.cluster else None
     closing = contextlib.closing(client) if client is not None else contextlib.nullcontext()
@@ -200,9 +231,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .config import CLASS_WEIGHT_METHODS
-    from .training import TrainingCancelled, train
+    from .core.outputs import check_model_output
 
+    arch_options = _parse_options(args.arch_option) or None
     images, labels = _images_and_labels(args)
+    check_model_output(args.out, init=args.init, overwrite=args.overwrite, resume=args.resume)
+    from .training import TrainingCancelled, train  # torch loads here, after the checks
+
     started = time.monotonic()
     limit = args.time_limit * 60 if args.time_limit else None
 
@@ -233,7 +268,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 labels,
                 out=args.out,
                 arch=args.arch,
-                arch_options=_parse_options(args.arch_option) or None,
+                arch_options=arch_options,
                 loss=args.loss,
                 sparse=args.sparse,
                 epochs=args.epochs,
@@ -253,6 +288,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 device=args.device,
                 seed=args.seed,
                 resume=args.resume,
+                overwrite=args.overwrite,
                 progress=progress,
                 cancel=(lambda: time.monotonic() - started > limit) if limit else None,
             )
@@ -374,7 +410,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 def _dask_client(address: str):
     """A dask.distributed client: ``local:N`` starts N local worker processes."""
-    from dask.distributed import Client, LocalCluster
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise ValueError(
+            "--cluster needs dask.distributed: pip install 'napari-segkit[distributed]'"
+        ) from None
 
     if address.startswith("local"):
         n = int(address.partition(":")[2] or 2)
@@ -505,7 +546,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--time-limit", type=float, help="stop after this many minutes (keeps the best)"
     )
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run of --out")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run of --out (same settings and data; more --epochs "
+        "allowed)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_train)
 

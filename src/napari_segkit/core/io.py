@@ -585,6 +585,8 @@ def _lazy_slices(slices: list[Path], shape, dtype):
 
 
 def _read_plain_image(path: Path) -> Stack:
+    if path.stat().st_size == 0:
+        raise CorruptFileError(f"Cannot read '{path}': the file is empty (0 bytes)")
     data = _read_slice(path)
     axes = "YX" if data.ndim == 2 else "YXC"
     return Stack(data, axes, (1.0,) * data.ndim, str(path), {"format": "image"})

@@ -9,9 +9,10 @@ from __future__ import annotations
 import importlib
 
 from ..core.errors import InputError
+from ..core.outputs import OutputExistsError
 from ..jobs import PredictionCancelled
 
-_LAZY = {"predict": "prediction", "OutputExistsError": "checks"}
+_LAZY = {"predict": "prediction"}
 
 __all__ = ["InputError", "OutputExistsError", "PredictionCancelled", "predict"]
 

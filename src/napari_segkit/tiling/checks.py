@@ -1,4 +1,4 @@
-"""Checks of ``predict``'s options and output path that need no torch.
+"""Checks of ``predict``'s options that need no torch.
 
 ``predict`` runs them first, and ``segkit predict`` runs them before torch loads, so
 a wrong option or an output that would clobber the input is reported at once.
@@ -7,15 +7,11 @@ a wrong option or an output that would clobber the input is reported at once.
 from __future__ import annotations
 
 import numbers
-import os
-from pathlib import Path
+import re
 
-from ..config import BLEND_MODES, OUTPUTS, PROB_DTYPES, TTA_MODES
+from ..config import BLEND_MODES, DEVICE_CHOICES, OUTPUTS, PROB_DTYPES, TTA_MODES
+from ..core.outputs import OutputExistsError
 from ..models.info import MAX_TILE
-
-
-class OutputExistsError(ValueError):
-    """The output exists and was made with other settings (or is complete) and overwrite is off."""
 
 
 def check_options(*, blend, tta, output, prob_dtype, batch_size, block_size, overlap=None):
@@ -80,80 +76,34 @@ def tile_pair(tile_size) -> tuple[int, int]:
     return int(pair[0]), int(pair[1])
 
 
-def check_output_path(out, *, source=None, overwrite: bool = False) -> Path:
-    """Check a zarr output path before anything is computed.
-
-    Parameters
-    ----------
-    out : path
-        Must end in ``.zarr``; its folder must exist and be writable.
-    source : path, optional
-        The input's path: the output may not be it, be inside it or contain it
-        (``--overwrite`` would otherwise delete the input).
-    overwrite : bool
-        Without it, an existing path that is not a napari-segkit prediction is refused.
-
-    Returns
-    -------
-    Path
-
-    Raises
-    ------
-    ValueError, FileNotFoundError, PermissionError
-    """
-    from ..core.io import is_zarr_store
-
-    out = Path(out)
-    if not str(out).rstrip("/").endswith(".zarr"):
-        raise ValueError(
-            f"out must be a .zarr path (got '{out}'); write TIFF from the returned "
-            "array with napari_segkit.write_labels"
-        )
-    if source is not None:
-        _refuse_overlap(out, Path(source))
-    if not out.parent.is_dir():
-        raise FileNotFoundError(f"Cannot write '{out}': folder '{out.parent}' does not exist")
-    if not os.access(out.parent, os.W_OK):
-        raise PermissionError(f"Cannot write '{out}': folder '{out.parent}' is not writable")
-    if out.exists() and not overwrite and not (is_zarr_store(out) and _is_prediction(out)):
-        raise OutputExistsError(
-            f"Output '{out}' exists and is not a napari-segkit prediction; choose another "
-            "path, or pass overwrite=True (--overwrite) to replace it."
-        )
-    return out
-
-
-def _refuse_overlap(out: Path, source: Path) -> None:
-    out_r, src_r = out.resolve(), source.resolve()
-    if out_r == src_r:
-        problem = "is the input"
-    elif src_r in out_r.parents:
-        problem = "is inside the input"
-    elif out_r in src_r.parents:
-        problem = "contains the input"
-    else:
-        return
-    raise ValueError(f"Output '{out}' {problem} '{source}': choose an output outside the input")
-
-
-def _is_prediction(path: Path) -> bool:
-    import json
-
-    for meta in ("zarr.json", ".zattrs"):
-        try:
-            attrs = json.loads((path / meta).read_text())
-        except (OSError, ValueError):
-            continue
-        attrs = attrs.get("attributes", attrs) if isinstance(attrs, dict) else {}
-        if isinstance(attrs, dict) and "segkit" in attrs:
-            return True
-    return False
-
-
 def _is_whole(value) -> bool:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         return False
     return float(value).is_integer()
 
 
-__all__ = ["OutputExistsError", "check_options", "check_output_path", "tile_pair"]
+def check_device_name(device) -> str:
+    """Refuse a device name torch would not understand, without importing torch.
+
+    Parameters
+    ----------
+    device : str
+        ``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> check_device_name("cuda:1")
+    'cuda:1'
+    """
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", str(device)):
+        raise ValueError(
+            f"unknown device {device!r}: use one of {', '.join(DEVICE_CHOICES)} or e.g. cuda:1"
+        )
+    return str(device)
+
+
+__all__ = ["OutputExistsError", "check_device_name", "check_options", "tile_pair"]

@@ -13,10 +13,15 @@ model is never modified: a copy is fused.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
+import logging
 
 import torch
 from torch import nn
+
+log = logging.getLogger(__name__)
 
 
 def fuse_for_inference(
@@ -67,12 +72,20 @@ def _agree(plain: nn.Module, fused: nn.Module, channels: int, divisor: int) -> b
     device = next(plain.parameters(), torch.empty(0)).device
     x = x.to(device)
     try:
-        with torch.inference_mode():
+        # torch.fx prints the whole traceback of a failing traced module to stderr itself;
+        # a fallback is normal, so it is one debug line instead
+        with torch.inference_mode(), contextlib.redirect_stderr(io.StringIO()):
             expected, got = plain(x), fused(x)
-    except Exception:  # noqa: BLE001 -- a broken trace: use the plain copy
+    except Exception as err:  # noqa: BLE001 -- a broken trace: use the plain copy
+        log.debug(
+            "batch-norm folding fell back to the plain model: %s: %s", type(err).__name__, err
+        )
         return False
     scale = float(expected.abs().max()) or 1.0
-    return got.shape == expected.shape and float((got - expected).abs().max()) <= 1e-3 * scale
+    agree = got.shape == expected.shape and float((got - expected).abs().max()) <= 1e-3 * scale
+    if not agree:
+        log.debug("batch-norm folding fell back to the plain model: the traced copy disagrees")
+    return agree
 
 
 def _fuse_children(module: nn.Module) -> None:

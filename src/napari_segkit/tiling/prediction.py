@@ -14,11 +14,12 @@ import torch
 
 from ..config import PredictDefaults
 from ..core.locks import output_lock
+from ..core.outputs import check_output_path
 from ..core.tiles import block_plan
 from ..core.volume import Volume, normalization_stats
 from ..jobs import report
 from ..runtime import resolve_device
-from .checks import check_options, check_output_path, tile_pair
+from .checks import check_options, tile_pair
 from .engine import TileEngine
 from .optimize import fuse_for_inference
 from .sink import ZarrSink, encode_probabilities, labels_dtype, labels_from_probabilities

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .checks import OutputExistsError
+from ..core.outputs import OutputExistsError
 
 
 def labels_dtype(num_classes: int):

@@ -147,8 +147,18 @@ def prepare_training_set(
         max_label = max(max_label, int(label.max(initial=0)))
         if label.min(initial=0) < 0:
             raise TrainingDataError(f"labels #{i} hold negative values")
+    present = np.flatnonzero(
+        sum(np.bincount(t.ravel(), minlength=max_label + 1) for t in out_targets)
+    )
+    if num_classes is None:
+        _refuse_sparse_ids(present, sparse)
     k = num_classes if num_classes is not None else (max_label if sparse else max_label + 1)
     k = max(int(k), 1 if sparse else 2)
+    if not sparse and present.tolist() == [0]:
+        raise TrainingDataError(
+            "the labels hold only class 0 (background): there is nothing to learn; paint "
+            "the objects first (or pass sparse=True if 0 means unlabeled)"
+        )
     limit = k if sparse else k - 1
     if max_label > limit:
         raise TrainingDataError(
@@ -163,6 +173,20 @@ def prepare_training_set(
                 "paint some pixels of each class first"
             )
     return TrainingSet(out_images, out_targets, k, source, in_channels)
+
+
+def _refuse_sparse_ids(present: np.ndarray, sparse: bool) -> None:
+    """Class ids must be 0..K-1 (1..K sparse): 0/255 masks would train a 256-class model."""
+    top = int(present.max(initial=0))
+    n_ids = top if sparse else top + 1
+    if n_ids > 2 and present.size <= n_ids / 2:
+        shown = ", ".join(str(v) for v in present[:8]) + (" ..." if present.size > 8 else "")
+        raise TrainingDataError(
+            f"the labels hold the values {shown}: class ids must be consecutive, "
+            f"{'1' if sparse else '0'}..K{'' if sparse else '-1'} (taken as is they would make "
+            f"a {n_ids}-class model). A mask saved as 0/255? Use labels > 0. Or pass "
+            "num_classes= to train with these ids anyway."
+        )
 
 
 class PatchDataset(torch.utils.data.Dataset):

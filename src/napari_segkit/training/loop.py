@@ -10,6 +10,7 @@ continues where it stopped; it is removed when training ends normally.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,7 +26,9 @@ from ..config import (
     TrainConfig,
 )
 from ..core.atomic import atomic_path
+from ..core.locks import output_lock
 from ..core.metrics import segmentation_report
+from ..core.outputs import check_model_output
 from ..jobs import TrainingCancelled, is_cancelled
 from ..losses.table import get_loss, get_loss_spec
 from ..runtime import import_torch_compiler_safely, resolve_device
@@ -130,10 +133,92 @@ def _loss(config: TrainConfig):
 def _scheduler(optimizer, config: TrainConfig, total: int):
     if config.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
-    # warm-up over the first 10 % of the steps, then cosine decay (Smith's one-cycle policy)
+    if total < 4:  # too few steps to warm up and decay: a constant rate
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    # warm-up over the first 10 % of the steps (at least 1.5 steps: OneCycleLR divides by
+    # the warm-up length), then cosine decay (Smith's one-cycle policy)
     return torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=config.lr, total_steps=total, pct_start=0.1, anneal_strategy="cos"
+        optimizer,
+        max_lr=config.lr,
+        total_steps=total,
+        pct_start=max(0.1, 1.5 / total),
+        anneal_strategy="cos",
     )
+
+
+#: settings that do not change what a run computes, so a resume may change them
+_RESUMABLE_CHANGES = ("epochs", "device", "num_workers", "patience")
+
+
+class ResumeError(ValueError):
+    """A resume state cannot be used: unreadable, or made by a different run."""
+
+
+def run_identity(model, config: TrainConfig, train: TrainingSet, val) -> dict:
+    """What identifies a training run: its settings, its network and its data.
+
+    Stored in the resume state; a resume with anything else is refused.
+
+    Parameters
+    ----------
+    model : SegmentationModel
+    config : TrainConfig
+    train, val : TrainingSet (val may be None)
+
+    Returns
+    -------
+    dict
+        ``{"settings": {...}, "model": {...}, "data": "<hash>"}`` (JSON-able).
+    """
+    import hashlib
+
+    settings = {k: v for k, v in _jsonable_config(config).items() if k not in _RESUMABLE_CHANGES}
+    h = hashlib.sha256()
+    for part in (train, val):
+        for image, target in zip(
+            part.images if part else [], part.targets if part else [], strict=True
+        ):
+            h.update(repr((image.shape, target.shape)).encode())
+            h.update(np.ascontiguousarray(target).tobytes())
+            h.update(np.ascontiguousarray(image.ravel()[::7]).tobytes())
+        h.update(b"|")
+    network = {
+        "arch": getattr(model, "arch", type(model).__name__),
+        "options": json.loads(json.dumps(getattr(model, "options", {}), default=str)),
+        "in_channels": getattr(model, "in_channels", None),
+        "num_classes": getattr(model, "num_classes", None),
+    }
+    return {"settings": settings, "model": network, "data": h.hexdigest()[:32]}
+
+
+def _differences(stored: dict, current: dict, prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(stored) | set(current)):
+        a, b = stored.get(key), current.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {a!r} -> {b!r}" if key != "data" else "the training data")
+    return out
+
+
+def _load_state(path: Path, device) -> dict:
+    """The resume state, read without unpickling code; ResumeError when unusable."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:  # noqa: BLE001 -- torch raises many types for bad files
+        raise ResumeError(
+            f"cannot read the resume state '{path}' ({type(err).__name__}: {str(err)[:200]}); "
+            "it is truncated, foreign or pickled code (never executed). Delete it to train "
+            "from scratch."
+        ) from None
+    needed = ("model", "optimizer", "scheduler", "epoch", "best_score", "stale", "run")
+    if not isinstance(state, dict) or any(k not in state for k in needed):
+        raise ResumeError(
+            f"'{path}' is not a resume state of this napari-segkit (missing fields); delete it "
+            "to train from scratch"
+        )
+    return state
 
 
 def fit(
@@ -169,12 +254,25 @@ def fit(
     TrainReport
         After every step, and at the end of every epoch (``end_of_epoch``).
     """
+    check_config(config)
+    out = Path(out)
+    with output_lock(out):  # one training run per model file at a time
+        _remove_stale_partials(out)
+        return (yield from _fit(model, train, val, config, out, save_kwargs, cancel, resume))
+
+
+def _remove_stale_partials(out: Path) -> None:
+    """Temporary files a killed save left beside `out` (the lock says no save is running)."""
+    for name in (out.name, out.name + ".state.pt"):
+        for leftover in out.parent.glob(f".{name}.*.partial"):
+            leftover.unlink(missing_ok=True)
+
+
+def _fit(model, train, val, config, out: Path, save_kwargs, cancel, resume):
     from ..models import save_model
 
-    check_config(config)
     import_torch_compiler_safely()  # inside napari (console or widget): see its docstring
     config = resolve_class_weights(config, train)
-    out = Path(out)
     state_path = out.with_name(out.name + ".state.pt")
     device = resolve_device(config.device)
     model.to(device)
@@ -195,11 +293,26 @@ def fit(
         border_weights={"w0": config.w0, "sigma": config.sigma} if needs_weight_map else None,
     )
     start_epoch, best_score, stale = 0, -np.inf, 0
+    run = run_identity(model, config, train, val)
     if resume and state_path.exists():
-        state = torch.load(state_path, map_location=device, weights_only=True)
+        state = _load_state(state_path, device)
+        if differ := _differences(state["run"], run):
+            raise ResumeError(
+                f"cannot resume '{out}': this run differs from the interrupted one in "
+                f"{'; '.join(differ)}. Resume with the same settings and data, or start "
+                "again without resume (and with overwrite)."
+            )
+        if config.epochs < state["epoch"]:
+            raise ResumeError(
+                f"cannot resume '{out}' with epochs={config.epochs}: the run has already "
+                f"finished {state['epoch']} epochs"
+            )
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
+        if state.get("total_steps") == total:
+            scheduler.load_state_dict(state["scheduler"])
+        else:  # more epochs than planned (deliberate): re-plan the schedule from here
+            _fast_forward(scheduler, state["epoch"] * config.steps_per_epoch)
         start_epoch, best_score, stale = (
             state["epoch"],
             float(state["best_score"]),
@@ -260,7 +373,9 @@ def fit(
             save_model(out, model, **info)
         else:
             stale += 1
-        _save_state(state_path, model, optimizer, scheduler, epoch + 1, best_score, stale)
+        _save_state(
+            state_path, model, optimizer, scheduler, epoch + 1, best_score, stale, run, total
+        )
         # the epoch's report carries the mean training loss of its steps
         yield TrainReport(
             epoch,
@@ -334,7 +449,9 @@ def _jsonable_config(config: TrainConfig) -> dict:
     return d
 
 
-def _save_state(path: Path, model, optimizer, scheduler, epoch, best_score, stale) -> None:
+def _save_state(
+    path: Path, model, optimizer, scheduler, epoch, best_score, stale, run, total
+) -> None:
     """Atomic: a crash mid-write never leaves a truncated state under the final name."""
     with atomic_path(path) as tmp:
         torch.save(
@@ -345,9 +462,21 @@ def _save_state(path: Path, model, optimizer, scheduler, epoch, best_score, stal
                 "epoch": epoch,
                 "best_score": float(best_score),
                 "stale": stale,
+                "run": run,
+                "total_steps": total,
             },
             tmp,
         )
+
+
+def _fast_forward(scheduler, steps: int) -> None:
+    """Advance a fresh scheduler by `steps` without optimiser steps (a re-planned resume)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "scheduler.step() before optimizer.step()"
+        for _ in range(steps):
+            scheduler.step()
 
 
 def split_validation(data: TrainingSet, fraction: float, seed: int = 0):
@@ -422,6 +551,7 @@ def train_iter(
     config: TrainConfig | None = None,
     cancel=None,
     resume: bool = False,
+    overwrite: bool = False,
     **config_overrides,
 ):
     """Train a model on annotated images, as a generator of :class:`TrainReport` objects.
@@ -450,7 +580,10 @@ def train_iter(
     cancel : Event or callable, optional
         Checked before every step (raises :class:`TrainingCancelled`).
     resume : bool
-        Continue an interrupted run of `out`.
+        Continue an interrupted run of `out` (refused, with the differences listed,
+        when settings or data differ; `epochs` may grow: the schedule is re-planned).
+    overwrite : bool
+        Replace an existing `out` (never the model being fine-tuned).
 
     Yields
     ------
@@ -461,6 +594,7 @@ def train_iter(
 
     config = replace(config or TrainConfig(), **config_overrides)
     check_config(config)
+    check_model_output(out, init=getattr(init, "path", init), overwrite=overwrite, resume=resume)
     base = _load_init(init)
     if base is not None:
         num_classes = num_classes or base.info.num_classes

@@ -76,6 +76,7 @@ class TrainWidget(Container):
             filter="*.safetensors",
             value=str(Path.home() / "segkit-model.safetensors"),
         )
+        self.overwrite = CheckBox(label="overwrite an existing model file", value=False)
         self.continue_from = CheckBox(label="continue from model", value=False)
         self.init = FileEdit(
             label="model to fine-tune", mode="r", filter="*.safetensors", visible=False
@@ -99,6 +100,7 @@ class TrainWidget(Container):
                 self.batch_size,
                 self.val_fraction,
                 self.out,
+                self.overwrite,
                 self.continue_from,
                 self.init,
                 self.predict_after,
@@ -126,6 +128,7 @@ class TrainWidget(Container):
             "batch_size": self.batch_size.value,
             "val_fraction": self.val_fraction.value,
             "out": str(self.out.value),
+            "overwrite": self.overwrite.value,
             "init": str(self.init.value) if self.continue_from.value else None,
         }
 
