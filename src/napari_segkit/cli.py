@@ -418,7 +418,12 @@ def _dask_client(address: str):
         ) from None
 
     if address.startswith("local"):
-        n = int(address.partition(":")[2] or 2)
+        n = address.partition(":")[2] or "2"
+        if not n.isdigit() or int(n) < 1:
+            raise ValueError(
+                f"--cluster local:N needs a number of workers N >= 1, got {address!r}"
+            )
+        n = int(n)
         return Client(LocalCluster(n_workers=n, threads_per_worker=1, processes=True))
     return Client(address)
 

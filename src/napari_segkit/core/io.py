@@ -308,6 +308,7 @@ def _read_tiff(path: Path, *, lazy: bool | None) -> Stack:
             shape, dtype = tuple(series.shape), np.dtype(series.dtype)
             axes = series.axes
             scale = _tiff_scale(tif, axes)
+            _check_declared_size(path, tif)
             if not _want_lazy(lazy, int(np.prod(shape)) * dtype.itemsize):
                 data = series.asarray()
     except (tifffile.TiffFileError, ValueError, OSError, IndexError, KeyError) as err:
@@ -319,6 +320,16 @@ def _read_tiff(path: Path, *, lazy: bool | None) -> Stack:
         data = _tiff_as_dask(path)
     data, axes, scale = _to_zyxc(data, axes, scale)
     return Stack(data, axes, scale, str(path), {"format": "tiff"})
+
+
+def _check_declared_size(path: Path, tif) -> None:
+    """An uncompressed TIFF cannot hold more pixels than its file has bytes."""
+    page = tif.pages.first
+    if page.compression == 1 and page.nbytes > path.stat().st_size:
+        raise CorruptFileError(
+            f"Cannot read TIFF file '{path}': its header declares {page.shape} pixels "
+            f"({page.nbytes} bytes) but the file has {path.stat().st_size} bytes"
+        )
 
 
 def _tiff_as_dask(path: Path):
@@ -607,6 +618,12 @@ def _read_nifti(path: Path, *, lazy: bool | None) -> Stack:
         raise CorruptFileError(f"Cannot read NIfTI file '{path}': {err}") from err
     if len(shape) not in (2, 3, 4):
         raise UnsupportedFormatError(f"NIfTI file '{path}' has {len(shape)} dimensions {shape}.")
+    declared = int(np.prod(shape)) * dtype.itemsize + int(img.header.get("vox_offset", 0))
+    if not path.name.lower().endswith(".gz") and declared > path.stat().st_size:
+        raise CorruptFileError(
+            f"Cannot read NIfTI file '{path}': its header declares {shape} voxels "
+            f"({declared} bytes) but the file has {path.stat().st_size} bytes"
+        )
     # NIfTI stores (X, Y, Z[, T/C]); napari and this package want (Z, Y, X[, C]).
     axes = "XYZC"[: len(shape)]
     if _want_lazy(lazy, int(np.prod(shape)) * dtype.itemsize):

@@ -140,12 +140,12 @@ def read_rle_csv(
         raise StackReadError(f"'{csv_path}' has no data rows")
     header, rows = rows[0], rows[1:]
     i_id, i_rle, i_class = _columns(header, id_column, rle_column, class_column)
-    by_id: dict[str, list[list[str]]] = {}
+    by_id: dict[str, list[tuple[int, list[str]]]] = {}
     for line, row in enumerate(rows, 2):
         if not row:
             continue
         _check_row(csv_path, line, row, i_id, i_rle, i_class)
-        by_id.setdefault(row[i_id], []).append(row)
+        by_id.setdefault(row[i_id], []).append((line, row))
     images_dir = (
         Path(images_dir)
         if images_dir is not None
@@ -156,11 +156,13 @@ def read_rle_csv(
         image = read_image(_find_image(images_dir, image_id))
         shape = image.shape[:2]
         labels = np.zeros(shape, np.int32)
-        for n, row in enumerate(group, 1):
+        for n, (line, row) in enumerate(group, 1):
             try:
                 mask = rle_decode(row[i_rle], shape, order=order).astype(bool)
             except RLEError as err:
-                raise RLEError(f"'{csv_path}', id {image_id} (mask {n}): {err}") from None
+                raise RLEError(
+                    f"'{csv_path}', line {line}, id {image_id} (mask {n}): {err}"
+                ) from None
             labels[mask] = int(row[i_class]) if i_class is not None else n  # checked above
         if i_class is not None:
             samples.append(DatasetSample(image_id, image, labels.astype(np.uint16)))

@@ -201,7 +201,7 @@ def _build(info: ModelInfo, path) -> SegmentationModel:
             pad_mode=info.pad_mode,
             **_restore(info.options),
         )
-    except (TypeError, ValueError) as err:
+    except (TypeError, ValueError, RuntimeError, OverflowError) as err:
         raise ModelFileError(
             f"'{path}': cannot build its architecture {info.arch!r}: {err}"
         ) from None
