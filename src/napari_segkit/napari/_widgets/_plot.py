@@ -25,7 +25,7 @@ class CurvePlot(QWidget):
         self.series: dict[str, list[tuple[float, float]]] = {}
         self.x_label = x_label
         self.setMinimumHeight(160)
-        self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
     def add(self, name: str, x: float, y: float) -> None:
         self.series.setdefault(name, []).append((float(x), float(y)))
@@ -37,13 +37,13 @@ class CurvePlot(QWidget):
 
     def paintEvent(self, event) -> None:
         painter = QPainter(self)
-        painter.setRenderHint(QPainter.Antialiasing)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         box = QRectF(36, 8, max(self.width() - 44, 10), max(self.height() - 44, 10))
         painter.setPen(QPen(QColor("#888888")))
         painter.drawRect(box)
         points = [p for pts in self.series.values() for p in pts]
         if not points:
-            painter.drawText(box, Qt.AlignCenter, "training curves appear here")
+            painter.drawText(box, Qt.AlignmentFlag.AlignCenter, "training curves appear here")
             return
         x0, x1 = min(p[0] for p in points), max(p[0] for p in points)
         y1 = max(1.0, max(p[1] for p in points))  # Dice lives in [0, 1]; losses may exceed it

@@ -5,7 +5,7 @@ from __future__ import annotations
 from magicgui.widgets import ComboBox, Container, PushButton, SpinBox, TextEdit
 from napari.layers import Labels
 from napari.utils.notifications import show_error
-from qtpy.QtWidgets import QApplication
+from qtpy.QtWidgets import QApplication, QTextEdit
 
 from ._layers import layer_choices
 
@@ -27,7 +27,7 @@ class EvaluateWidget(Container):
         self.copy_button = PushButton(text="Copy table")
         self.table = TextEdit(label="report", value="")
         self.table.native.setReadOnly(True)
-        self.table.native.setLineWrapMode(0)  # QTextEdit.NoWrap: keep table columns
+        self.table.native.setLineWrapMode(QTextEdit.LineWrapMode.NoWrap)  # keep table columns
         super().__init__(
             widgets=[
                 self.prediction,
