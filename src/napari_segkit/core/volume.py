@@ -31,11 +31,13 @@ class Volume:
     """
 
     def __init__(self, image, *, axes: str | None = None, in_channels: int = 1, name=None):
+        stack = None
         #: named in read errors: the input's path when known
         self.name = f"'{name}'" if name else "the image"
         if isinstance(image, Stack):
             axes = axes or image.axes
             self.name = f"'{image.path}'"
+            stack = image
             image = image.data
         if not hasattr(image, "shape") or not hasattr(image, "dtype"):
             image = np.asarray(image)
@@ -71,18 +73,22 @@ class Volume:
         self.shape = (sizes.get("Z", 1), sizes["Y"], sizes["X"], self.channels)
         self.spatial_shape = tuple(sizes[a] for a in "ZYX" if a in sizes)
         self.is_stack = "Z" in sizes
+        #: pixel size per spatial axis (Z, Y, X present) when the input says, else None
+        self.scale = None
+        if stack is not None and any(s != 1.0 for s in stack.spatial_scale):
+            self.scale = tuple(float(s) for s in stack.spatial_scale)[-len(self.spatial_shape) :]
 
     def read(
-        self, z: int, ys: slice, xs: slice, pad_to: tuple[int, int] | None = None
+        self, z: int, ys: slice, xs: slice, pad_to: tuple[int, int] | None = None, dtype=np.float32
     ) -> np.ndarray:
-        """Region ``[z, ys, xs]`` as float32 ``(C, h, w)``; coordinates outside the image
-        (negative or past the end) are filled by reflection."""
+        """Region ``[z, ys, xs]`` as ``(C, h, w)`` of `dtype` (None: the image's own);
+        coordinates outside the image (negative or past the end) are filled by reflection."""
         _, ny, nx, _ = self.shape
         y0, y1, x0, x1 = max(ys.start, 0), min(ys.stop, ny), max(xs.start, 0), min(xs.stop, nx)
         index = {"Z": z, "Y": slice(y0, y1), "X": slice(x0, x1), "C": slice(None)}
         key = tuple(index[a] for a in self.axes)
         try:
-            region = np.asarray(self.image[key], dtype=np.float32)
+            region = np.asarray(self.image[key], dtype=dtype)
         except MemoryError:
             raise
         except Exception as err:  # noqa: BLE001 -- codecs and stores raise anything

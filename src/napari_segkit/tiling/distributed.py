@@ -27,10 +27,9 @@ def _worker_model(path: str, optimize: bool):
     return _WORKER_MODELS[key]
 
 
-def _run_block(model_path, engine, image, axes, out_path, block_id, z, block, prob_dtype):
+def _run_block(model_path, engine, image, axes, sink, block_id, z, block, prob_dtype):
     """One block on a worker: read, predict, write, mark done. Returns the block id."""
     from ..core.io import read_stack
-    from .sink import ZarrSink
 
     if isinstance(image, str):
         image = read_stack(image)
@@ -40,7 +39,11 @@ def _run_block(model_path, engine, image, axes, out_path, block_id, z, block, pr
     volume = Volume(image, axes=axes, in_channels=in_channels)
     probs = local.block_probabilities(volume, z, block)
     index = (z, *block) if volume.is_stack else tuple(block)
-    ZarrSink(out_path).write_block(block_id, index, probs, prob_dtype)
+    raw = None
+    if sink.wants_image:
+        raw = volume.read(z, *block, dtype=None)
+        raw = raw[0] if volume.channels == 1 else raw
+    sink.write_block(block_id, index, probs, prob_dtype, image=raw)
     return block_id
 
 
@@ -97,7 +100,7 @@ def run_on_cluster(
             light,
             image,
             axes,
-            str(sink.path),
+            sink,
             i,
             *blocks[i],
             prob_dtype,

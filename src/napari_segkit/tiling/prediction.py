@@ -84,6 +84,8 @@ def predict(
     prob_dtype: str = _DEFAULTS.prob_dtype,
     normalization="model",
     out: str | os.PathLike | None = None,
+    ome_version: str = "0.5",
+    shards: bool = False,
     block_size: int = _DEFAULTS.block_size,
     overwrite: bool = False,
     resume: bool | None = None,
@@ -131,6 +133,14 @@ def predict(
     out : path, optional
         A ``.zarr`` path: results are written block by block (bounded memory),
         finished blocks are recorded, and a re-run resumes. None: return arrays.
+    ome_version : {"0.5", "0.4"}
+        For an `out` ending in ``.ome.zarr``: OME-Zarr 0.5 (zarr v3) or 0.4 (zarr v2, for
+        older readers). Such an output holds the input image, ``labels/segmentation``
+        (with the model's class names and colours) and ``probabilities`` as multiscale
+        pyramids built block by block (see ``napari_segkit.tiling.sink.OmeZarrSink``).
+    shards : bool
+        zarr v3 sharding (OME-Zarr 0.5 only): one file per block instead of one per
+        chunk, for volumes with millions of chunks.
     block_size : int
         Y/X side of the blocks written to `out` (rounded to whole output chunks).
     overwrite : bool
@@ -243,7 +253,23 @@ def predict(
         client=client,
         image=source,
         axes=axes,
+        sink=_make_sink(out, ome_version, shards, resolved),
     )
+
+
+def _make_sink(out, ome_version: str, shards: bool, resolved):
+    """A plain zarr sink, or an OME-Zarr one for paths ending in ``.ome.zarr``."""
+    from ..core.ome_zarr import OME_VERSIONS
+
+    if not str(out).rstrip("/").lower().endswith(".ome.zarr"):
+        return ZarrSink(out)
+    if ome_version not in OME_VERSIONS:
+        raise ValueError(f"ome_version must be one of {OME_VERSIONS}, got {ome_version!r}")
+    if shards and ome_version != "0.5":
+        raise ValueError("shards need zarr v3, so OME-Zarr 0.5 (ome_version='0.5')")
+    from .sink import OmeZarrSink
+
+    return OmeZarrSink(out, version=ome_version, shards=shards)
 
 
 def _input_path(image) -> str | None:
@@ -280,6 +306,12 @@ def _warn_missing_chunks(volume: Volume) -> None:
             "deleted",
             stacklevel=3,
         )
+
+
+def _raw_block(volume: Volume, z: int, block) -> np.ndarray:
+    """The input's own pixels of a block: ``(C, h, w)``, or ``(h, w)`` for one channel."""
+    raw = volume.read(z, *block, dtype=None)
+    return raw[0] if volume.channels == 1 else raw
 
 
 def _plane_blocks(volume: Volume, block: int) -> list[tuple[int, tuple[slice, slice]]]:
@@ -327,6 +359,7 @@ def _predict_to_zarr(
     client,
     image,
     axes,
+    sink,
 ):
     chunk = min(_DEFAULTS.chunk_size, block_size)
     block = max(chunk, block_size // chunk * chunk)  # whole chunks: no two blocks share a chunk
@@ -351,7 +384,23 @@ def _predict_to_zarr(
         # which input: its path and a signature of its content (a resume with another
         # image of the same shape must not mix the two)
         "input": {"path": _input_path(image), "signature": _content_signature(volume)},
+        "format": type(sink).__name__ + (f" {sink.version}" if hasattr(sink, "version") else ""),
+        "shards": getattr(sink, "shards", False),
     }
+    if getattr(sink, "wants_image", False):
+        info = resolved.info
+        k = max(engine.num_classes, 2)
+        names = (list(info.class_names) if info else []) or [f"class {i}" for i in range(k)]
+        colors = list(info.class_colors) if info and info.class_colors else _default_colors(k)
+        sink.describe(
+            image_dtype=np.dtype(volume.image.dtype),
+            channels=volume.channels,
+            scale=volume.scale,
+            unit="micrometer" if volume.scale else None,
+            block=(block, block),
+            class_names=names[:k],
+            class_colors=colors[:k],
+        )
     with output_lock(out):
         return _run_to_zarr(
             engine,
@@ -370,7 +419,14 @@ def _predict_to_zarr(
             client=client,
             image=image,
             axes=axes,
+            sink=sink,
         )
+
+
+def _default_colors(k: int) -> list[str]:
+    from ..models.model_file import DEFAULT_COLORS
+
+    return [DEFAULT_COLORS[i % len(DEFAULT_COLORS)] for i in range(k)]
 
 
 def _run_to_zarr(
@@ -391,8 +447,8 @@ def _run_to_zarr(
     client,
     image,
     axes,
+    sink,
 ):
-    sink = ZarrSink(out)
     finished = sink.prepare(
         spatial_shape=volume.spatial_shape,
         chunks=chunks,
@@ -428,7 +484,8 @@ def _run_to_zarr(
         for n, i in enumerate(todo, len(finished) + 1):
             z, b = blocks[i]
             probs = engine.block_probabilities(volume, z, b, cancel)
-            sink.write_block(i, _spatial_index(volume, z, b), probs, prob_dtype)
+            raw = _raw_block(volume, z, b) if sink.wants_image else None
+            sink.write_block(i, _spatial_index(volume, z, b), probs, prob_dtype, image=raw)
             report(progress, n, len(blocks))
     sink.mark_complete()
     return sink.open_results(output)
