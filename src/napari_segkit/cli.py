@@ -159,7 +159,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .tiling import predict
 
     to_zarr = out.name.lower().endswith(".zarr")
-    image = args.input if args.array is None else read_stack(args.input, array=args.array)
+    image = (
+        args.input
+        if args.array is None and not args.level
+        else read_stack(args.input, array=args.array, level=args.level)
+    )
     client = _dask_client(args.cluster) if args.cluster else None
     closing = contextlib.closing(client) if client is not None else contextlib.nullcontext()
     with closing, progress_bar("predict", "block", quiet=args.quiet) as (_, progress):
@@ -178,6 +182,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             out=out if to_zarr else None,
             overwrite=args.overwrite,
             resume=True if args.resume else None,
+            ome_version=args.ome_version,
+            shards=args.shards,
             progress=progress,
             client=client,
         )
@@ -436,6 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
     # choice lists and defaults come from the library's torch- and numpy-free config,
     # so --help lists exactly what the library accepts and answers at once
     from . import config
+    from .core.ome_zarr import OME_VERSIONS
     from .losses.table import loss_names
     from .samples import SAMPLES
 
@@ -469,7 +476,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("model", help="model file (.safetensors) written by napari-segkit")
     p.add_argument("input", help="TIFF, zarr, NIfTI, DICOM, or folder of slices")
-    p.add_argument("output_path", metavar="output", help="OUTPUT.zarr (resumable) or OUTPUT.tif")
+    p.add_argument(
+        "output_path",
+        metavar="output",
+        help="OUTPUT.zarr or OUTPUT.ome.zarr (resumable; the latter multiscale) or OUTPUT.tif",
+    )
     p.add_argument("--tile", type=int, help="tile side in pixels (default: the model's)")
     p.add_argument("--overlap", type=float, help="tile overlap fraction (default: the model's)")
     p.add_argument("--blend", choices=config.BLEND_MODES, default=pred.blend)
@@ -481,6 +492,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", choices=config.OUTPUTS, default=pred.output)
     p.add_argument("--prob-dtype", choices=config.PROB_DTYPES, default=pred.prob_dtype)
     p.add_argument("--array", help="array path inside a zarr group input")
+    p.add_argument(
+        "--level", type=int, default=0, help="OME-Zarr input: resolution level (0 = full)"
+    )
+    p.add_argument(
+        "--ome-version",
+        choices=OME_VERSIONS,
+        default=OME_VERSIONS[0],
+        help="OUTPUT.ome.zarr: OME-Zarr 0.5 (zarr v3) or 0.4 (zarr v2, older readers)",
+    )
+    p.add_argument(
+        "--shards", action="store_true", help="OUTPUT.ome.zarr 0.5: one shard file per block"
+    )
     p.add_argument("--axes", help="input axes, e.g. ZYX or CYX (default: inferred)")
     p.add_argument(
         "--cluster",

@@ -97,3 +97,67 @@ def test_labels_file_opens_as_labels_and_writer_round_trips(make_napari_viewer, 
         written = layer.save(str(tmp_path / f"saved{ext}"), plugin=PLUGIN)
         assert written
         np.testing.assert_array_equal(np.asarray(read_stack(written[0]).data), labels)
+
+
+def test_prediction_outputs_reopen_as_labels(make_napari_viewer, tmp_path):
+    """An OME-Zarr output opens as a multiscale image + Labels layer with its class names;
+    a plain zarr output as Labels (not a grey image)."""
+    import torch
+
+    from napari_segkit.models import build_model, save_model
+    from napari_segkit.tiling import predict
+
+    torch.manual_seed(0)
+    model = save_model(
+        tmp_path / "m.safetensors",
+        build_model("unet_original", 1, 2, width=4, depth=2),
+        class_names=["bg", "cell"],
+        tile_size=(64, 64),
+    )
+    image = sample_2d().image
+    predict(model, np.tile(image, (3, 3)), out=tmp_path / "r.ome.zarr", block_size=512)
+    predict(model, image, out=tmp_path / "plain.zarr", output="both")
+    viewer = make_napari_viewer()
+    ome = viewer.open(str(tmp_path / "r.ome.zarr"), plugin=PLUGIN)
+    assert [type(layer).__name__ for layer in ome] == ["Image", "Labels"]
+    assert ome[0].multiscale and ome[1].multiscale
+    assert list(ome[1].features["class"]) == ["bg", "cell"]
+    plain = viewer.open(str(tmp_path / "plain.zarr"), plugin=PLUGIN)
+    assert type(plain[0]).__name__ == "Labels"
+    assert [type(layer).__name__ for layer in plain[1:]] == ["Image", "Image"]
+
+
+def test_ome_zarr_levels_open_and_predict_on_a_coarser_level(tmp_path):
+    import torch
+
+    from napari_segkit.cli import main
+    from napari_segkit.models import build_model, save_model
+    from napari_segkit.tiling import predict
+
+    torch.manual_seed(0)
+    model = save_model(
+        tmp_path / "m.safetensors",
+        build_model("unet_original", 1, 2, width=4, depth=2),
+        tile_size=(64, 64),
+    )
+    write_stack(tmp_path / "in.tif", np.tile(sample_2d().image, (3, 3)), scale=(0.5, 0.5))
+    predict(model, str(tmp_path / "in.tif"), out=tmp_path / "r.ome.zarr", block_size=512)
+    level1 = read_stack(tmp_path / "r.ome.zarr", level=1)
+    assert level1.data.shape == (384, 384) and level1.scale == (1.0, 1.0)
+    assert level1.metadata["levels"] == 2
+    assert (
+        main(
+            [
+                "predict",
+                str(model),
+                str(tmp_path / "r.ome.zarr"),
+                str(tmp_path / "coarse.ome.zarr"),
+                "--level",
+                "1",
+                "-q",
+            ]
+        )
+        == 0
+    )
+    coarse = read_stack(tmp_path / "coarse.ome.zarr")
+    assert coarse.data.shape == (384, 384) and coarse.scale == (1.0, 1.0)

@@ -89,6 +89,24 @@ def test_predict_widget_per_class_layers_and_lazy_zarr_output(
     assert zarr.open_group(tmp_path / "out.zarr", mode="r").attrs["segkit"]["complete"]
 
 
+def test_predict_widget_ome_zarr_output_is_a_multiscale_labels_layer(
+    make_napari_viewer, qtbot, tiny_model_path, tmp_path
+):
+    viewer = make_napari_viewer()
+    image = make_nuclei((700, 600), seed=6).image  # larger than one 512 chunk: 2 levels
+    viewer.add_image(image, name="big")
+    widget = dock(viewer, "Predict")
+    widget.model.value = tiny_model_path
+    widget.to_zarr.value = True
+    widget.zarr_path.value = tmp_path / "out.ome.zarr"
+    widget.run()
+    _wait(qtbot, widget)
+    labels = viewer.layers["big labels"]
+    assert labels.multiscale and len(labels.data) >= 2
+    np.testing.assert_array_equal(np.asarray(labels.data[0]), predict(tiny_model_path, image))
+    assert list(labels.features["class"]) == ["background", "cell", "edge"]
+
+
 def test_predict_runs_off_the_ui_thread_and_cancels(
     make_napari_viewer, qtbot, tiny_model_path, notes
 ):

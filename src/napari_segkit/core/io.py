@@ -101,7 +101,11 @@ class Stack:
 
 
 def read_stack(
-    path: str | os.PathLike, *, array: str | None = None, lazy: bool | None = None
+    path: str | os.PathLike,
+    *,
+    array: str | None = None,
+    lazy: bool | None = None,
+    level: int = 0,
 ) -> Stack:
     """Open an image or stack from `path`.
 
@@ -113,6 +117,9 @@ def read_stack(
     array : str, optional
         For zarr groups: the path of the array inside the group (``"raw"``,
         ``"labels/0"``). Optional when the group holds one array or is OME-Zarr.
+    level : int
+        For OME-Zarr (0.4 and 0.5): the resolution level to open (0 = full resolution);
+        ``stack.metadata["levels"]`` says how many there are.
     lazy : bool, optional
         True: always return a dask array. False: always read into memory.
         None (default): dask for zarr stores, slice folders and anything larger
@@ -144,7 +151,7 @@ def read_stack(
     if not path.exists():
         raise FileNotFoundError(f"No such file or folder: '{path}'")
     try:
-        return _read_any(path, array=array, lazy=lazy)
+        return _read_any(path, array=array, lazy=lazy, level=level)
     except (StackReadError, FileNotFoundError, PermissionError, MemoryError):
         raise
     except Exception as err:  # noqa: BLE001 -- decoders raise anything (struct, zlib, KeyError)
@@ -154,11 +161,13 @@ def read_stack(
         ) from err
 
 
-def _read_any(path: Path, *, array: str | None, lazy: bool | None) -> Stack:
+def _read_any(path: Path, *, array: str | None, lazy: bool | None, level: int = 0) -> Stack:
     name = path.name.lower()
+    if level and not is_zarr_store(path):
+        raise UnsupportedFormatError(f"'{path}' has no resolution levels (level={level})")
     if path.is_dir():
         if is_zarr_store(path):
-            return _read_zarr(path, array=array, lazy=lazy)
+            return _read_zarr(path, array=array, lazy=lazy, level=level)
         return _read_folder(path, lazy=lazy)
     if name.endswith(TIFF_SUFFIXES):
         return _read_tiff(path, lazy=lazy)
@@ -374,7 +383,7 @@ def _tiff_scale(tif, axes: str) -> tuple[float, ...]:
 # --- zarr
 
 
-def _read_zarr(path: Path, *, array: str | None, lazy: bool | None) -> Stack:
+def _read_zarr(path: Path, *, array: str | None, lazy: bool | None, level: int = 0) -> Stack:
     import dask.array as da
     import zarr
 
@@ -384,8 +393,12 @@ def _read_zarr(path: Path, *, array: str | None, lazy: bool | None) -> Stack:
         raise CorruptFileError(f"Cannot open zarr store '{path}': {err}") from err
     scale, axes = None, None
     _refuse_unfinished_output(path, node)
+    levels = 1
     if not hasattr(node, "shape"):  # a group
-        node, array, scale, axes = _pick_zarr_array(node, path, array)
+        levels = len(_multiscales(node)[0]["datasets"]) if _multiscales(node) else 1
+        node, array, scale, axes = _pick_zarr_array(node, path, array, level)
+    elif level:
+        raise UnsupportedFormatError(f"'{path}' is a single array: it has no level {level}")
     elif array:
         raise UnsupportedFormatError(
             f"'{path}' is a zarr array, not a group: drop array={array!r}."
@@ -401,7 +414,13 @@ def _read_zarr(path: Path, *, array: str | None, lazy: bool | None) -> Stack:
     if lazy is False:
         data = data.compute()
     data, axes, scale = _to_zyxc(data, axes, scale)
-    return Stack(data, axes, scale, str(path), {"format": "zarr", "array": array})
+    return Stack(
+        data,
+        axes,
+        scale,
+        str(path),
+        {"format": "zarr", "array": array, "levels": levels, "level": level},
+    )
 
 
 def _refuse_unfinished_output(path: Path, node) -> None:
@@ -423,15 +442,26 @@ def _refuse_unfinished_output(path: Path, node) -> None:
             )
 
 
-def _pick_zarr_array(group, path: Path, array: str | None):
-    """Choose the array inside a zarr group: named, OME-Zarr level 0, or the only one."""
-    scale = axes = None
+def _multiscales(group) -> list:
+    """The OME-Zarr ``multiscales`` of a group (0.4: top level; 0.5: under ``ome``)."""
     attrs = dict(group.attrs)
-    multiscales = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
+    return attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales") or []
+
+
+def _pick_zarr_array(group, path: Path, array: str | None, level: int = 0):
+    """Choose the array inside a zarr group: named, an OME-Zarr level, or the only one."""
+    scale = axes = None
+    multiscales = _multiscales(group)
     if array is None and multiscales:
-        level = multiscales[0]["datasets"][0]
-        array = level["path"]
-        for t in level.get("coordinateTransformations", []):
+        datasets = multiscales[0]["datasets"]
+        if not 0 <= level < len(datasets):
+            raise UnsupportedFormatError(
+                f"OME-Zarr '{path}' has levels 0 to {len(datasets) - 1}; level {level} "
+                "does not exist"
+            )
+        dataset = datasets[level]
+        array = dataset["path"]
+        for t in dataset.get("coordinateTransformations", []):
             if t.get("type") == "scale":
                 scale = t["scale"]
         ax = multiscales[0].get("axes")
@@ -452,8 +482,80 @@ def _pick_zarr_array(group, path: Path, array: str | None):
             f"zarr group '{path}' has no array '{array}' (available: {_zarr_array_paths(group)})"
         ) from None
     if not hasattr(node, "shape"):
-        return _pick_zarr_array(node, path / array, None)
+        return _pick_zarr_array(node, path / array, None, level)
     return node, array, scale, axes
+
+
+def read_multiscale(path: str | os.PathLike) -> dict:
+    """An OME-Zarr image (0.4 or 0.5) with all its levels and its label images, lazily.
+
+    Parameters
+    ----------
+    path : path
+        An OME-Zarr image group (e.g. a ``*.ome.zarr`` output of ``predict``).
+
+    Returns
+    -------
+    dict
+        ``{"levels": [dask arrays, full resolution first], "axes": "CZYX"-style letters,
+        "scale": level-0 pixel size per axis, "labels": {name: {"levels": [...],
+        "colors": {value: "#rrggbb"}, "classes": {value: name}}}}``.
+
+    Raises
+    ------
+    UnsupportedFormatError
+        Not an OME-Zarr multiscale image.
+    IncompleteOutputError
+        An unfinished prediction output.
+    """
+    import dask.array as da
+    import zarr
+
+    path = Path(path)
+    group = zarr.open_group(str(path), mode="r")
+    _refuse_unfinished_output(path, group)
+    multiscales = _multiscales(group)
+    if not multiscales:
+        raise UnsupportedFormatError(f"'{path}' is not an OME-Zarr multiscale image")
+
+    def levels_of(node):
+        datasets = _multiscales(node)[0]["datasets"]
+        return [da.from_zarr(node[d["path"]]) for d in datasets]
+
+    first = multiscales[0]
+    axes = "".join((a["name"] if isinstance(a, dict) else a)[0].upper() for a in first["axes"])
+    scale = next(
+        (
+            t["scale"]
+            for t in first["datasets"][0].get("coordinateTransformations", [])
+            if t.get("type") == "scale"
+        ),
+        [1.0] * len(axes),
+    )
+    labels = {}
+    if "labels" in group:
+        names = dict(group["labels"].attrs).get("labels") or dict(group["labels"].attrs).get(
+            "ome", {}
+        ).get("labels", [])
+        for name in names:
+            node = group["labels"][name]
+            attrs = dict(node.attrs)
+            meta = attrs.get("image-label") or attrs.get("ome", {}).get("image-label", {})
+            colors = {
+                c["label-value"]: "#{:02x}{:02x}{:02x}".format(*c["rgba"][:3])
+                for c in meta.get("colors", [])
+            }
+            classes = {
+                p["label-value"]: p.get("class", str(p["label-value"]))
+                for p in meta.get("properties", [])
+            }
+            labels[name] = {"levels": levels_of(node), "colors": colors, "classes": classes}
+    return {
+        "levels": levels_of(group),
+        "axes": axes,
+        "scale": [float(s) for s in scale],
+        "labels": labels,
+    }
 
 
 def zarr_arrays(path: str | os.PathLike) -> list[str]:

@@ -11,7 +11,12 @@ import warnings
 from pathlib import Path
 
 from ..core.io import READABLE_SUFFIXES, SLICE_SUFFIXES, is_zarr_store, read_stack
-from .layers import annotated_image_layers, stack_layer
+from .layers import (
+    annotated_image_layers,
+    multiscale_layers,
+    prediction_output_layers,
+    stack_layer,
+)
 
 #: a CSV with more images than this opens its first ones only (with a warning)
 MAX_CSV_IMAGES = 24
@@ -44,10 +49,51 @@ def _folder_is_readable(p: Path) -> bool:
 
 
 def read_layers(path) -> list[tuple]:
-    """Read `path` into napari layer data tuples ``(data, kwargs, layer_type)``."""
+    """Read `path` into napari layer data tuples ``(data, kwargs, layer_type)``.
+
+    OME-Zarr images open as multiscale layers with their label images (colours and
+    class names); napari-segkit's plain zarr prediction outputs open as Labels.
+    """
     if isinstance(path, list):
         path = path[0]
+    p = Path(path)
+    if is_zarr_store(p):
+        name = p.name.split(".")[0] or "image"
+        multiscale = _multiscale(p)
+        if multiscale is not None:
+            return multiscale_layers(multiscale, name)
+        outputs = _prediction_arrays(p)
+        if outputs is not None:
+            return prediction_output_layers(p, outputs, name)
     return [stack_layer(read_stack(path))]
+
+
+def _multiscale(path: Path):
+    from ..core.errors import UnsupportedFormatError
+    from ..core.io import read_multiscale
+
+    try:
+        return read_multiscale(path)
+    except (UnsupportedFormatError, KeyError, ValueError, TypeError):
+        return None
+
+
+def _prediction_arrays(path: Path):
+    """``{"labels", "probabilities"}`` of a finished plain zarr prediction output, else None."""
+    import dask.array as da
+    import zarr
+
+    try:
+        group = zarr.open_group(str(path), mode="r")
+    except Exception:  # noqa: BLE001 -- an array, or not zarr: not an output
+        return None
+    state = dict(group.attrs).get("segkit")
+    if not isinstance(state, dict):
+        return None
+    read_stack(
+        path / "labels" if "labels" in group else path / "probabilities"
+    )  # refuses unfinished
+    return {k: da.from_zarr(group[k]) if k in group else None for k in ("labels", "probabilities")}
 
 
 def read_rle_csv_layers(path) -> list[tuple]:

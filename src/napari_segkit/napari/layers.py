@@ -305,11 +305,97 @@ def annotated_image_layers(samples, *, max_name: int = 12) -> list[tuple]:
     return layers
 
 
+def multiscale_layers(image: dict, name: str) -> list[tuple]:
+    """Layers of an OME-Zarr image read by :func:`~napari_segkit.core.io.read_multiscale`.
+
+    Parameters
+    ----------
+    image : dict
+        ``levels``, ``axes``, ``scale`` and ``labels`` as that function returns them.
+    name : str
+        Base layer name.
+
+    Returns
+    -------
+    list of (data, kwargs, "image" | "labels")
+        One multiscale image layer (one per channel when there is a ``C`` axis) and one
+        multiscale Labels layer per label image, with its colours and class names.
+    """
+    axes, levels = image["axes"], image["levels"]
+    spatial = [s for a, s in zip(axes, image["scale"], strict=True) if a in "ZYX"]
+    kwargs = {"name": name, "scale": spatial, "multiscale": len(levels) > 1}
+    smallest = levels[-1]
+    if "C" in axes:
+        kwargs["channel_axis"] = axes.index("C")
+        kwargs["name"] = [f"{name} [ch{i}]" for i in range(levels[0].shape[axes.index("C")])]
+    else:
+        kwargs["contrast_limits"] = sample_contrast_limits(smallest)
+    layers = [(levels if len(levels) > 1 else levels[0], kwargs, "image")]
+    for label_name, label in image["labels"].items():
+        data = label["levels"] if len(label["levels"]) > 1 else label["levels"][0]
+        colormap = {None: "transparent", **label["colors"]}
+        values = sorted(label["classes"])
+        layers.append(
+            (
+                data,
+                {
+                    "name": f"{name} {label_name}",
+                    "scale": spatial,
+                    "multiscale": len(label["levels"]) > 1,
+                    "colormap": colormap,
+                    "features": {"index": values, "class": [label["classes"][v] for v in values]},
+                },
+                "labels",
+            )
+        )
+    return layers
+
+
+def prediction_output_layers(group_path, arrays: dict, name: str) -> list[tuple]:
+    """Layers of a plain zarr prediction output: ``labels`` as Labels, probabilities as images.
+
+    Parameters
+    ----------
+    group_path : path
+        The output (for the layer names).
+    arrays : dict
+        ``{"labels": array or None, "probabilities": array of shape (K, ...) or None}``.
+    name : str
+
+    Returns
+    -------
+    list of (data, kwargs, "labels" | "image")
+    """
+    layers = []
+    if arrays.get("labels") is not None:
+        layers.append((arrays["labels"], {"name": f"{name} labels"}, "labels"))
+    probs = arrays.get("probabilities")
+    if probs is not None:
+        top = 255 if np.dtype(probs.dtype) == np.uint8 else 1.0
+        for k in range(probs.shape[0]):
+            layers.append(
+                (
+                    probs[k],
+                    {
+                        "name": f"{name} p(class {k})",
+                        "colormap": "magma",
+                        "contrast_limits": (0, top),
+                        "opacity": 0.6,
+                        "visible": k > 0,
+                    },
+                    "image",
+                )
+            )
+    return layers
+
+
 __all__ = [
     "LABEL_WORDS",
     "annotated_image_layers",
     "class_colormap",
     "model_prediction_layers",
+    "multiscale_layers",
+    "prediction_output_layers",
     "prediction_layers",
     "sample_contrast_limits",
     "sample_layers",

@@ -31,7 +31,9 @@ def _run_block(model_path, engine, image, axes, sink, block_id, z, block, prob_d
     """One block on a worker: read, predict, write, mark done. Returns the block id."""
     from ..core.io import read_stack
 
-    if isinstance(image, str):
+    if isinstance(image, tuple):  # (path, read_stack options) of a Stack
+        image = read_stack(image[0], **image[1])
+    elif isinstance(image, str):
         image = read_stack(image)
     module, in_channels = _worker_model(model_path, engine.optimized)
     device = resolve_device("auto")
@@ -91,7 +93,8 @@ def run_on_cluster(
     if isinstance(image, np.ndarray):
         image = client.scatter(image, broadcast=True)
     elif hasattr(image, "data") and hasattr(image, "axes") and hasattr(image, "path"):  # a Stack
-        image, axes = image.path, axes or image.axes
+        options = {k: image.metadata[k] for k in ("array", "level") if image.metadata.get(k)}
+        image, axes = (image.path, options), axes or image.axes
     light = replace(engine, model=None)  # workers use their own copy of the model
     futures = [
         client.submit(

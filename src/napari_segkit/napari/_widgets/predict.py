@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, SpinBox
 from napari.layers import Image, Layer
 from napari.utils.notifications import show_error
@@ -48,7 +50,18 @@ class PredictWidget(Container):
         self.device = ComboBox(label="device", choices=DEVICE_CHOICES, value=d.device)
         self.outputs = ComboBox(label="add", choices=tuple(OUTPUTS), value="labels")
         self.to_zarr = CheckBox(label="write to zarr (large volumes)", value=False)
-        self.zarr_path = FileEdit(label="zarr output", mode="w", filter="*.zarr", visible=False)
+        self.zarr_path = FileEdit(
+            label="zarr output (.ome.zarr: multiscale)",
+            mode="w",
+            filter="*.zarr",
+            visible=False,
+            value=str(Path.home() / "segkit-result.ome.zarr"),
+        )
+        self.zarr_path.tooltip = (
+            "OME-Zarr 0.5 (ends in .ome.zarr): image, labels and probabilities as multiscale "
+            "pyramids that napari, Fiji/MoBIE and neuroglancer draw fast at every zoom; a plain "
+            ".zarr holds full-resolution arrays only"
+        )
         self.overwrite = CheckBox(label="overwrite existing output", value=False, visible=False)
         self.jobs = JobPanel("Predict")
         super().__init__(
@@ -140,15 +153,30 @@ class PredictWidget(Container):
 
         labels, probs = result if isinstance(result, tuple) else (result, None)
         labels, probs = _lazy_if_zarr(labels), _lazy_if_zarr(probs)
+        if self.to_zarr.value and str(self.zarr_path.value).endswith(".ome.zarr"):
+            labels = _multiscale_labels(self.zarr_path.value) or labels
+            per_class = False  # one Labels layer per class of a pyramid: not offered
         for t in model_prediction_layers(
             labels,
             info,
             probs,
             name=layer.name,
-            scale=layer.scale[-labels.ndim :],
+            scale=layer.scale[-_ndim(labels) :],
             per_class=per_class,
         ):
             self.viewer.add_layer(Layer.create(*t))
+
+
+def _multiscale_labels(path) -> list | None:
+    """The label pyramid of an OME-Zarr output (all levels, lazily), for a multiscale layer."""
+    from ...core.io import read_multiscale
+
+    labels = read_multiscale(path)["labels"].get("segmentation")
+    return labels["levels"] if labels and len(labels["levels"]) > 1 else None
+
+
+def _ndim(data) -> int:
+    return (data[0] if isinstance(data, list) else data).ndim
 
 
 def _lazy_if_zarr(array):
