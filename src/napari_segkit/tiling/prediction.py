@@ -21,7 +21,7 @@ from ..jobs import report
 from ..runtime import resolve_device
 from .checks import check_options, tile_pair
 from .engine import TileEngine
-from .optimize import fuse_for_inference
+from .optimize import prepare_for_inference
 from .sink import ZarrSink, encode_probabilities, labels_dtype, labels_from_probabilities
 
 _DEFAULTS = PredictDefaults()
@@ -214,7 +214,7 @@ def predict(
         normalization = info.normalization if info else None
     norm_stats = normalization_stats(volume, normalization)
     module = (
-        fuse_for_inference(
+        prepare_for_inference(
             resolved.module,
             in_channels=resolved.in_channels,
             divisor=int(getattr(resolved.module, "divisor", 1)),
