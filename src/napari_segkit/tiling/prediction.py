@@ -44,7 +44,11 @@ def _resolve_model(model, device: torch.device) -> _Model:
     if isinstance(model, ModelFile):
         m = model.model
         return _Model(
-            m.to(device).eval(), m.in_channels, m.num_classes, model.info, model.path or None
+            _on_device_eval(m, device),
+            m.in_channels,
+            m.num_classes,
+            model.info,
+            model.path or None,
         )
     if isinstance(model, torch.nn.Module):
         in_ch = getattr(model, "in_channels", None)
@@ -54,11 +58,19 @@ def _resolve_model(model, device: torch.device) -> _Model:
                 "a plain torch module needs in_channels and num_classes attributes "
                 "(set model.in_channels = C and model.num_classes = K)"
             )
-        return _Model(model.to(device).eval(), int(in_ch), int(k), None, None)
+        return _Model(_on_device_eval(model, device), int(in_ch), int(k), None, None)
     raise TypeError(
         f"model must be a model file path, a loaded ModelFile or a torch.nn.Module, "
         f"got {type(model).__name__}"
     )
+
+
+def _on_device_eval(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """The module on `device` in eval mode; a no-op (no walk over its modules) when it is."""
+    first = next(module.parameters(), None)
+    if first is None or first.device != device or module.training:
+        module = module.to(device).eval()
+    return module
 
 
 def _fingerprint(model: _Model, settings: dict) -> str:

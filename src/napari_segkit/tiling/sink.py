@@ -84,6 +84,8 @@ def labels_from_probabilities(probs: np.ndarray) -> np.ndarray:
     """
     if probs.shape[0] == 1:
         return (probs[0] > 0.5).astype(np.uint8)
+    if probs.shape[0] == 2:  # argmax of two: a comparison, ties to class 0 as argmax does
+        return (probs[1] > probs[0]).astype(np.uint8)
     return probs.argmax(0).astype(labels_dtype(probs.shape[0]))
 
 
