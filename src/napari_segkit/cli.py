@@ -151,6 +151,16 @@ def _check_predict_args(args: argparse.Namespace):
     return out
 
 
+def _print_profile(times: dict) -> None:
+    """The stage times of a prediction, and which stage bounds it."""
+    print(
+        f"profile: read {times['read_s']:.2f} s, compute {times['compute_s']:.2f} s, "
+        f"write {times['write_s']:.2f} s (overlapped) in {times['wall_s']:.2f} s wall; "
+        f"{times['megapixels']:.1f} Mpx at {times['mpx_per_s']:.1f} Mpx/s; "
+        f"bound by {times['bound_by']}"
+    )
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     """Predict INPUT with MODEL tile by tile; write zarr (resumable) or TIFF."""
 
@@ -184,6 +194,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             resume=True if args.resume else None,
             ome_version=args.ome_version,
             shards=args.shards,
+            profile=_print_profile if args.profile else None,
             progress=progress,
             client=client,
         )
@@ -520,6 +531,11 @@ def build_parser() -> argparse.ArgumentParser:
         "continue); without it an unfinished output with the same settings is continued too",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="print the time spent reading, computing and writing, and megapixels per second",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_predict)
 

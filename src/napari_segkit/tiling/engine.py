@@ -37,6 +37,18 @@ def _transforms(tta):
 
 
 @dataclass
+class BlockInput:
+    """A block's input, read and normalised: what the device stage needs."""
+
+    region: np.ndarray  # (C, H, W) float32, covering every tile of the block
+    block: tuple[slice, slice]  # rows, columns of the block in the plane
+    tiles: list  # (y, x) starts of the tiles overlapping the block
+    origin: tuple[int, int]  # plane coordinates of region[:, 0, 0]
+    tile: tuple[int, int]  # tile height, width
+    plane: tuple[int, int]  # plane height, width
+
+
+@dataclass
 class TileEngine:
     """Everything needed to turn an input region into blended class probabilities.
 
@@ -82,6 +94,17 @@ class TileEngine:
         how the plane is cut into blocks); each tile overlapping the block is
         predicted and its weighted probabilities summed into the block.
         """
+        return self.compute_block(self.read_block(volume, z, block), cancel)
+
+    def read_block(self, volume: Volume, z: int, block: tuple[slice, slice]) -> BlockInput:
+        """Stage 1 (a reader thread may run it): the block's normalised input region.
+
+        Returns
+        -------
+        BlockInput
+            The region ``(C, H, W)`` float32 covering every tile that overlaps the
+            block, and the tile geometry.
+        """
         _, ny, nx, _ = volume.shape
         th, tw = self.plane_tile(ny, nx)
         align = self.align if th % self.align == 0 and tw % self.align == 0 else 1
@@ -96,21 +119,41 @@ class TileEngine:
                 f"image contains NaN or infinite values (plane {z}, rows "
                 f"{ys.start}:{ys.stop}, columns {xs.start}:{xs.stop})"
             )
+        return BlockInput(
+            np.ascontiguousarray(region), block, tiles, (ys.start, xs.start), (th, tw), (ny, nx)
+        )
+
+    @torch.inference_mode()
+    def compute_block(self, data: BlockInput, cancel=None) -> np.ndarray:
+        """Stage 2: predict the block's tiles and blend them on the model's device.
+
+        Tiles are accumulated into the block's probability buffer with torch on the
+        device, with weights built once per tile shape and border case and kept there;
+        only the finished block crosses back to the host: one synchronisation per
+        block, not per batch.
+
+        Returns
+        -------
+        ndarray of float32, shape (K, h, w)
+        """
+        block, tiles, (y_org, x_org) = data.block, data.tiles, data.origin
+        (th, tw), (ny, nx) = data.tile, data.plane
         k = max(self.num_classes, 1)
         bh, bw = block[0].stop - block[0].start, block[1].stop - block[1].start
-        acc = np.zeros((k, bh, bw), np.float32)
-        wsum = np.zeros((bh, bw), np.float32)
+        acc = torch.zeros((k, bh, bw), dtype=torch.float32, device=self.device)
+        wsum = torch.zeros((bh, bw), dtype=torch.float32, device=self.device)
+        region = torch.from_numpy(data.region)
         for i in range(0, len(tiles), self.batch_size):
             raise_if_cancelled(cancel, PredictionCancelled, "prediction cancelled")
             batch = tiles[i : i + self.batch_size]
-            x = np.stack(
+            x = torch.stack(
                 [
-                    region[:, y - ys.start : y - ys.start + th, x0 - xs.start : x0 - xs.start + tw]
+                    region[:, y - y_org : y - y_org + th, x0 - x_org : x0 - x_org + tw]
                     for y, x0 in batch
                 ]
             )
-            probs = self.predict_tiles(x)
-            for (y, x0), p in zip(batch, probs, strict=False):
+            probs = self._probabilities(x)
+            for (y, x0), p in zip(batch, probs, strict=True):
                 # overlap of this tile with the block, in tile and block coordinates
                 y_lo, y_hi = max(y, block[0].start), min(y + th, block[0].stop, ny)
                 x_lo, x_hi = max(x0, block[1].start), min(x0 + tw, block[1].stop, nx)
@@ -122,10 +165,19 @@ class TileEngine:
                     slice(x_lo - block[1].start, x_hi - block[1].start),
                 )
                 at_border = (y == 0, y + th >= ny, x0 == 0, x0 + tw >= nx)
-                w = blend_weights((th, tw), self.blend, self.overlap, at_border)[t_sl]
+                w = self._weights((th, tw), at_border)[t_sl]
                 acc[(slice(None), *b_sl)] += p[(slice(None), *t_sl)] * w
                 wsum[b_sl] += w
-        return acc / wsum
+        return (acc / wsum).cpu().numpy()
+
+    def _weights(self, tile: tuple[int, int], at_border: tuple) -> torch.Tensor:
+        """The blend weights of a tile, on the device; built once per shape and border case."""
+        cache = self.__dict__.setdefault("_weight_cache", {})
+        key = (tile, at_border)
+        if key not in cache:
+            weights = blend_weights(tile, self.blend, self.overlap, at_border)  # read-only
+            cache[key] = torch.tensor(weights, dtype=torch.float32, device=self.device)
+        return cache[key]
 
     def plane_tile(self, ny: int, nx: int) -> tuple[int, int]:
         """The tile for a plane: no larger than the plane rounded up to the model's multiple
@@ -140,7 +192,10 @@ class TileEngine:
     @torch.inference_mode()
     def predict_tiles(self, tiles: np.ndarray) -> np.ndarray:
         """``(B, C, th, tw)`` float32 -> probabilities ``(B, K, th, tw)`` float32."""
-        x = torch.from_numpy(tiles)
+        return self._probabilities(torch.from_numpy(tiles)).cpu().numpy()
+
+    def _probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, th, tw)`` host tensor -> probabilities on the device (no host copy)."""
         if self.optimized and self.device.type in ("cpu", "cuda"):
             x = x.contiguous(memory_format=torch.channels_last)  # matches the optimised weights
         if self.device.type == "cuda":
@@ -156,5 +211,5 @@ class TileEngine:
             logits = inverse(logits.float())
             probs = torch.sigmoid(logits) if self.num_classes == 1 else torch.softmax(logits, 1)
             total = probs if total is None else total + probs
-        # back to NCHW: blending slices the numpy array per tile, fastest when contiguous
-        return (total / len(transforms)).contiguous().cpu().numpy()
+        # NCHW and contiguous: blending slices one tile at a time
+        return (total / len(transforms)).contiguous()

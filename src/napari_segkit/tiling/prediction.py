@@ -22,6 +22,7 @@ from ..runtime import resolve_device
 from .checks import check_options, tile_pair
 from .engine import TileEngine
 from .optimize import prepare_for_inference
+from .pipeline import StageTimes, run_pipeline
 from .sink import ZarrSink, encode_probabilities, labels_dtype, labels_from_probabilities
 
 _DEFAULTS = PredictDefaults()
@@ -104,6 +105,7 @@ def predict(
     progress=None,
     cancel=None,
     client=None,
+    profile=None,
     amp: bool = True,
     optimize: bool = True,
 ):
@@ -170,6 +172,10 @@ def predict(
     client : dask.distributed.Client, optional
         Run blocks on a dask cluster (needs a model file and `out`); each worker
         loads the model once.
+    profile : callable, optional
+        Called once at the end with the time spent reading, computing and writing, the
+        achieved megapixels per second and the stage that bounds the run (see
+        :meth:`napari_segkit.tiling.pipeline.StageTimes.summary`).
     amp : bool
         Autocast on CUDA.
     optimize : bool
@@ -249,7 +255,7 @@ def predict(
         optimized=optimize,
     )
     if out is None:
-        return _predict_in_memory(engine, volume, output, prob_dtype, progress, cancel)
+        return _predict_in_memory(engine, volume, output, prob_dtype, progress, cancel, profile)
     return _predict_to_zarr(
         engine,
         resolved,
@@ -266,6 +272,7 @@ def predict(
         image=source,
         axes=axes,
         sink=_make_sink(out, ome_version, shards, resolved),
+        profile=profile,
     )
 
 
@@ -335,7 +342,7 @@ def _spatial_index(volume: Volume, z: int, block) -> tuple:
     return (z, *block) if volume.is_stack else tuple(block)
 
 
-def _predict_in_memory(engine, volume, output, prob_dtype, progress, cancel):
+def _predict_in_memory(engine, volume, output, prob_dtype, progress, cancel, profile=None):
     k = max(engine.num_classes, 1)
     # whole planes as blocks (no tile is predicted twice) unless a plane is huge
     blocks = _plane_blocks(
@@ -344,15 +351,56 @@ def _predict_in_memory(engine, volume, output, prob_dtype, progress, cancel):
     )
     labels = np.zeros(volume.spatial_shape, labels_dtype(k)) if output != "probabilities" else None
     probs = np.zeros((k, *volume.spatial_shape), prob_dtype) if output != "labels" else None
-    for done, (z, block) in enumerate(blocks, 1):
-        p = engine.block_probabilities(volume, z, block, cancel)
-        index = _spatial_index(volume, z, block)
+
+    def write(i, p):
+        index = _spatial_index(volume, *blocks[i])
         if labels is not None:
             labels[index] = labels_from_probabilities(p)
         if probs is not None:
             probs[(slice(None), *index)] = encode_probabilities(p, prob_dtype)
-        report(progress, done, len(blocks))
+
+    _run_blocks(
+        engine,
+        volume,
+        blocks,
+        range(len(blocks)),
+        write,
+        progress=progress,
+        cancel=cancel,
+        n_done=0,
+        profile=profile,
+    )
     return {"labels": labels, "probabilities": probs, "both": (labels, probs)}[output]
+
+
+def _run_blocks(
+    engine, volume, blocks, todo, write, *, progress, cancel, n_done, profile, raw=False
+):
+    """The blocks `todo` through the read -> compute -> write pipeline (see tiling.pipeline)."""
+    times = StageTimes()
+    done = [n_done]
+
+    def read(i):
+        z, b = blocks[i]
+        return engine.read_block(volume, z, b), (_raw_block(volume, z, b) if raw else None)
+
+    def written(i):
+        done[0] += 1
+        times.blocks += 1
+        _, (ys, xs) = blocks[i]
+        times.pixels += (ys.stop - ys.start) * (xs.stop - xs.start)
+        report(progress, done[0], len(blocks))
+
+    run_pipeline(
+        todo,
+        read,
+        lambda data: (engine.compute_block(data[0], cancel), data[1]),
+        lambda i, result: write(i, *result) if raw else write(i, result[0]),
+        on_written=written,
+        times=times,
+    )
+    if profile is not None:
+        profile(times.summary())
 
 
 def _predict_to_zarr(
@@ -372,6 +420,7 @@ def _predict_to_zarr(
     image,
     axes,
     sink,
+    profile,
 ):
     chunk = min(_DEFAULTS.chunk_size, block_size)
     block = max(chunk, block_size // chunk * chunk)  # whole chunks: no two blocks share a chunk
@@ -432,6 +481,7 @@ def _predict_to_zarr(
             image=image,
             axes=axes,
             sink=sink,
+            profile=profile,
         )
 
 
@@ -460,6 +510,7 @@ def _run_to_zarr(
     image,
     axes,
     sink,
+    profile,
 ):
     finished = sink.prepare(
         spatial_shape=volume.spatial_shape,
@@ -493,12 +544,22 @@ def _run_to_zarr(
             len(finished),
         )
     else:
-        for n, i in enumerate(todo, len(finished) + 1):
-            z, b = blocks[i]
-            probs = engine.block_probabilities(volume, z, b, cancel)
-            raw = _raw_block(volume, z, b) if sink.wants_image else None
-            sink.write_block(i, _spatial_index(volume, z, b), probs, prob_dtype, image=raw)
-            report(progress, n, len(blocks))
+
+        def write(i, probs, raw=None):
+            sink.write_block(i, _spatial_index(volume, *blocks[i]), probs, prob_dtype, image=raw)
+
+        _run_blocks(
+            engine,
+            volume,
+            blocks,
+            todo,
+            write,
+            progress=progress,
+            cancel=cancel,
+            n_done=len(finished),
+            profile=profile,
+            raw=sink.wants_image,
+        )
     sink.mark_complete()
     return sink.open_results(output)
 
