@@ -62,7 +62,10 @@ class Volume:
                 f"axes {axes!r} do not describe an image of shape {shape}: "
                 "use one letter of Z, Y, X, C per dimension, with Y and X"
             )
-        self.image, self.axes = image, axes
+        from .io import zarr_source
+
+        # a dask view of a zarr array is read through the zarr array itself (faster)
+        self.image, self.axes = zarr_source(image) or image, axes
         sizes = dict(zip(axes, shape, strict=False))
         self.channels = sizes.get("C", 1)
         if self.channels != in_channels:
@@ -88,7 +91,12 @@ class Volume:
         index = {"Z": z, "Y": slice(y0, y1), "X": slice(x0, x1), "C": slice(None)}
         key = tuple(index[a] for a in self.axes)
         try:
-            region = np.asarray(self.image[key], dtype=dtype)
+            region = self.image[key]
+            if hasattr(region, "dask"):
+                # the caller's thread is the parallelism (the engine's reader thread, a
+                # dask worker): dask's own thread pool per region only adds overhead
+                region = region.compute(scheduler="synchronous")
+            region = np.asarray(region, dtype=dtype)
         except MemoryError:
             raise
         except Exception as err:  # noqa: BLE001 -- codecs and stores raise anything

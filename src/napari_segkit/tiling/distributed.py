@@ -27,7 +27,7 @@ def _worker_model(path: str, optimize: bool):
     return _WORKER_MODELS[key]
 
 
-def _run_block(model_path, engine, image, axes, sink, block_id, z, block, prob_dtype):
+def _run_block(model_path, engine, image, axes, sink, block_id, z, block, encode):
     """One block on a worker: read, predict, write, mark done. Returns the block id."""
     from ..core.io import read_stack
 
@@ -39,18 +39,18 @@ def _run_block(model_path, engine, image, axes, sink, block_id, z, block, prob_d
     device = resolve_device("auto")
     local = replace(engine, model=module.to(device), device=device)
     volume = Volume(image, axes=axes, in_channels=in_channels)
-    probs = local.block_probabilities(volume, z, block)
+    result = local.compute_block(local.read_block(volume, z, block), encode=encode)
     index = (z, *block) if volume.is_stack else tuple(block)
     raw = None
     if sink.wants_image:
         raw = volume.read(z, *block, dtype=None)
         raw = raw[0] if volume.channels == 1 else raw
-    sink.write_block(block_id, index, probs, prob_dtype, image=raw)
+    sink.write_block(block_id, index, result, image=raw)
     return block_id
 
 
 def run_on_cluster(
-    client, resolved, engine, image, axes, sink, blocks, todo, prob_dtype, progress, cancel, n_done
+    client, resolved, engine, image, axes, sink, blocks, todo, encode, progress, cancel, n_done
 ):
     """Submit the unfinished blocks to `client`; report progress as they finish.
 
@@ -67,7 +67,8 @@ def run_on_cluster(
     blocks : list of (z, (slice, slice))
     todo : list of int
         Ids of the blocks still to predict.
-    prob_dtype : str
+    encode : (bool, str or None)
+        Labels wanted, probabilities dtype (see ``TileEngine.compute_block``).
     progress : callable or None
         ``progress(done, total)`` as blocks finish.
     cancel : Event, callable or None
@@ -106,7 +107,7 @@ def run_on_cluster(
             sink,
             i,
             *blocks[i],
-            prob_dtype,
+            encode,
             pure=False,
         )
         for i in todo

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ..core.tiles import blend_weights, tile_starts, tiles_for_block
-from ..core.volume import Volume, apply_normalization
+from ..core.volume import Volume
 from ..jobs import PredictionCancelled, raise_if_cancelled
 
 
@@ -34,6 +34,46 @@ def _transforms(tta):
         (lambda t: t.flip(-2, -1).transpose(-2, -1), lambda t: t.transpose(-2, -1).flip(-2, -1)),
     ]
     return flips + rots + transposes  # the 8 symmetries of the square (D4)
+
+
+def _disjoint(tiles: list, th: int, tw: int) -> bool:
+    """True when no two tiles of the grid overlap (steps at least a tile apart)."""
+    ys = sorted({y for y, _ in tiles})
+    xs = sorted({x for _, x in tiles})
+    return all(b - a >= th for a, b in zip(ys, ys[1:], strict=False)) and all(
+        b - a >= tw for a, b in zip(xs, xs[1:], strict=False)
+    )
+
+
+@dataclass
+class BlockResult:
+    """A finished block as it crosses back to the host: only what will be written."""
+
+    labels: np.ndarray | None  # (h, w) uint8 / uint16 class ids
+    probabilities: np.ndarray | None  # (K, h, w) in the requested storage dtype
+
+
+def _labels(probs: torch.Tensor) -> torch.Tensor:
+    """Class ids from ``(K, h, w)`` probabilities, as ``labels_from_probabilities`` does."""
+    k = probs.shape[0]
+    if k == 1:
+        return (probs[0] > 0.5).to(torch.uint8)
+    if k == 2:
+        return (probs[1] > probs[0]).to(torch.uint8)
+    ids = probs.argmax(0)  # the first maximum on ties, as numpy
+    return ids.to(torch.uint8) if k <= 256 else ids.to(torch.int32)
+
+
+def _host_labels(ids: torch.Tensor) -> np.ndarray:
+    labels = ids.cpu().numpy()
+    return labels.astype(np.uint16) if labels.dtype == np.int32 else labels
+
+
+def _encoded(probs: torch.Tensor, dtype: str) -> torch.Tensor:
+    """Probabilities in their storage dtype, as ``encode_probabilities`` does."""
+    if dtype == "uint8":
+        return torch.round(probs.clamp(0, 1) * 255).to(torch.uint8)
+    return probs.to(torch.float16 if dtype == "float16" else torch.float32)
 
 
 @dataclass
@@ -113,8 +153,12 @@ class TileEngine:
         tiles = tiles_for_block(block, starts_y, starts_x, (th, tw))
         ys = slice(min(y for y, _ in tiles), max(y for y, _ in tiles) + th)
         xs = slice(min(x for _, x in tiles), max(x for _, x in tiles) + tw)
-        region = apply_normalization(volume.read(z, ys, xs), self.norm_stats)
-        if not np.isfinite(region).all():
+        # the image's own dtype: a uint8 region is a quarter of its float32 copy to read and
+        # to send to a GPU; the conversion and normalisation run on the device
+        region = volume.read(z, ys, xs, dtype=None)
+        if region.dtype.kind not in "biuf" or region.dtype.itemsize > 4 or region.dtype == bool:
+            region = region.astype(np.float32)
+        if region.dtype.kind == "f" and not np.isfinite(region).all():
             raise ValueError(
                 f"image contains NaN or infinite values (plane {z}, rows "
                 f"{ys.start}:{ys.stop}, columns {xs.start}:{xs.stop})"
@@ -124,7 +168,7 @@ class TileEngine:
         )
 
     @torch.inference_mode()
-    def compute_block(self, data: BlockInput, cancel=None) -> np.ndarray:
+    def compute_block(self, data: BlockInput, cancel=None, encode=None):
         """Stage 2: predict the block's tiles and blend them on the model's device.
 
         Tiles are accumulated into the block's probability buffer with torch on the
@@ -132,17 +176,29 @@ class TileEngine:
         only the finished block crosses back to the host: one synchronisation per
         block, not per batch.
 
+        Parameters
+        ----------
+        data : BlockInput
+        cancel : Event or callable, optional
+        encode : (bool, str or None), optional
+            ``(labels wanted, probabilities dtype or None)``: the outputs are computed
+            on the device and only they cross to the host (labels as uint8/uint16,
+            probabilities in the requested dtype).
+
         Returns
         -------
-        ndarray of float32, shape (K, h, w)
+        ndarray of float32, shape (K, h, w), or a BlockResult when `encode` is given
         """
         block, tiles, (y_org, x_org) = data.block, data.tiles, data.origin
         (th, tw), (ny, nx) = data.tile, data.plane
         k = max(self.num_classes, 1)
         bh, bw = block[0].stop - block[0].start, block[1].stop - block[1].start
+        # tiles that do not overlap each other cover every pixel once: their probabilities
+        # are the result as they are (weights would divide out), so skip the weighting
+        disjoint = len(tiles) == 1 or _disjoint(tiles, th, tw)
         acc = torch.zeros((k, bh, bw), dtype=torch.float32, device=self.device)
-        wsum = torch.zeros((bh, bw), dtype=torch.float32, device=self.device)
-        region = torch.from_numpy(data.region)
+        wsum = None if disjoint else torch.zeros((bh, bw), dtype=torch.float32, device=self.device)
+        region = self._normalized(torch.from_numpy(data.region))
         for i in range(0, len(tiles), self.batch_size):
             raise_if_cancelled(cancel, PredictionCancelled, "prediction cancelled")
             batch = tiles[i : i + self.batch_size]
@@ -164,11 +220,37 @@ class TileEngine:
                     slice(y_lo - block[0].start, y_hi - block[0].start),
                     slice(x_lo - block[1].start, x_hi - block[1].start),
                 )
+                if disjoint:
+                    acc[(slice(None), *b_sl)] = p[(slice(None), *t_sl)]
+                    continue
                 at_border = (y == 0, y + th >= ny, x0 == 0, x0 + tw >= nx)
                 w = self._weights((th, tw), at_border)[t_sl]
                 acc[(slice(None), *b_sl)] += p[(slice(None), *t_sl)] * w
                 wsum[b_sl] += w
-        return (acc / wsum).cpu().numpy()
+        probs = acc if disjoint else acc / wsum
+        if encode is None:
+            return probs.cpu().numpy()
+        want_labels, prob_dtype = encode
+        return BlockResult(
+            labels=_host_labels(_labels(probs)) if want_labels else None,
+            probabilities=_encoded(probs, prob_dtype).cpu().numpy() if prob_dtype else None,
+        )
+
+    def _normalized(self, region: torch.Tensor) -> torch.Tensor:
+        """``(C, H, W)`` of the image's dtype -> float32 normalised, on the device."""
+        region = region.to(self.device, non_blocking=self.device.type == "cuda").float()
+        if self.norm_stats is None:
+            return region
+        cache = self.__dict__.setdefault("_norm_cache", {})
+        if self.device not in cache:
+            cache[self.device] = tuple(
+                torch.tensor(self.norm_stats[key], dtype=torch.float32, device=self.device)[
+                    :, None, None
+                ]
+                for key in ("offset", "scale")
+            )
+        offset, scale = cache[self.device]
+        return (region - offset) / scale
 
     def _weights(self, tile: tuple[int, int], at_border: tuple) -> torch.Tensor:
         """The blend weights of a tile, on the device; built once per shape and border case."""
@@ -198,10 +280,11 @@ class TileEngine:
         """``(B, C, th, tw)`` host tensor -> probabilities on the device (no host copy)."""
         if self.optimized and self.device.type in ("cpu", "cuda"):
             x = x.contiguous(memory_format=torch.channels_last)  # matches the optimised weights
-        if self.device.type == "cuda":
-            x = x.pin_memory().to(self.device, non_blocking=True)
-        else:
-            x = x.to(self.device)
+        if x.device != self.device:
+            if self.device.type == "cuda":
+                x = x.pin_memory().to(self.device, non_blocking=True)
+            else:
+                x = x.to(self.device)
         use_amp = self.amp and self.device.type == "cuda"
         total = None
         transforms = _transforms(self.tta)

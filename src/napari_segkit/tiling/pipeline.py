@@ -14,6 +14,7 @@ GIL for their heavy work.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -58,7 +59,9 @@ class StageTimes:
         }
 
 
-def run_pipeline(items, read, compute, write, *, depth: int = 2, on_written=None, times=None):
+def run_pipeline(
+    items, read, compute, write, *, depth: int = 2, readers: int = 2, on_written=None, times=None
+):
     """Run ``write(item, compute(read(item)))`` for every item, the three stages overlapped.
 
     Parameters
@@ -73,6 +76,9 @@ def run_pipeline(items, read, compute, write, *, depth: int = 2, on_written=None
         Runs on the writer thread.
     depth : int
         Blocks read ahead, and blocks queued for writing.
+    readers : int
+        Reader threads (decompression is the usual bottleneck of a fast model; blocks
+        still come out in order).
     on_written : callable(item), optional
         Called on the calling thread after each item's write completed, in order.
     times : StageTimes, optional
@@ -85,10 +91,13 @@ def run_pipeline(items, read, compute, write, *, depth: int = 2, on_written=None
     times = times if times is not None else StageTimes()
     items = list(items)
 
+    lock = threading.Lock()  # several readers add to one total
+
     def timed_read(item):
         started = time.perf_counter()
         data = read(item)
-        times.read += time.perf_counter() - started
+        with lock:
+            times.read += time.perf_counter() - started
         return data
 
     def timed_write(item, result):
@@ -96,7 +105,7 @@ def run_pipeline(items, read, compute, write, *, depth: int = 2, on_written=None
         write(item, result)
         times.write += time.perf_counter() - started
 
-    reader = ThreadPoolExecutor(1, thread_name_prefix="segkit-read")
+    reader = ThreadPoolExecutor(readers, thread_name_prefix="segkit-read")
     writer = ThreadPoolExecutor(1, thread_name_prefix="segkit-write")
     reads, writes = deque(), deque()
     try:

@@ -23,7 +23,7 @@ from .checks import check_options, tile_pair
 from .engine import TileEngine
 from .optimize import prepare_for_inference
 from .pipeline import StageTimes, run_pipeline
-from .sink import ZarrSink, encode_probabilities, labels_dtype, labels_from_probabilities
+from .sink import ZarrSink, labels_dtype
 
 _DEFAULTS = PredictDefaults()
 
@@ -355,9 +355,9 @@ def _predict_in_memory(engine, volume, output, prob_dtype, progress, cancel, pro
     def write(i, p):
         index = _spatial_index(volume, *blocks[i])
         if labels is not None:
-            labels[index] = labels_from_probabilities(p)
+            labels[index] = p.labels
         if probs is not None:
-            probs[(slice(None), *index)] = encode_probabilities(p, prob_dtype)
+            probs[(slice(None), *index)] = p.probabilities
 
     _run_blocks(
         engine,
@@ -369,12 +369,13 @@ def _predict_in_memory(engine, volume, output, prob_dtype, progress, cancel, pro
         cancel=cancel,
         n_done=0,
         profile=profile,
+        encode=(labels is not None, prob_dtype if probs is not None else None),
     )
     return {"labels": labels, "probabilities": probs, "both": (labels, probs)}[output]
 
 
 def _run_blocks(
-    engine, volume, blocks, todo, write, *, progress, cancel, n_done, profile, raw=False
+    engine, volume, blocks, todo, write, *, progress, cancel, n_done, profile, encode, raw=False
 ):
     """The blocks `todo` through the read -> compute -> write pipeline (see tiling.pipeline)."""
     times = StageTimes()
@@ -394,7 +395,7 @@ def _run_blocks(
     run_pipeline(
         todo,
         read,
-        lambda data: (engine.compute_block(data[0], cancel), data[1]),
+        lambda data: (engine.compute_block(data[0], cancel, encode=encode), data[1]),
         lambda i, result: write(i, *result) if raw else write(i, result[0]),
         on_written=written,
         times=times,
@@ -538,15 +539,15 @@ def _run_to_zarr(
             sink,
             blocks,
             todo,
-            prob_dtype,
+            (output != "probabilities", prob_dtype if output != "labels" else None),
             progress,
             cancel,
             len(finished),
         )
     else:
 
-        def write(i, probs, raw=None):
-            sink.write_block(i, _spatial_index(volume, *blocks[i]), probs, prob_dtype, image=raw)
+        def write(i, result, raw=None):
+            sink.write_block(i, _spatial_index(volume, *blocks[i]), result, image=raw)
 
         _run_blocks(
             engine,
@@ -559,6 +560,7 @@ def _run_to_zarr(
             n_done=len(finished),
             profile=profile,
             raw=sink.wants_image,
+            encode=(output != "probabilities", prob_dtype if output != "labels" else None),
         )
     sink.mark_complete()
     return sink.open_results(output)

@@ -200,17 +200,19 @@ class ZarrSink:
     #: whether write_block wants the input block too (an OME-Zarr output copies the image)
     wants_image = False
 
-    def write_block(
-        self, block_id: int, index: tuple, probs: np.ndarray, prob_dtype: str, image=None
-    ) -> None:
-        """Write one block's results, then its marker. `index` is the spatial index."""
+    def write_block(self, block_id: int, index: tuple, result, image=None) -> None:
+        """Write one block's results, then its marker. `index` is the spatial index.
+
+        `result` is a ``BlockResult`` (labels and probabilities already encoded on the
+        model's device).
+        """
         import zarr
 
         group = zarr.open_group(str(self.path), mode="r+")
         if "labels" in group:
-            group["labels"][index] = labels_from_probabilities(probs)
+            group["labels"][index] = result.labels
         if "probabilities" in group:
-            group["probabilities"][(slice(None), *index)] = encode_probabilities(probs, prob_dtype)
+            group["probabilities"][(slice(None), *index)] = result.probabilities
         (self.done_dir / str(block_id)).touch()
 
     def mark_complete(self) -> None:
@@ -379,7 +381,7 @@ class OmeZarrSink(ZarrSink):
                 **common,
             )
 
-    def write_block(self, block_id, index, probs, prob_dtype, image=None) -> None:
+    def write_block(self, block_id, index, result, image=None) -> None:
         """Write one block at every level of every pyramid, then its marker."""
         import zarr
 
@@ -389,13 +391,9 @@ class OmeZarrSink(ZarrSink):
         if image is not None:
             self.write_levels("", index, image, downsample_mean)
         if "labels" in group:
-            self.write_levels(
-                self.LABELS, index, labels_from_probabilities(probs), downsample_mode
-            )
+            self.write_levels(self.LABELS, index, result.labels, downsample_mode)
         if "probabilities" in group:
-            self.write_levels(
-                "probabilities", index, encode_probabilities(probs, prob_dtype), downsample_mean
-            )
+            self.write_levels("probabilities", index, result.probabilities, downsample_mean)
         (self.done_dir / str(block_id)).touch()
 
     def open_results(self, output: str):
