@@ -195,6 +195,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             ome_version=args.ome_version,
             shards=args.shards,
             profile=_print_profile if args.profile else None,
+            compile=args.compile,
             progress=progress,
             client=client,
         )
@@ -498,7 +499,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tta", choices=tta_modes, help="test-time augmentation")
     p.add_argument("--device", default=pred.device, help=_device_help(config, pred.device))
     p.add_argument(
-        "--batch-size", type=int, default=pred.batch_size, help="tiles per forward pass"
+        "--batch-size",
+        type=int,
+        help="tiles per forward pass (default: 4 on a CPU, from free memory on a GPU)",
+    )
+    p.add_argument(
+        "--compile", action="store_true", help="torch.compile the model (falls back if it fails)"
     )
     p.add_argument("--output", choices=config.OUTPUTS, default=pred.output)
     p.add_argument("--prob-dtype", choices=config.PROB_DTYPES, default=pred.prob_dtype)

@@ -80,6 +80,124 @@ def _mps_available() -> bool:
     return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
 
 
+def amp_dtype(device: torch.device) -> torch.dtype:
+    """The autocast dtype for `device`: bfloat16 where the GPU supports it, else float16.
+
+    Parameters
+    ----------
+    device : torch.device
+
+    Returns
+    -------
+    torch.dtype
+        bf16 keeps float32's range (no overflow in long sums), fp16 is the fallback for
+        older GPUs; CPU inference runs in float32 and ignores it.
+    """
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float16
+
+
+class CompiledOrEager(torch.nn.Module):
+    """``torch.compile``'s version of a module, falling back to the module on any failure.
+
+    Compilation happens at the first call (and again for new shapes); if it fails -- no
+    compiler, an unsupported operation, a backend error -- the eager module is used
+    from then on and one warning says why. Results are the eager module's to float
+    rounding either way.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        Keeps its ``in_channels``, ``num_classes`` and ``divisor`` attributes visible.
+    backend : str
+        A ``torch.compile`` backend.
+    """
+
+    def __init__(self, module: torch.nn.Module, backend: str = "inductor"):
+        super().__init__()
+        import_torch_compiler_safely()
+        self.eager, self.compiled, self.failed = module, None, False
+        try:
+            self.compiled = torch.compile(module, backend=backend)
+        except Exception as err:  # noqa: BLE001 -- an unknown backend, no compiler, ...
+            self._fall_back(err)
+        for name in ("in_channels", "num_classes", "divisor"):
+            if hasattr(module, name):
+                setattr(self, name, getattr(module, name))
+
+    def forward(self, x):
+        if not self.failed:
+            try:
+                return self.compiled(x)
+            except Exception as err:  # noqa: BLE001 -- any compiler failure: run eagerly
+                self._fall_back(err)
+        return self.eager(x)
+
+    def _fall_back(self, err: Exception) -> None:
+        import warnings
+
+        self.failed = True
+        warnings.warn(
+            f"torch.compile failed ({type(err).__name__}: {str(err)[:200]}); "
+            "predicting with the uncompiled model",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+def choose_batch_size(
+    model: torch.nn.Module,
+    in_channels: int,
+    tile: tuple[int, int],
+    device: torch.device,
+    *,
+    default: int = 4,
+    cap: int = 256,
+    budget: float = 0.6,
+) -> int:
+    """Tiles per forward pass: `default` on CPU/MPS, from free GPU memory on CUDA.
+
+    On CUDA a real forward of two tiles measures the memory one tile needs (model
+    activations under the same autocast the engine uses); the batch then fills
+    `budget` of the free memory, at most `cap`. An out-of-memory error while probing
+    gives 1. (The engine also halves the batch and retries if a later batch runs out
+    of memory, instead of crashing.)
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        On `device`, in eval mode.
+    in_channels : int
+    tile : (int, int)
+    device : torch.device
+    default, cap : int
+    budget : float
+        Fraction of the free GPU memory to use.
+
+    Returns
+    -------
+    int
+    """
+    if device.type != "cuda":
+        return default
+    torch.cuda.empty_cache()
+    free, _ = torch.cuda.mem_get_info(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    before = torch.cuda.memory_allocated(device)
+    try:
+        x = torch.zeros((2, in_channels, *tile), device=device)
+        with torch.inference_mode(), torch.autocast("cuda", dtype=amp_dtype(device)):
+            model(x)
+        torch.cuda.synchronize(device)
+    except torch.cuda.OutOfMemoryError:
+        torch.cuda.empty_cache()
+        return 1
+    per_tile = max((torch.cuda.max_memory_allocated(device) - before) / 2, 1)
+    torch.cuda.empty_cache()
+    return int(max(1, min(cap, budget * free // per_tile)))
+
+
 def import_torch_compiler_safely() -> None:
     """Import torch._dynamo without triton when an OpenGL stack (napari / vispy) is loaded.
 
@@ -105,7 +223,10 @@ def import_torch_compiler_safely() -> None:
 
 
 __all__ = [
+    "CompiledOrEager",
+    "amp_dtype",
     "available_devices",
+    "choose_batch_size",
     "import_torch_compiler_safely",
     "resolve_device",
 ]

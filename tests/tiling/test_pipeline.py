@@ -168,3 +168,47 @@ def test_profile_reports_stage_times_and_throughput(tmp_path, model_file):
         )
         == 0
     )
+
+
+COMPILE = """
+import warnings
+import numpy as np, torch
+from napari_segkit.models import build_model
+from napari_segkit.tiling import predict
+
+torch.manual_seed(0)
+model = build_model("unet_original", 1, 2, width=4, depth=2).eval()
+image = np.random.default_rng(0).random((96, 80)).astype(np.float32)
+eager = predict(model, image, tile_size=64, output="probabilities")
+compiled = predict(model, image, tile_size=64, output="probabilities", compile=True)
+print("COMPILED DIFF", float(np.abs(compiled - eager).max()))
+
+with warnings.catch_warnings(record=True) as caught:  # a backend that cannot compile
+    warnings.simplefilter("always")
+    out = predict(model, image, tile_size=64, compile="no-such-backend")
+print("FALLBACK", out.shape, any("torch.compile failed" in str(w.message) for w in caught))
+"""
+
+
+def test_compile_runs_compiled_and_falls_back_cleanly(tmp_path):
+    """A real torch.compile (in a fresh process: compiling beside napari's GL is avoided)."""
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-c", COMPILE], capture_output=True, text=True, timeout=600, cwd=tmp_path
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    diff = float(run.stdout.split("COMPILED DIFF")[1].split()[0])
+    assert diff < 1e-4
+    assert "FALLBACK (96, 80) True" in run.stdout
+
+
+def test_batch_size_is_chosen_when_not_given(tmp_path, model_file):
+    captured = {}
+    image = np.random.default_rng(0).random((2, 64, 64)).astype(np.float32)
+    a = predict(str(model_file), image, tile_size=32, out=tmp_path / "a.zarr")
+    captured.update(zarr.open_group(str(tmp_path / "a.zarr"), mode="r").attrs["segkit"])
+    assert captured["settings"]["batch_size"] == "auto"  # resumes when re-chosen
+    b = predict(str(model_file), image, tile_size=32, batch_size=4)
+    np.testing.assert_array_equal(a[:], b)  # on a CPU "auto" is 4

@@ -22,7 +22,7 @@ def check_options(*, blend, tta, output, prob_dtype, batch_size, block_size, ove
     blend, tta, output, prob_dtype : str or None
         Checked against :mod:`napari_segkit.config`'s choice lists.
     batch_size, block_size : int
-        Whole numbers >= 1.
+        Whole numbers >= 1 (``batch_size`` None: chosen by the engine).
     overlap : float, optional
         In ``[0, 1)``.
 
@@ -39,6 +39,8 @@ def check_options(*, blend, tta, output, prob_dtype, batch_size, block_size, ove
         if value not in choices:
             raise ValueError(f"{name} must be one of {choices}, got {value!r}")
     for name, value in (("batch_size", batch_size), ("block_size", block_size)):
+        if name == "batch_size" and value is None:
+            continue  # chosen by the engine
         if not _is_whole(value) or value < 1:
             raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
     if overlap is not None and not (isinstance(overlap, numbers.Real) and 0 <= overlap < 1):

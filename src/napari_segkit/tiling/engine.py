@@ -208,7 +208,7 @@ class TileEngine:
                     for y, x0 in batch
                 ]
             )
-            probs = self._probabilities(x)
+            probs = self._probabilities_backing_off(x)
             for (y, x0), p in zip(batch, probs, strict=True):
                 # overlap of this tile with the block, in tile and block coordinates
                 y_lo, y_hi = max(y, block[0].start), min(y + th, block[0].stop, ny)
@@ -236,9 +236,53 @@ class TileEngine:
             probabilities=_encoded(probs, prob_dtype).cpu().numpy() if prob_dtype else None,
         )
 
+    def _probabilities_backing_off(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`_probabilities`, halving the batch on a CUDA out-of-memory error."""
+        try:
+            return self._probabilities(x)
+        except torch.cuda.OutOfMemoryError:
+            if x.shape[0] == 1:
+                raise
+            torch.cuda.empty_cache()
+            self.batch_size = max(1, x.shape[0] // 2)  # later batches use the smaller size
+            half = x.shape[0] // 2
+            return torch.cat(
+                [
+                    self._probabilities_backing_off(x[:half]),
+                    self._probabilities_backing_off(x[half:]),
+                ]
+            )
+
+    def _to_device(self, region: torch.Tensor) -> torch.Tensor:
+        """A host region on the device. On CUDA: through a pinned buffer reused across
+        blocks, copied on a side stream that the compute stream then waits for."""
+        if self.device.type != "cuda":
+            return region.to(self.device)
+        cache = self.__dict__.setdefault("_pinned", {})
+        key = (tuple(region.shape), region.dtype)
+        if key not in cache:
+            cache.clear()  # one buffer: blocks of a run share their shape
+            cache[key] = (
+                torch.empty(region.shape, dtype=region.dtype).pin_memory(),
+                torch.cuda.Stream(self.device),
+                None,
+            )
+        pinned, stream, last_copy = cache[key]
+        if last_copy is not None:
+            last_copy.synchronize()  # the previous copy out of this buffer has finished
+        pinned.copy_(region)
+        with torch.cuda.stream(stream):
+            on_device = pinned.to(self.device, non_blocking=True)
+            done = torch.cuda.Event()
+            done.record(stream)
+        torch.cuda.current_stream(self.device).wait_stream(stream)
+        on_device.record_stream(torch.cuda.current_stream(self.device))
+        cache[key] = (pinned, stream, done)
+        return on_device
+
     def _normalized(self, region: torch.Tensor) -> torch.Tensor:
         """``(C, H, W)`` of the image's dtype -> float32 normalised, on the device."""
-        region = region.to(self.device, non_blocking=self.device.type == "cuda").float()
+        region = self._to_device(region).float()
         if self.norm_stats is None:
             return region
         cache = self.__dict__.setdefault("_norm_cache", {})

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import warnings
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from ..core.outputs import check_output_path
 from ..core.tiles import block_plan
 from ..core.volume import Volume, normalization_stats
 from ..jobs import report
-from ..runtime import resolve_device
+from ..runtime import CompiledOrEager, amp_dtype, choose_batch_size, resolve_device
 from .checks import check_options, tile_pair
 from .engine import TileEngine
 from .optimize import prepare_for_inference
@@ -66,6 +67,17 @@ def _resolve_model(model, device: torch.device) -> _Model:
     )
 
 
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _compiled(module: torch.nn.Module, backend: str) -> torch.nn.Module:
+    """The compiled wrapper of a prepared module, built once per module and backend."""
+    wrappers = _COMPILED.setdefault(module, {})
+    if backend not in wrappers:
+        wrappers[backend] = CompiledOrEager(module, backend)
+    return wrappers[backend]
+
+
 def _on_device_eval(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     """The module on `device` in eval mode; a no-op (no walk over its modules) when it is."""
     first = next(module.parameters(), None)
@@ -90,7 +102,7 @@ def predict(
     tile_size: int | tuple[int, int] | None = None,
     overlap: float | None = None,
     blend: str = _DEFAULTS.blend,
-    batch_size: int = _DEFAULTS.batch_size,
+    batch_size: int | None = None,
     device: str = _DEFAULTS.device,
     tta: str | None = _DEFAULTS.tta,
     output: str = _DEFAULTS.output,
@@ -106,6 +118,7 @@ def predict(
     cancel=None,
     client=None,
     profile=None,
+    compile: bool | str = False,  # noqa: A002 -- torch's own name for it
     amp: bool = True,
     optimize: bool = True,
 ):
@@ -129,8 +142,9 @@ def predict(
         (default: the model file's, else 0.25).
     blend : {"gaussian", "linear", "centre"}
         How overlapping tiles are combined (see :func:`~napari_segkit.core.tiles.blend_weights`).
-    batch_size : int
-        Tiles per forward pass.
+    batch_size : int, optional
+        Tiles per forward pass. None: 4 on a CPU; on a CUDA GPU chosen from its free
+        memory with a real forward (and halved, not crashed, on an out-of-memory error).
     device : {"auto", "cuda", "mps", "cpu"} or torch device string
         ``"auto"``: CUDA, then MPS, then CPU. CUDA runs under autocast (`amp`).
     tta : {None, "flips", "d4"}
@@ -176,8 +190,12 @@ def predict(
         Called once at the end with the time spent reading, computing and writing, the
         achieved megapixels per second and the stage that bounds the run (see
         :meth:`napari_segkit.tiling.pipeline.StageTimes.summary`).
+    compile : bool or str
+        Run the prepared model through ``torch.compile`` (True: its default backend, or
+        a backend's name), compiled once per loaded model; any compiler failure falls
+        back to the uncompiled model with a warning.
     amp : bool
-        Autocast on CUDA.
+        Autocast on CUDA (bfloat16 where the GPU supports it, else float16).
     optimize : bool
         Fold batch normalisation into the convolutions of a copy of the model
         (same result up to float rounding, faster; the caller's model is untouched).
@@ -240,20 +258,28 @@ def predict(
         if optimize
         else resolved.module
     )
+    if compile:
+        module = _compiled(module, "inductor" if compile is True else str(compile))
     engine = TileEngine(
         module,
         resolved.num_classes,
         tile,
         overlap,
         blend,
-        int(batch_size),
+        int(batch_size)
+        if batch_size is not None
+        else choose_batch_size(
+            module, resolved.in_channels, tile, dev, default=_DEFAULTS.batch_size
+        ),
         dev,
         tta,
         norm_stats,
         amp,
+        amp_dtype=amp_dtype(dev),
         align=int(getattr(resolved.module, "divisor", 1)),
         optimized=optimize,
     )
+    engine.requested_batch = batch_size  # the fingerprint records the request ("auto": None)
     if out is None:
         return _predict_in_memory(engine, volume, output, prob_dtype, progress, cancel, profile)
     return _predict_to_zarr(
@@ -442,7 +468,7 @@ def _predict_to_zarr(
         "block": block,
         "num_classes": engine.num_classes,
         # results differ in the last float bits with the batch size: part of the identity
-        "batch_size": engine.batch_size,
+        "batch_size": getattr(engine, "requested_batch", engine.batch_size) or "auto",
         # which input: its path and a signature of its content (a resume with another
         # image of the same shape must not mix the two)
         "input": {"path": _input_path(image), "signature": _content_signature(volume)},
