@@ -395,7 +395,7 @@ def _predict_in_memory(engine, volume, output, prob_dtype, progress, cancel, pro
         cancel=cancel,
         n_done=0,
         profile=profile,
-        encode=(labels is not None, prob_dtype if probs is not None else None),
+        encode=_encoding(output, prob_dtype),
     )
     return {"labels": labels, "probabilities": probs, "both": (labels, probs)}[output]
 
@@ -489,107 +489,69 @@ def _predict_to_zarr(
             class_names=names[:k],
             class_colors=colors[:k],
         )
-    with output_lock(out):
-        return _run_to_zarr(
-            engine,
-            resolved,
-            volume,
-            out,
-            settings,
-            blocks,
-            chunks,
+    with output_lock(out):  # one run per output at a time
+        finished = sink.prepare(
+            spatial_shape=volume.spatial_shape,
+            chunks=chunks,
+            num_classes=engine.num_classes,
             output=output,
             prob_dtype=prob_dtype,
+            settings=settings,
+            fingerprint=_fingerprint(resolved, settings),
+            n_blocks=len(blocks),
             overwrite=overwrite,
             resume=resume,
-            progress=progress,
-            cancel=cancel,
-            client=client,
-            image=image,
-            axes=axes,
-            sink=sink,
-            profile=profile,
         )
+        todo = [i for i in range(len(blocks)) if i not in finished]
+        report(progress, len(finished), len(blocks))
+        if client is not None:
+            from .distributed import run_on_cluster
+
+            run_on_cluster(
+                client,
+                resolved,
+                engine,
+                image,
+                axes,
+                sink,
+                blocks,
+                todo,
+                _encoding(output, prob_dtype),
+                progress,
+                cancel,
+                len(finished),
+            )
+        else:
+
+            def write(i, result, raw=None):
+                sink.write_block(i, _spatial_index(volume, *blocks[i]), result, image=raw)
+
+            _run_blocks(
+                engine,
+                volume,
+                blocks,
+                todo,
+                write,
+                progress=progress,
+                cancel=cancel,
+                n_done=len(finished),
+                profile=profile,
+                raw=sink.wants_image,
+                encode=_encoding(output, prob_dtype),
+            )
+        sink.mark_complete()
+        return sink.open_results(output)
+
+
+def _encoding(output: str, prob_dtype: str) -> tuple[bool, str | None]:
+    """What the device stage returns: (labels wanted, probabilities dtype or None)."""
+    return output != "probabilities", prob_dtype if output != "labels" else None
 
 
 def _default_colors(k: int) -> list[str]:
     from ..models.model_file import DEFAULT_COLORS
 
     return [DEFAULT_COLORS[i % len(DEFAULT_COLORS)] for i in range(k)]
-
-
-def _run_to_zarr(
-    engine,
-    resolved,
-    volume,
-    out,
-    settings,
-    blocks,
-    chunks,
-    *,
-    output,
-    prob_dtype,
-    overwrite,
-    resume,
-    progress,
-    cancel,
-    client,
-    image,
-    axes,
-    sink,
-    profile,
-):
-    finished = sink.prepare(
-        spatial_shape=volume.spatial_shape,
-        chunks=chunks,
-        num_classes=engine.num_classes,
-        output=output,
-        prob_dtype=prob_dtype,
-        settings=settings,
-        fingerprint=_fingerprint(resolved, settings),
-        n_blocks=len(blocks),
-        overwrite=overwrite,
-        resume=resume,
-    )
-    todo = [i for i in range(len(blocks)) if i not in finished]
-    report(progress, len(finished), len(blocks))
-    if client is not None:
-        from .distributed import run_on_cluster
-
-        run_on_cluster(
-            client,
-            resolved,
-            engine,
-            image,
-            axes,
-            sink,
-            blocks,
-            todo,
-            (output != "probabilities", prob_dtype if output != "labels" else None),
-            progress,
-            cancel,
-            len(finished),
-        )
-    else:
-
-        def write(i, result, raw=None):
-            sink.write_block(i, _spatial_index(volume, *blocks[i]), result, image=raw)
-
-        _run_blocks(
-            engine,
-            volume,
-            blocks,
-            todo,
-            write,
-            progress=progress,
-            cancel=cancel,
-            n_done=len(finished),
-            profile=profile,
-            raw=sink.wants_image,
-            encode=(output != "probabilities", prob_dtype if output != "labels" else None),
-        )
-    sink.mark_complete()
-    return sink.open_results(output)
 
 
 __all__ = ["predict"]
