@@ -92,6 +92,14 @@ def test_stacks_keep_z_and_sharding_writes_one_file_per_block(tmp_path, model_fi
     assert seg["0"].shape == (3, 140, 130) and seg["1"].shape == (3, 70, 65)
     assert seg["0"].shards == (1, 64, 64)
     np.testing.assert_array_equal(seg["1"][:], downsample_mode(labels[:]))
+    small = predict(
+        str(model_file),
+        image[:, :40, :50],
+        out=tmp_path / "small.ome.zarr",
+        tile_size=32,
+        shards=True,
+    )  # smaller than a chunk: shards shrink with it
+    assert small.shape == (3, 40, 50)
     with pytest.raises(ValueError, match="shards need zarr v3"):
         predict(
             str(model_file), image, out=tmp_path / "v4.ome.zarr", shards=True, ome_version="0.4"

@@ -89,8 +89,11 @@ def create_multiscale(
     datasets = []
     for level, (shape, chunk) in enumerate(zip(shapes, chunks, strict=True)):
         options = {"shape": shape, "chunks": chunk, "dtype": dtype, "fill_value": 0}
-        if shards is not None:
-            options["shards"] = shards[level]
+        if shards is not None:  # a whole number of chunks, no larger than needed
+            options["shards"] = tuple(
+                -(-min(sh, n) // c) * c
+                for sh, n, c in zip(shards[level], shape, chunk, strict=True)
+            )
         if zarr_format(version) == 2:
             options["chunk_key_encoding"] = {"name": "v2", "separator": "/"}
         else:
