@@ -204,8 +204,12 @@ def _differences(stored: dict, current: dict, prefix: str = "") -> list[str]:
 
 def _load_state(path: Path, device) -> dict:
     """The resume state, read without unpickling code; ResumeError when unusable."""
+    import warnings
+
     try:
-        state = torch.load(path, map_location=device, weights_only=True)
+        with warnings.catch_warnings():  # torch's own notes on odd pickles: our error says it
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(path, map_location=device, weights_only=True)
     except Exception as err:  # noqa: BLE001 -- torch raises many types for bad files
         raise ResumeError(
             f"cannot read the resume state '{path}' ({type(err).__name__}: {str(err)[:200]}); "
