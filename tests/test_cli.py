@@ -278,3 +278,66 @@ def test_train_and_evaluate_from_a_dataset_layout(tmp_path, capsys):
     assert "pixel accuracy" in capsys.readouterr().out
     assert main(["train", "--out", str(out)]) == 2
     assert "give --images and --labels" in capsys.readouterr().err
+
+
+def test_the_dsb2018_loop_closes(tmp_path, shared_data, capsys):
+    """train --dataset builds an RGB model; predict, evaluate and tune read the same PNGs
+    (RGBA with an opaque alpha) as the same 3 channels (they refused them before)."""
+    source = shared_data / "dsb2018-train" / "stage1_train"
+    if not source.is_dir():
+        pytest.skip("dsb2018-train not present")
+    dataset = tmp_path / "dsb"
+    dataset.mkdir()
+    ids = sorted(p.name for p in source.iterdir())[:3]
+    for image_id in ids:
+        (dataset / image_id).symlink_to(source / image_id)  # read in place, never copied
+    model = tmp_path / "m.safetensors"
+    assert (
+        main(
+            [
+                "train",
+                "--dataset",
+                str(dataset),
+                "--out",
+                str(model),
+                "--epochs",
+                "1",
+                "--steps-per-epoch",
+                "1",
+                "--batch-size",
+                "1",
+                "--patch-size",
+                "64",
+                "--val-fraction",
+                "0",
+                "--arch-option",
+                "width=4",
+                "--arch-option",
+                "depth=2",
+                "-q",
+            ]
+        )
+        == 0
+    )
+    png = dataset / ids[0] / "images" / f"{ids[0]}.png"
+    assert main(["predict", str(model), str(png), str(tmp_path / "p.tif"), "-q"]) == 0
+    assert main(["evaluate", str(model), "--dataset", str(dataset), "-q"]) == 0
+    assert (
+        main(
+            [
+                "tune",
+                "--model",
+                str(model),
+                "--dataset",
+                str(dataset),
+                "--thresholds",
+                "0.5",
+                "--min-areas",
+                "0",
+                "-q",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "pixel accuracy" in out and "best: --threshold 0.5" in out

@@ -336,9 +336,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     k = max(model_file.info.num_classes, 2)
     truth, pred = [], []
     images, labels = _images_and_labels(args)
-    for image, label in zip(images, labels, strict=True):
-        truth.append(np.asarray(label).ravel())
-        pred.append(np.asarray(predict(model_file, image)).ravel())
+    with progress_bar("evaluate", "image", quiet=args.quiet, total=len(images)) as (bar, _):
+        for image, label in zip(images, labels, strict=True):
+            truth.append(np.asarray(label).ravel())
+            pred.append(np.asarray(predict(model_file, image)).ravel())
+            bar.update(1)
     report = segmentation_report(
         np.concatenate(truth),
         np.concatenate(pred),
@@ -403,7 +405,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     """Search the threshold and minimum area that maximise the metric; print the table."""
     from .kaggle import tune_postprocessing
 
-    images, labels = _read_all(args.images), _read_all(args.labels)
+    images, labels = _images_and_labels(args)
     with progress_bar("predict", "image", quiet=args.quiet, total=len(images)) as (_, progress):
         result = tune_postprocessing(
             args.model,
@@ -611,6 +613,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", nargs="+")
     p.add_argument("--labels", nargs="+")
     p.add_argument("--dataset", help="Kaggle RLE CSV, DSB2018 folder, or image folder + --labels")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser(
@@ -660,8 +663,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("tune", help="search threshold and minimum area on labelled images")
     p.add_argument("--model", nargs="+", required=True, help="model file(s); several are averaged")
-    p.add_argument("--images", nargs="+", required=True)
-    p.add_argument("--labels", nargs="+", required=True)
+    p.add_argument("--images", nargs="+")
+    p.add_argument("--labels", nargs="+")
+    p.add_argument("--dataset", help="Kaggle RLE CSV, DSB2018 folder, or image folder + --labels")
     p.add_argument(
         "--metric",
         choices=config.TUNE_METRICS,

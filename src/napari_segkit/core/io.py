@@ -723,8 +723,18 @@ def _read_plain_image(path: Path) -> Stack:
     if path.stat().st_size == 0:
         raise CorruptFileError(f"Cannot read '{path}': the file is empty (0 bytes)")
     data = _read_slice(path)
+    if data.ndim == 3 and data.shape[-1] in (2, 4) and _opaque(data[..., -1]):
+        # an alpha channel that is fully opaque carries nothing (DSB2018's RGBA PNGs):
+        # dropped, so every command sees the channels a model was trained on
+        data = data[..., :-1]
+        data = data[..., 0] if data.shape[-1] == 1 else data
     axes = "YX" if data.ndim == 2 else "YXC"
     return Stack(data, axes, (1.0,) * data.ndim, str(path), {"format": "image"})
+
+
+def _opaque(alpha: np.ndarray) -> bool:
+    top = np.iinfo(alpha.dtype).max if alpha.dtype.kind in "iu" else 1.0
+    return bool((alpha == top).all())
 
 
 # --- medical formats

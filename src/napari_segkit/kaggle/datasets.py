@@ -58,8 +58,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     ndarray
         ``(Y, X)`` or ``(Y, X, 3)``, the file's dtype.
     """
-    image = np.asarray(read_stack(path, lazy=False).data)
-    if image.ndim == 3 and image.shape[-1] == 4:  # RGBA PNGs: the alpha channel carries nothing
+    image = np.asarray(read_stack(path, lazy=False).data)  # an opaque alpha is dropped there
+    if image.ndim == 3 and image.shape[-1] == 4:  # a TIFF's alpha: carries nothing either
         image = image[..., :3]
     return image
 
