@@ -221,7 +221,10 @@ def _images_and_labels(args) -> tuple[list, list]:
         from .kaggle.datasets import load_dataset
 
         samples = load_dataset(args.dataset, args.labels[0] if args.labels else None)
-        return [s.image for s in samples], [s.labels for s in samples]
+        instances = getattr(args, "target", "semantic") == "boundary"
+        return [s.image for s in samples], [
+            s.instances if instances and s.instances is not None else s.labels for s in samples
+        ]
     if not args.images or not args.labels:
         raise ValueError("give --images and --labels (or --dataset)")
     return _read_all(args.images), _read_all(args.labels)
@@ -307,6 +310,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                 seed=args.seed,
                 resume=args.resume,
                 overwrite=args.overwrite,
+                target=args.target,
+                boundary_width=args.boundary_width,
                 progress=progress,
                 cancel=(lambda: time.monotonic() - started > limit) if limit else None,
             )
@@ -577,6 +582,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=trn.schedule,
         help="learning-rate schedule",
     )
+    p.add_argument(
+        "--target",
+        choices=config.TARGETS,
+        default=config.TARGETS[0],
+        help="boundary: labels are instances, trained as background / interior / boundary "
+        "so touching objects can be split",
+    )
+    p.add_argument("--boundary-width", type=int, default=1, help="boundary thickness (pixels)")
     p.add_argument("--class-names", help="comma-separated, one per class")
     p.add_argument("--sparse", action="store_true", help="label 0 = unlabeled, classes 1..K")
     p.add_argument("--epochs", type=int, default=trn.epochs)

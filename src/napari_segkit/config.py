@@ -36,6 +36,8 @@ RLE_ORDERS = ("F", "C")
 TUNE_METRICS = ("dice", "map")
 TUNE_THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)
 TUNE_MIN_AREAS = (0, 10, 25, 50, 100)
+#: training targets: the labels as given, or background / interior / boundary from instances
+TARGETS = ("semantic", "boundary")
 #: the architecture new models use unless told otherwise, and its options
 DEFAULT_ARCH = "unet_original"
 DEFAULT_ARCH_OPTIONS = {"unet_original": {"width": 16, "depth": 4}}
@@ -111,6 +113,7 @@ __all__ = [
     "RLE_ORDERS",
     "SCHEDULES",
     "SUBMISSION_LAYOUTS",
+    "TARGETS",
     "TUNE_METRICS",
     "TUNE_MIN_AREAS",
     "TUNE_THRESHOLDS",

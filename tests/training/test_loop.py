@@ -313,3 +313,26 @@ def test_a_loss_added_to_the_table_trains_without_other_edits(tmp_path):
         del LOSSES["toy_l1"]
     assert calls == [(2, 32, 32)]  # called once, with the border weight map it asked for
     assert result.info.training["config"]["loss"] == "toy_l1"
+
+
+def test_boundary_target_trains_a_three_class_model_from_instances(tmp_path):
+    sample = make_nuclei((64, 64), seed=7)
+    result = train_fn(
+        [sample.image],
+        [sample.instances],
+        out=tmp_path / "b.safetensors",
+        target="boundary",
+        epochs=1,
+        steps_per_epoch=1,
+        batch_size=2,
+        patch_size=32,
+        val_fraction=0,
+        arch_options={"width": 4, "depth": 2},
+    )
+    assert result.info.num_classes == 3
+    assert result.info.class_names == ["background", "interior", "boundary"]
+    assert result.info.training["target"] == "boundary"
+    with pytest.raises(ValueError, match="target must be one of"):
+        train_fn(
+            [sample.image], [sample.instances], out=tmp_path / "x.safetensors", target="edges"
+        )

@@ -23,6 +23,7 @@ from ..config import (
     DEFAULT_ARCH,
     DEFAULT_ARCH_OPTIONS,
     SCHEDULES,
+    TARGETS,
     TrainConfig,
 )
 from ..core.atomic import atomic_path
@@ -556,6 +557,8 @@ def train_iter(
     cancel=None,
     resume: bool = False,
     overwrite: bool = False,
+    target: str = "semantic",
+    boundary_width: int = 1,
     **config_overrides,
 ):
     """Train a model on annotated images, as a generator of :class:`TrainReport` objects.
@@ -588,6 +591,13 @@ def train_iter(
         when settings or data differ; `epochs` may grow: the schedule is re-planned).
     overwrite : bool
         Replace an existing `out` (never the model being fine-tuned).
+    target : {"semantic", "boundary"}
+        "semantic": the labels' class ids as they are. "boundary": the labels are
+        instances (a binary mask is split into connected components), turned into
+        background / interior / boundary (:func:`~napari_segkit.core.instances.boundary_target`)
+        so the model learns to separate touching objects.
+    boundary_width : int
+        Boundary thickness in pixels for ``target="boundary"``.
 
     Yields
     ------
@@ -598,11 +608,19 @@ def train_iter(
 
     config = replace(config or TrainConfig(), **config_overrides)
     check_config(config)
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
     check_model_output(out, init=getattr(init, "path", init), overwrite=overwrite, resume=resume)
     base = _load_init(init)
     if base is not None:
         num_classes = num_classes or base.info.num_classes
         class_names = class_names or base.info.class_names
+    if target == "boundary":
+        labels = _boundary_targets(labels, boundary_width)
+        if validation is not None:
+            validation = (validation[0], _boundary_targets(validation[1], boundary_width))
+        num_classes = num_classes or 3
+        class_names = class_names or ["background", "interior", "boundary"]
     data = _prepare(images, labels, num_classes=num_classes, sparse=sparse)
     if base is not None and (
         (base.info.in_channels, base.info.num_classes) != (data.in_channels, data.num_classes)
@@ -638,8 +656,17 @@ def train_iter(
             cancel=cancel,
             resume=resume,
             base=base,
+            provenance={"target": target, "boundary_width": boundary_width}
+            if target == "boundary"
+            else {"target": target},
         )
     )
+
+
+def _boundary_targets(labels, width: int) -> list:
+    from ..core.instances import boundary_target
+
+    return [boundary_target(np.asarray(label), width=width) for label in labels]
 
 
 def _load_init(init):
@@ -675,6 +702,7 @@ def _train_one(
     cancel,
     resume,
     base=None,
+    provenance=None,
 ):
     """Build (or take `base`'s) and fit one model, yielding reports; returns the best ModelFile."""
     import copy
@@ -697,6 +725,7 @@ def _train_one(
             "seed": config.seed,
             "n_train_planes": len(train_set.images),
             "n_val_planes": 0 if val_set is None else len(val_set.images),
+            **(provenance or {}),
         },
     }
     if base is not None:
