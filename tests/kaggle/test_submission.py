@@ -166,3 +166,42 @@ def test_image_ids_keep_dots_and_drop_only_the_suffix(tmp_path):
     for name in ("a.ome.tif", "c10.tif", "c9.tif"):
         tifffile.imwrite(tmp_path / name, np.zeros((4, 4), np.uint8))
     assert [i for i, _ in list_images(tmp_path)] == ["a", "b.v2", "c9", "c10"]
+
+
+def test_object_rows_of_a_boundary_model_are_its_split_instances(tmp_path):
+    """Three-class (background / interior / boundary) probabilities: one row per watershed
+    instance; the rows decode to non-overlapping masks equal to the predicted instances."""
+    import torch
+
+    from napari_segkit.core.instances import boundary_target, instances_from_prediction
+    from napari_segkit.core.rle import rle_decode
+    from napari_segkit.models import build_model, save_model
+
+    sample = make_nuclei((96, 96), seed=9)
+    target = boundary_target(sample.instances)
+    probs = np.full((3, 96, 96), 0.05, np.float32)
+    for c in range(3):
+        probs[c][target == c] = 0.9
+    probs /= probs.sum(0)
+    expected = instances_from_prediction(probs)
+    assert expected.max() >= 2  # touching nuclei among them: the case tests something
+    rows = submission_rows(expected > 0, "img", layout="object", instances=expected)
+    decoded = [rle_decode(rle, (96, 96)) for _, rle in rows]
+    assert len(decoded) == int(expected.max())
+    assert np.stack(decoded).sum(0).max() == 1  # no pixel in two objects
+    found = {frozenset(np.flatnonzero(m)) for m in decoded}
+    wanted = {frozenset(np.flatnonzero(expected == n)) for n in range(1, expected.max() + 1)}
+    assert found == wanted
+    # and make_submission takes that path for a three-class model file
+    torch.manual_seed(3)
+    model = save_model(
+        tmp_path / "b.safetensors",
+        build_model("unet_original", 1, 3, width=4, depth=2),
+        tile_size=(64, 64),
+    )
+    (tmp_path / "test").mkdir()
+    tifffile.imwrite(tmp_path / "test" / "img.tif", sample.image)
+    out = make_submission([model], tmp_path / "test", tmp_path / "s.csv", layout="object")
+    probs = ensemble_probabilities([load_model(model)], sample.image)
+    n_objects = int(instances_from_prediction(probs, threshold=0.5).max())
+    assert len(out.read_text().splitlines()) - 1 == max(n_objects, 1)

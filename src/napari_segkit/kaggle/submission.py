@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.atomic import atomic_path
+from ..core.instances import instances_from_prediction
 from ..core.io import SLICE_SUFFIXES, natural_key
 from ..core.rle import RLEError, rle_decode, rle_encode
 from .datasets import read_csv_rows, read_image
@@ -76,6 +77,7 @@ def submission_rows(
     id_rule: str = "{id}",
     class_names=None,
     order: str = "F",
+    instances: np.ndarray | None = None,
 ) -> list[list[str]]:
     """Rows ``[id, rle]`` for one predicted label image.
 
@@ -96,6 +98,10 @@ def submission_rows(
         For ``{class_name}``.
     order : {"F", "C"}
         RLE pixel order.
+    instances : ndarray of int, shape (Y, X), optional
+        For ``layout="object"``: the objects (e.g. from
+        :func:`~napari_segkit.core.instances.instances_from_prediction`, which splits
+        touching objects); default: connected components of the foreground.
 
     Returns
     -------
@@ -122,7 +128,7 @@ def submission_rows(
             for c in range(1, k + 1)
         ]
     if layout == "object":
-        objects = components(labels > 0, connectivity=1)
+        objects = instances if instances is not None else components(labels > 0, connectivity=1)
         rows = [
             [
                 id_rule.format(id=image_id, class_id=1, class_name="foreground"),
@@ -221,8 +227,18 @@ def make_submission(
     for done, (image_id, path) in enumerate(items, 1):
         probs = ensemble_probabilities(loaded, read_image(path), tta=tta)
         labels = postprocess(probs, threshold=threshold, min_area=min_area)
+        objects = None
+        if layout == "object" and probs.shape[0] >= 3:  # a boundary class: split touching ones
+            objects = instances_from_prediction(probs, threshold=threshold, min_size=min_area)
+            labels = (objects > 0).astype(np.uint8)
         rows += submission_rows(
-            labels, image_id, layout=layout, id_rule=id_rule, class_names=class_names, order=order
+            labels,
+            image_id,
+            layout=layout,
+            id_rule=id_rule,
+            class_names=class_names,
+            order=order,
+            instances=objects,
         )
         if progress is not None:
             progress(done, len(items))
