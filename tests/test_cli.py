@@ -341,3 +341,39 @@ def test_the_dsb2018_loop_closes(tmp_path, shared_data, capsys):
     )
     out = capsys.readouterr().out
     assert "pixel accuracy" in out and "best: --threshold 0.5" in out
+    assert "instances (connected components): mean AP over IoU 0.5:0.95" in out
+    assert "AP@0.5" in out and "(3 images)" in out
+    # a boundary model (trained on the layout's instances) is scored after its watershed
+    boundary = tmp_path / "b.safetensors"
+    assert (
+        main(
+            [
+                "train",
+                "--dataset",
+                str(dataset),
+                "--out",
+                str(boundary),
+                "--target",
+                "boundary",
+                "--epochs",
+                "1",
+                "--steps-per-epoch",
+                "1",
+                "--batch-size",
+                "1",
+                "--patch-size",
+                "64",
+                "--val-fraction",
+                "0",
+                "--arch-option",
+                "width=4",
+                "--arch-option",
+                "depth=2",
+                "-q",
+            ]
+        )
+        == 0
+    )
+    assert main(["evaluate", str(boundary), "--dataset", str(dataset), "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "boundary" in out and "instances (watershed)" in out

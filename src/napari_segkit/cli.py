@@ -330,7 +330,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    """Predict each image with MODEL and print per-class Dice / IoU against its labels."""
+    """Predict each image with MODEL; print per-class Dice / IoU and instance scores."""
     import numpy as np
 
     from .core.metrics import segmentation_report
@@ -339,12 +339,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     model_file = load_model(args.model)
     k = max(model_file.info.num_classes, 2)
-    truth, pred = [], []
-    images, labels = _images_and_labels(args)
+    boundary = model_file.info.training.get("target") == "boundary"
+    truth, pred, ap, ap50 = [], [], [], []
+    images, labels, instances = _evaluation_data(args, boundary)
     with progress_bar("evaluate", "image", quiet=args.quiet, total=len(images)) as (bar, _):
-        for image, label in zip(images, labels, strict=True):
+        for image, label, objects in zip(images, labels, instances, strict=True):
+            predicted, probs = predict(model_file, image, output="both")
             truth.append(np.asarray(label).ravel())
-            pred.append(np.asarray(predict(model_file, image)).ravel())
+            pred.append(np.asarray(predicted).ravel())
+            if objects is not None and np.ndim(objects) == 2:
+                scores = _instance_scores(objects, probs)
+                ap.append(scores[0])
+                ap50.append(scores[1])
             bar.update(1)
     report = segmentation_report(
         np.concatenate(truth),
@@ -355,7 +361,51 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     _print_per_class(report)
     print(f"{'mean':<16}{report['mean_dice']:>8.4f}{report['mean_iou']:>8.4f}")
     print(f"pixel accuracy {report['pixel_accuracy']:.4f}")
+    if ap:
+        how = "watershed" if probs.shape[0] >= 3 else "connected components"
+        print(
+            f"instances ({how}): mean AP over IoU 0.5:0.95 {np.mean(ap):.4f}, "
+            f"AP@0.5 {np.mean(ap50):.4f} ({len(ap)} images)"
+        )
     return 0
+
+
+def _evaluation_data(args, boundary: bool):
+    """Images, semantic truth (boundary targets for a boundary model) and truth instances."""
+    import numpy as np
+
+    from .core.instances import boundary_target
+
+    if args.dataset and not args.images:
+        from .kaggle.datasets import load_dataset
+
+        samples = load_dataset(args.dataset, args.labels[0] if args.labels else None)
+        images, labels = [s.image for s in samples], [s.labels for s in samples]
+        instances = [s.instances for s in samples]
+    else:
+        images, labels = _images_and_labels(args)
+        instances = [None] * len(labels)
+    if boundary:
+        labels = [
+            boundary_target(np.asarray(obj if obj is not None else label))
+            for label, obj in zip(labels, instances, strict=True)
+        ]
+    return images, labels, instances
+
+
+def _instance_scores(objects, probabilities) -> tuple[float, float]:
+    """DSB2018 mean AP (IoU 0.5:0.95) and AP@0.5 of one image's predicted instances."""
+    import numpy as np
+
+    from .core.instances import instances_from_prediction
+    from .kaggle.metrics import average_precision
+
+    predicted = instances_from_prediction(np.asarray(probabilities))
+    truth = np.asarray(objects)
+    return (
+        average_precision(truth, predicted, semantic=False),
+        average_precision(truth, predicted, thresholds=np.array([0.5]), semantic=False),
+    )
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
