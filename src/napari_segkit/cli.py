@@ -213,21 +213,32 @@ def _read_all(paths: list[str]) -> list:
     return [read_stack(p).data for p in paths]
 
 
-def _images_and_labels(args) -> tuple[list, list]:
-    """--images/--labels files, or a --dataset layout (Kaggle CSV, DSB2018, paired folders)."""
+def _samples(args) -> tuple[list, list, list]:
+    """Images, labels and instances (None where unknown) from --images/--labels files or
+    a --dataset layout (Kaggle CSV, DSB2018, paired folders)."""
     if args.dataset:
         if args.images:
             raise ValueError("give --dataset or --images/--labels, not both")
         from .kaggle.datasets import load_dataset
 
         samples = load_dataset(args.dataset, args.labels[0] if args.labels else None)
-        instances = getattr(args, "target", "semantic") == "boundary"
-        return [s.image for s in samples], [
-            s.instances if instances and s.instances is not None else s.labels for s in samples
-        ]
+        return (
+            [s.image for s in samples],
+            [s.labels for s in samples],
+            [s.instances for s in samples],
+        )
     if not args.images or not args.labels:
         raise ValueError("give --images and --labels (or --dataset)")
-    return _read_all(args.images), _read_all(args.labels)
+    images, labels = _read_all(args.images), _read_all(args.labels)
+    return images, labels, [None] * len(labels)
+
+
+def _images_and_labels(args) -> tuple[list, list]:
+    """Images and labels; a layout's instances instead when training boundary targets."""
+    images, labels, instances = _samples(args)
+    if getattr(args, "target", "semantic") == "boundary":
+        labels = [o if o is not None else lab for lab, o in zip(labels, instances, strict=True)]
+    return images, labels
 
 
 def _parse_options(pairs: list[str] | None) -> dict:
@@ -376,15 +387,7 @@ def _evaluation_data(args, boundary: bool):
 
     from .core.instances import boundary_target
 
-    if args.dataset and not args.images:
-        from .kaggle.datasets import load_dataset
-
-        samples = load_dataset(args.dataset, args.labels[0] if args.labels else None)
-        images, labels = [s.image for s in samples], [s.labels for s in samples]
-        instances = [s.instances for s in samples]
-    else:
-        images, labels = _images_and_labels(args)
-        instances = [None] * len(labels)
+    images, labels, instances = _samples(args)
     if boundary:
         labels = [
             boundary_target(np.asarray(obj if obj is not None else label))

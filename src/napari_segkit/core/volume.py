@@ -113,6 +113,12 @@ class Volume:
             region = _reflect_pad(region, pad)
         return region
 
+    def read_pixels(self, z: int, ys: slice, xs: slice) -> np.ndarray:
+        """Region ``[z, ys, xs]`` in the image's own dtype: ``(C, h, w)``, or ``(h, w)`` for
+        one channel (what an OME-Zarr output copies of its input)."""
+        region = self.read(z, ys, xs, dtype=None)
+        return region[0] if self.channels == 1 else region
+
     def sample_regions(self, n: int = 16, size: int = 256, seed: int = 0):
         """Up to `n` random regions (for normalisation statistics), each ``(C, h, w)``."""
         rng = np.random.default_rng(seed)

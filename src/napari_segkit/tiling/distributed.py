@@ -41,10 +41,7 @@ def _run_block(model_path, engine, image, axes, sink, block_id, z, block, encode
     volume = Volume(image, axes=axes, in_channels=in_channels)
     result = local.compute_block(local.read_block(volume, z, block), encode=encode)
     index = (z, *block) if volume.is_stack else tuple(block)
-    raw = None
-    if sink.wants_image:
-        raw = volume.read(z, *block, dtype=None)
-        raw = raw[0] if volume.channels == 1 else raw
+    raw = volume.read_pixels(z, *block) if sink.wants_image else None
     sink.write_block(block_id, index, result, image=raw)
     return block_id
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -124,6 +124,10 @@ class TileEngine:
     amp_dtype: torch.dtype = torch.float16
     align: int = 1  # the model's spatial divisor: tile starts are multiples of it
     optimized: bool = False  # model had batch norm folded (workers of a cluster do the same)
+    # device-side caches, filled on first use (not copied by dataclasses.replace)
+    _weight_cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    _norm_cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    _pinned: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def block_probabilities(
         self, volume: Volume, z: int, block: tuple[slice, slice], cancel=None
@@ -258,7 +262,7 @@ class TileEngine:
         blocks, copied on a side stream that the compute stream then waits for."""
         if self.device.type != "cuda":
             return region.to(self.device)
-        cache = self.__dict__.setdefault("_pinned", {})
+        cache = self._pinned
         key = (tuple(region.shape), region.dtype)
         if key not in cache:
             cache.clear()  # one buffer: blocks of a run share their shape
@@ -285,7 +289,7 @@ class TileEngine:
         region = self._to_device(region).float()
         if self.norm_stats is None:
             return region
-        cache = self.__dict__.setdefault("_norm_cache", {})
+        cache = self._norm_cache
         if self.device not in cache:
             cache[self.device] = tuple(
                 torch.tensor(self.norm_stats[key], dtype=torch.float32, device=self.device)[
@@ -298,7 +302,7 @@ class TileEngine:
 
     def _weights(self, tile: tuple[int, int], at_border: tuple) -> torch.Tensor:
         """The blend weights of a tile, on the device; built once per shape and border case."""
-        cache = self.__dict__.setdefault("_weight_cache", {})
+        cache = self._weight_cache
         key = (tile, at_border)
         if key not in cache:
             weights = blend_weights(tile, self.blend, self.overlap, at_border)  # read-only

@@ -353,12 +353,6 @@ def _warn_missing_chunks(volume: Volume) -> None:
         )
 
 
-def _raw_block(volume: Volume, z: int, block) -> np.ndarray:
-    """The input's own pixels of a block: ``(C, h, w)``, or ``(h, w)`` for one channel."""
-    raw = volume.read(z, *block, dtype=None)
-    return raw[0] if volume.channels == 1 else raw
-
-
 def _plane_blocks(volume: Volume, block: int) -> list[tuple[int, tuple[slice, slice]]]:
     nz, ny, nx, _ = volume.shape
     return [(z, b) for z in range(nz) for b in block_plan((ny, nx), (block, block))]
@@ -409,7 +403,7 @@ def _run_blocks(
 
     def read(i):
         z, b = blocks[i]
-        return engine.read_block(volume, z, b), (_raw_block(volume, z, b) if raw else None)
+        return engine.read_block(volume, z, b), (volume.read_pixels(z, *b) if raw else None)
 
     def written(i):
         done[0] += 1
