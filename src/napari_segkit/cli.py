@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import sys
 from importlib import metadata
+from pathlib import Path
 
 
 def _version(dist: str) -> str:
@@ -213,9 +214,9 @@ def _read_all(paths: list[str]) -> list:
     return [read_stack(p).data for p in paths]
 
 
-def _samples(args) -> tuple[list, list, list]:
-    """Images, labels and instances (None where unknown) from --images/--labels files or
-    a --dataset layout (Kaggle CSV, DSB2018, paired folders)."""
+def _samples(args) -> tuple[list, list, list, list]:
+    """Images, labels, instances (None where unknown) and ids from --images/--labels files
+    or a --dataset layout (Kaggle CSV, DSB2018, paired folders)."""
     if args.dataset:
         if args.images:
             raise ValueError("give --dataset or --images/--labels, not both")
@@ -226,19 +227,20 @@ def _samples(args) -> tuple[list, list, list]:
             [s.image for s in samples],
             [s.labels for s in samples],
             [s.instances for s in samples],
+            [s.id for s in samples],
         )
     if not args.images or not args.labels:
         raise ValueError("give --images and --labels (or --dataset)")
     images, labels = _read_all(args.images), _read_all(args.labels)
-    return images, labels, [None] * len(labels)
+    return images, labels, [None] * len(labels), [Path(p).stem for p in args.images]
 
 
-def _images_and_labels(args) -> tuple[list, list]:
-    """Images and labels; a layout's instances instead when training boundary targets."""
-    images, labels, instances = _samples(args)
+def _images_and_labels(args) -> tuple[list, list, list]:
+    """Images, labels (a layout's instances instead when training boundary targets), ids."""
+    images, labels, instances, ids = _samples(args)
     if getattr(args, "target", "semantic") == "boundary":
         labels = [o if o is not None else lab for lab, o in zip(labels, instances, strict=True)]
-    return images, labels
+    return images, labels, ids
 
 
 def _parse_options(pairs: list[str] | None) -> dict:
@@ -260,15 +262,22 @@ def _parse_options(pairs: list[str] | None) -> dict:
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a model from image and label files; keep the best checkpoint."""
     import time
-    from pathlib import Path
 
-    from .config import CLASS_WEIGHT_METHODS
+    from .config import CLASS_WEIGHT_METHODS, DEFAULT_NORMALIZATION
     from .core.outputs import check_model_output
 
     arch_options = _parse_options(args.arch_option) or None
-    images, labels = _images_and_labels(args)
-    check_model_output(args.out, init=args.init, overwrite=args.overwrite, resume=args.resume)
-    from .training import TrainingCancelled, train  # torch loads here, after the checks
+    images, labels, ids = _images_and_labels(args)
+    if args.folds:
+        if args.resume or args.init or args.val_images:
+            raise ValueError("--folds trains from scratch: no --resume, --init or --val-images")
+        for fold in range(args.folds):
+            check_model_output(
+                Path(args.out) / f"fold{fold}.safetensors", overwrite=args.overwrite
+            )
+    else:
+        check_model_output(args.out, init=args.init, overwrite=args.overwrite, resume=args.resume)
+    from .training import TrainingCancelled, train, train_kfold  # torch loads after the checks
 
     started = time.monotonic()
     limit = args.time_limit * 60 if args.time_limit else None
@@ -292,123 +301,170 @@ def cmd_train(args: argparse.Namespace) -> int:
     class_weights = args.class_weights
     if class_weights and class_weights not in CLASS_WEIGHT_METHODS:
         class_weights = [float(w) for w in class_weights.split(",")]
-    total = args.epochs * args.steps_per_epoch
+    normalization = dict(DEFAULT_NORMALIZATION)
+    if args.invert == "auto":
+        normalization["invert"] = "auto"
+    options = {
+        "arch": args.arch,
+        "arch_options": arch_options,
+        "loss": args.loss,
+        "sparse": args.sparse,
+        "epochs": args.epochs,
+        "steps_per_epoch": args.steps_per_epoch,
+        "batch_size": args.batch_size,
+        "patch_size": args.patch_size,
+        "lr": args.lr,
+        "schedule": args.schedule,
+        "class_weights": class_weights,
+        "w0": args.w0,
+        "sigma": args.sigma,
+        "class_names": args.class_names.split(",") if args.class_names else None,
+        "num_workers": args.num_workers,
+        "device": args.device,
+        "seed": args.seed,
+        "target": args.target,
+        "boundary_width": args.boundary_width,
+        "color": args.color,
+        "normalization": normalization,
+        "cancel": (lambda: time.monotonic() - started > limit) if limit else None,
+    }
+    total = args.epochs * args.steps_per_epoch * (args.folds or 1)
     try:
         with progress_bar("train", "step", quiet=args.quiet, total=total) as (bar, _):
-            model_file = train(
-                images,
-                labels,
-                out=args.out,
-                arch=args.arch,
-                arch_options=arch_options,
-                loss=args.loss,
-                sparse=args.sparse,
-                epochs=args.epochs,
-                steps_per_epoch=args.steps_per_epoch,
-                batch_size=args.batch_size,
-                patch_size=args.patch_size,
-                lr=args.lr,
-                val_fraction=args.val_fraction,
-                validation=validation,
-                init=args.init,
-                schedule=args.schedule,
-                class_weights=class_weights,
-                w0=args.w0,
-                sigma=args.sigma,
-                class_names=args.class_names.split(",") if args.class_names else None,
-                num_workers=args.num_workers,
-                device=args.device,
-                seed=args.seed,
-                resume=args.resume,
-                overwrite=args.overwrite,
-                target=args.target,
-                boundary_width=args.boundary_width,
-                progress=progress,
-                cancel=(lambda: time.monotonic() - started > limit) if limit else None,
-            )
+            if args.folds:
+                offset = {"fold": -1, "steps": 0}
+
+                def fold_progress(report):  # one bar over all folds
+                    if report.step == 1 and not report.end_of_epoch:
+                        offset["fold"] += 1
+                        offset["steps"] = bar.n
+                        bar.write(f"fold {offset['fold'] + 1} of {args.folds}")
+                    if not report.end_of_epoch:
+                        bar.update(offset["steps"] + report.step - bar.n)
+                        return
+                    progress(report)
+
+                result = train_kfold(
+                    images,
+                    labels,
+                    out_dir=args.out,
+                    k=args.folds,
+                    image_ids=ids,
+                    progress=fold_progress,
+                    **options,
+                )
+            else:
+                model_file = train(
+                    images,
+                    labels,
+                    out=args.out,
+                    val_fraction=args.val_fraction,
+                    validation=validation,
+                    init=args.init,
+                    resume=args.resume,
+                    overwrite=args.overwrite,
+                    progress=progress,
+                    **options,
+                )
     except TrainingCancelled:
-        if not Path(args.out).exists():
+        if args.folds or not Path(args.out).exists():
             print(
-                f"time limit of {args.time_limit} min reached before the first epoch ended: "
-                "no model was written",
+                f"time limit of {args.time_limit} min reached"
+                + ("" if args.folds else " before the first epoch ended: no model was written"),
                 file=sys.stderr,
             )
             return 1
         print(f"time limit of {args.time_limit} min reached; the best checkpoint is in {args.out}")
+        return 0
+    if args.folds:
+        dice = " ".join(
+            f"{m:.3f}+-{sd:.3f}"
+            for m, sd in zip(result["mean_dice"], result["std_dice"], strict=True)
+        )
+        print(f"{args.folds}-fold validation Dice per class (mean +- sd over folds): {dice}")
+        print(f"wrote {', '.join(result['models'])}")
         return 0
     print(f"wrote {args.out} ({model_file.info.arch}, {model_file.info.num_classes} classes)")
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    """Predict each image with MODEL; print per-class Dice / IoU and instance scores."""
+    """Score MODEL(s) or a submission CSV on labelled images: per-class Dice / IoU, and for
+    instance truth the DSB2018 scores per image kind."""
     import numpy as np
 
     from .core.metrics import segmentation_report
-    from .models import load_model
-    from .tiling import predict
+    from .kaggle.evaluation import format_table, score_instances, summarise
+    from .kaggle.kinds import image_kind
 
-    model_file = load_model(args.model)
-    k = max(model_file.info.num_classes, 2)
-    boundary = model_file.info.training.get("target") == "boundary"
-    truth, pred, ap, ap50 = [], [], [], []
-    images, labels, instances = _evaluation_data(args, boundary)
+    if bool(args.model) == bool(args.submission):
+        raise ValueError("give model file(s) or --submission CSV (one of the two)")
+    images, labels, instances, ids = _samples(args)
+    if args.submission:
+        return _evaluate_submission(args, images, instances, ids)
+    from .core.instances import boundary_target, instances_from_prediction
+    from .kaggle.ensemble import ensemble_probabilities, load_models, postprocess
+
+    models = load_models(args.model)
+    info = models[0].info
+    k = max(info.num_classes, 2)
+    boundary = info.training.get("target") == "boundary"
+    truth, pred, records = [], [], []
     with progress_bar("evaluate", "image", quiet=args.quiet, total=len(images)) as (bar, _):
-        for image, label, objects in zip(images, labels, instances, strict=True):
-            predicted, probs = predict(model_file, image, output="both")
+        for image, label, objects, image_id in zip(images, labels, instances, ids, strict=True):
+            probs = ensemble_probabilities(models, np.asarray(image), tta=args.tta)
+            if boundary:  # semantic scores against the boundary targets it was trained on
+                label = boundary_target(np.asarray(objects if objects is not None else label))
             truth.append(np.asarray(label).ravel())
-            pred.append(np.asarray(predicted).ravel())
+            pred.append(postprocess(probs, threshold=args.threshold).ravel())
             if objects is not None and np.ndim(objects) == 2:
-                scores = _instance_scores(objects, probs)
-                ap.append(scores[0])
-                ap50.append(scores[1])
+                predicted = instances_from_prediction(
+                    probs,
+                    threshold=args.threshold,
+                    seed_threshold=args.seed_threshold,
+                    min_size=args.min_area,
+                )
+                kind = image_kind(np.asarray(image))
+                records.append(score_instances(image_id, kind, objects, predicted))
             bar.update(1)
     report = segmentation_report(
-        np.concatenate(truth),
-        np.concatenate(pred),
-        k,
-        class_names=model_file.info.class_names[:k] or None,
+        np.concatenate(truth), np.concatenate(pred), k, class_names=info.class_names[:k] or None
     )
     _print_per_class(report)
     print(f"{'mean':<16}{report['mean_dice']:>8.4f}{report['mean_iou']:>8.4f}")
     print(f"pixel accuracy {report['pixel_accuracy']:.4f}")
-    if ap:
-        how = "watershed" if probs.shape[0] >= 3 else "connected components"
-        print(
-            f"instances ({how}): mean AP over IoU 0.5:0.95 {np.mean(ap):.4f}, "
-            f"AP@0.5 {np.mean(ap50):.4f} ({len(ap)} images)"
-        )
+    if records:
+        how = "watershed" if k >= 3 else "connected components"
+        print(format_table(summarise(records), f"instances ({how}), DSB2018 scores:"))
     return 0
 
 
-def _evaluation_data(args, boundary: bool):
-    """Images, semantic truth (boundary targets for a boundary model) and truth instances."""
+def _evaluate_submission(args, images, instances, ids) -> int:
+    """Score a submission CSV's objects against the true instances, per image kind."""
     import numpy as np
 
-    from .core.instances import boundary_target
+    from .kaggle.evaluation import format_table, score_instances, summarise
+    from .kaggle.kinds import image_kind
+    from .kaggle.submission import read_submission
 
-    images, labels, instances = _samples(args)
-    if boundary:
-        labels = [
-            boundary_target(np.asarray(obj if obj is not None else label))
-            for label, obj in zip(labels, instances, strict=True)
-        ]
-    return images, labels, instances
-
-
-def _instance_scores(objects, probabilities) -> tuple[float, float]:
-    """DSB2018 mean AP (IoU 0.5:0.95) and AP@0.5 of one image's predicted instances."""
-    import numpy as np
-
-    from .core.instances import instances_from_prediction
-    from .kaggle.metrics import average_precision
-
-    predicted = instances_from_prediction(np.asarray(probabilities))
-    truth = np.asarray(objects)
-    return (
-        average_precision(truth, predicted, semantic=False),
-        average_precision(truth, predicted, thresholds=np.array([0.5]), semantic=False),
-    )
+    if any(o is None for o in instances):
+        raise ValueError("scoring a submission needs true instances (e.g. a DSB2018 --dataset)")
+    shapes = {i: np.shape(o) for i, o in zip(ids, instances, strict=True)}
+    submitted = read_submission(args.submission, shapes, instances=True)
+    missing = sorted(set(ids) - set(submitted))
+    if missing:
+        raise ValueError(
+            f"'{args.submission}' has no row for {len(missing)} of the {len(ids)} images "
+            f"(e.g. {missing[0]!r})"
+        )
+    records = [
+        score_instances(i, image_kind(np.asarray(im)), o, submitted[i])
+        for im, o, i in zip(images, instances, ids, strict=True)
+    ]
+    extra = sorted(set(submitted) - set(ids))
+    note = f" ({len(extra)} ids not in the dataset ignored)" if extra else ""
+    print(format_table(summarise(records), f"submission {args.submission}{note}:"))
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -449,6 +505,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
             tta=args.tta,
             threshold=args.threshold,
             min_area=args.min_area,
+            seed_threshold=args.seed_threshold,
             order=args.order,
             overwrite=args.overwrite,
             progress=progress,
@@ -460,10 +517,15 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    """Search the threshold and minimum area that maximise the metric; print the table."""
+    """Search the post-processing that maximises the metric; print the table."""
     from .kaggle import tune_postprocessing
 
-    images, labels = _images_and_labels(args)
+    images, labels, instances, ids = _samples(args)
+    if args.metric == "map":  # score objects: the layout's instances where it has them
+        labels = [o if o is not None else lab for lab, o in zip(labels, instances, strict=True)]
+    assignment = None
+    if args.out_of_fold:
+        images, labels, assignment = _out_of_fold(args.model, images, labels, ids)
     with progress_bar("predict", "image", quiet=args.quiet, total=len(images)) as (_, progress):
         result = tune_postprocessing(
             args.model,
@@ -473,17 +535,48 @@ def cmd_tune(args: argparse.Namespace) -> int:
             tta=args.tta,
             thresholds=args.thresholds,
             min_areas=args.min_areas,
+            seed_thresholds=args.seed_thresholds,
+            assignment=assignment,
             progress=progress,
         )
-    print(f"{'threshold':>10}{'min area':>10}{args.metric:>10}")
-    for row in result["table"][: args.top]:
-        print(f"{row['threshold']:>10.2f}{row['min_area']:>10d}{row['score']:>10.4f}")
-    best = result["best"]
+    seeds = result["best"]["seed_threshold"] is not None
     print(
-        f"best: --threshold {best['threshold']:g} --min-area {best['min_area']} "
-        f"({args.metric} {best['score']:.4f})"
+        f"{'threshold':>10}{'seed':>8}{'min area':>10}{args.metric:>10}"
+        if seeds
+        else f"{'threshold':>10}{'min area':>10}{args.metric:>10}"
     )
+    for row in result["table"][: args.top]:
+        seed = f"{row['seed_threshold']:>8.2f}" if seeds else ""
+        print(f"{row['threshold']:>10.2f}{seed}{row['min_area']:>10d}{row['score']:>10.4f}")
+    best = result["best"]
+    flags = f"--threshold {best['threshold']:g} --min-area {best['min_area']}"
+    if seeds:
+        flags += f" --seed-threshold {best['seed_threshold']:g}"
+    print(f"best: {flags} ({args.metric} {best['score']:.4f})")
     return 0
+
+
+def _out_of_fold(model_paths, images, labels, ids):
+    """Keep the images some fold model held out; per image, the indices of those models."""
+    from .models import read_model_info
+
+    held_out = []
+    for path in model_paths:
+        names = read_model_info(path).training.get("validation_ids")
+        if names is None:
+            raise ValueError(
+                f"'{path}' does not record its validation images (train it with "
+                "segkit train --folds)"
+            )
+        held_out.append(set(names))
+    kept = [
+        (image, label, [j for j, names in enumerate(held_out) if image_id in names])
+        for image, label, image_id in zip(images, labels, ids, strict=True)
+    ]
+    kept = [item for item in kept if item[2]]
+    if not kept:
+        raise ValueError("no image of the data was held out by any of the fold models")
+    return [k[0] for k in kept], [k[1] for k in kept], [k[2] for k in kept]
 
 
 def _dask_client(address: str):
@@ -643,6 +736,26 @@ def build_parser() -> argparse.ArgumentParser:
         "so touching objects can be split",
     )
     p.add_argument("--boundary-width", type=int, default=1, help="boundary thickness (pixels)")
+    p.add_argument(
+        "--color",
+        choices=config.COLOR_MODES,
+        default=config.COLOR_MODES[0],
+        help="how images' channels become the model's: as-is (counts must match), gray "
+        "(1-channel model; RGB(A) read as luminance), rgb (3-channel; gray read as 3 copies)",
+    )
+    p.add_argument(
+        "--invert",
+        choices=("never", "auto"),
+        default="never",
+        help="auto: invert bright-background images (bright-field, stained tissue) when "
+        "normalising, so they look like fluorescence; recorded in the model file",
+    )
+    p.add_argument(
+        "--folds",
+        type=int,
+        help="k-fold cross-validation: train K models; --out is then a folder receiving "
+        "fold0.safetensors ... (each records its validation images)",
+    )
     p.add_argument("--class-names", help="comma-separated, one per class")
     p.add_argument("--sparse", action="store_true", help="label 0 = unlabeled, classes 1..K")
     p.add_argument("--epochs", type=int, default=trn.epochs)
@@ -674,11 +787,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="per-class Dice / IoU of a model on labelled images")
-    p.add_argument("model")
+    p = sub.add_parser(
+        "evaluate",
+        help="score a model (or fold ensemble, or a submission CSV) on labelled images",
+    )
+    p.add_argument("model", nargs="*", help="model file(s); several are averaged")
     p.add_argument("--images", nargs="+")
     p.add_argument("--labels", nargs="+")
     p.add_argument("--dataset", help="Kaggle RLE CSV, DSB2018 folder, or image folder + --labels")
+    p.add_argument(
+        "--submission",
+        help="score this submission CSV (one row per object) instead of predicting",
+    )
+    p.add_argument("--tta", choices=tta_modes)
+    p.add_argument("--threshold", type=float, default=0.5, help="foreground probability")
+    p.add_argument(
+        "--seed-threshold", type=float, default=0.7, help="watershed seeds (boundary models)"
+    )
+    p.add_argument("--min-area", type=int, default=0, help="drop smaller objects")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_evaluate)
 
@@ -718,6 +844,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=0.5)
     p.add_argument("--min-area", type=int, default=0, help="drop objects smaller than this")
     p.add_argument(
+        "--seed-threshold",
+        type=float,
+        default=0.7,
+        help="watershed seeds of a boundary model (--layout object; see segkit tune)",
+    )
+    p.add_argument(
         "--order",
         choices=config.RLE_ORDERS,
         default=config.RLE_ORDERS[0],
@@ -745,6 +877,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=list(config.TUNE_THRESHOLDS),
     )
     p.add_argument("--min-areas", type=int, nargs="+", default=list(config.TUNE_MIN_AREAS))
+    p.add_argument(
+        "--seed-thresholds",
+        type=float,
+        nargs="+",
+        default=list(config.TUNE_SEED_THRESHOLDS),
+        help="watershed seed thresholds (boundary models, --metric map)",
+    )
+    p.add_argument(
+        "--out-of-fold",
+        action="store_true",
+        help="each image is predicted only by the fold model(s) that held it out "
+        "(segkit train --folds records which); images no fold held out are skipped",
+    )
     p.add_argument("--tta", choices=tta_modes)
     p.add_argument("--top", type=int, default=10, help="rows of the table to print")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

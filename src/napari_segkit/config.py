@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from .core.choices import (
     BALANCE_METHODS,
     BLEND_MODES,
+    COLOR_MODES,
     DEFAULT_NORMALIZATION,
     LABEL_KINDS,
     NORMALIZATION_MODES,
@@ -36,6 +37,8 @@ RLE_ORDERS = ("F", "C")
 TUNE_METRICS = ("dice", "map")
 TUNE_THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)
 TUNE_MIN_AREAS = (0, 10, 25, 50, 100)
+#: watershed seed thresholds ``segkit tune`` tries for boundary models (p(interior) >= s)
+TUNE_SEED_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
 #: training targets: the labels as given, or background / interior / boundary from instances
 TARGETS = ("semantic", "boundary")
 #: the architecture new models use unless told otherwise, and its options
@@ -102,6 +105,7 @@ __all__ = [
     "BALANCE_METHODS",
     "BLEND_MODES",
     "CLASS_WEIGHT_METHODS",
+    "COLOR_MODES",
     "DEVICE_CHOICES",
     "DEFAULT_ARCH",
     "DEFAULT_ARCH_OPTIONS",
@@ -116,6 +120,7 @@ __all__ = [
     "TARGETS",
     "TUNE_METRICS",
     "TUNE_MIN_AREAS",
+    "TUNE_SEED_THRESHOLDS",
     "TUNE_THRESHOLDS",
     "TTA_MODES",
     "PredictDefaults",

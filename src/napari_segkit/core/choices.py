@@ -16,6 +16,11 @@ NORMALIZATION_MODES = ("percentile", "fixed", "none")
 #: the normalisation new models are trained with, and recorded in their model file
 DEFAULT_NORMALIZATION = {"mode": "percentile", "low": 1.0, "high": 99.8}
 
+#: how an image's channels become the model's (see :class:`napari_segkit.core.volume.Volume`):
+#: "as-is" (counts must match), "gray" (RGB(A) -> luminance), "rgb" (gray -> 3 copies,
+#: RGBA -> RGB)
+COLOR_MODES = ("as-is", "gray", "rgb")
+
 #: what a label image given to ``unet_weight_map`` holds ("auto": 0/1 means semantic)
 LABEL_KINDS = ("auto", "instances", "semantic")
 
@@ -25,6 +30,7 @@ BALANCE_METHODS = ("balanced", "median")
 __all__ = [
     "BALANCE_METHODS",
     "BLEND_MODES",
+    "COLOR_MODES",
     "DEFAULT_NORMALIZATION",
     "LABEL_KINDS",
     "NORMALIZATION_MODES",

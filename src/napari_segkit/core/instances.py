@@ -82,7 +82,8 @@ def instances_from_prediction(
     threshold : float
         Foreground where ``1 - p(background) >= threshold``.
     seed_threshold : float
-        Seeds: connected regions where ``p(interior) >= seed_threshold`` (K = 3).
+        Seeds: connected regions where ``p(interior) >= seed_threshold`` (K = 3). A
+        foreground region that holds no seed becomes an object of its own.
     min_size : int
         Objects smaller than this many pixels are dropped.
     fill_holes : bool
@@ -130,9 +131,13 @@ def _watershed(probs: np.ndarray, foreground: np.ndarray, seed_threshold: float)
     from scipy import ndimage as ndi
     from skimage.segmentation import watershed
 
-    seeds = ndi.label(probs[INTERIOR] >= seed_threshold)[0]
+    seeds, n = ndi.label(probs[INTERIOR] >= seed_threshold)
     # flood from the seeds over the interior probability's valleys (the boundaries)
-    return watershed(-probs[INTERIOR], markers=seeds, mask=foreground)
+    labels = watershed(-probs[INTERIOR], markers=seeds, mask=foreground)
+    # a foreground region without any seed (a small or faint object) is still an object
+    orphans, n_orphans = ndi.label(foreground & (labels == 0))
+    labels[orphans > 0] = orphans[orphans > 0] + n
+    return labels
 
 
 def _clean(labels: np.ndarray, *, min_size: int, fill_holes: bool) -> np.ndarray:

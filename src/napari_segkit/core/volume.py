@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .choices import NORMALIZATION_MODES
+from .choices import COLOR_MODES, NORMALIZATION_MODES
 from .errors import InputError
 from .io import Stack
 
@@ -28,9 +28,24 @@ class Volume:
         `in_channels` when omitted.
     in_channels : int
         Channels the model expects (checked).
+    color : {"as-is", "gray", "rgb"}
+        How the image's channels become the model's. "as-is": the counts must match.
+        "gray" (a 1-channel model): RGB and RGBA images are read as their luminance
+        (alpha dropped), so colour-stained and bright-field images reach a gray model.
+        "rgb" (a 3-channel model): a gray image is read as three equal channels, RGBA
+        as RGB. :attr:`channels` is what :meth:`read` returns; :attr:`source_channels`
+        what the image holds.
     """
 
-    def __init__(self, image, *, axes: str | None = None, in_channels: int = 1, name=None):
+    def __init__(
+        self,
+        image,
+        *,
+        axes: str | None = None,
+        in_channels: int = 1,
+        name=None,
+        color: str = "as-is",
+    ):
         stack = None
         #: named in read errors: the input's path when known
         self.name = f"'{name}'" if name else "the image"
@@ -51,7 +66,18 @@ class Volume:
             raise InputError(f"image is empty: shape {shape}")
         if np.dtype(image.dtype).kind not in "biuf":
             raise InputError(f"image dtype {image.dtype} is not numeric")
-        axes = (axes or _infer_axes(shape, in_channels)).upper()
+        if color not in COLOR_MODES:
+            raise ValueError(f"color must be one of {COLOR_MODES}, got {color!r}")
+        if color != "as-is" and in_channels != {"gray": 1, "rgb": 3}[color]:
+            raise ValueError(
+                f"color={color!r} is for a {'1' if color == 'gray' else '3'}-channel model, "
+                f"not one of {in_channels} channels"
+            )
+        if axes is None:
+            axes = (
+                _infer_color_axes(shape) if color != "as-is" else _infer_axes(shape, in_channels)
+            )
+        axes = axes.upper()
         if (
             len(axes) != len(shape)
             or set(axes) - set("ZYXC")
@@ -67,7 +93,14 @@ class Volume:
         # a dask view of a zarr array is read through the zarr array itself (faster)
         self.image, self.axes = zarr_source(image) or image, axes
         sizes = dict(zip(axes, shape, strict=False))
-        self.channels = sizes.get("C", 1)
+        self.source_channels = sizes.get("C", 1)
+        self.color = color
+        if color != "as-is" and self.source_channels not in (1, 3, 4):
+            raise InputError(
+                f"the image of shape {shape} (axes {axes}) has {self.source_channels} channels; "
+                f"color={color!r} converts 1 (gray), 3 (RGB) or 4 (RGBA) channels"
+            )
+        self.channels = in_channels if color != "as-is" else self.source_channels
         if self.channels != in_channels:
             raise InputError(
                 f"the model expects {in_channels} channel(s) but the image of shape "
@@ -84,8 +117,13 @@ class Volume:
     def read(
         self, z: int, ys: slice, xs: slice, pad_to: tuple[int, int] | None = None, dtype=np.float32
     ) -> np.ndarray:
-        """Region ``[z, ys, xs]`` as ``(C, h, w)`` of `dtype` (None: the image's own);
-        coordinates outside the image (negative or past the end) are filled by reflection."""
+        """Region ``[z, ys, xs]`` as ``(C, h, w)`` of `dtype` (None: the image's own; float32
+        after a conversion to gray), C the model's channels (see `color`); coordinates
+        outside the image (negative or past the end) are filled by reflection."""
+        return convert_channels(self._read_source(z, ys, xs, dtype), self.color)
+
+    def _read_source(self, z: int, ys: slice, xs: slice, dtype) -> np.ndarray:
+        """Region ``[z, ys, xs]`` as ``(C_source, h, w)``, reflected beyond the edges."""
         _, ny, nx, _ = self.shape
         y0, y1, x0, x1 = max(ys.start, 0), min(ys.stop, ny), max(xs.start, 0), min(xs.stop, nx)
         index = {"Z": z, "Y": slice(y0, y1), "X": slice(x0, x1), "C": slice(None)}
@@ -116,8 +154,8 @@ class Volume:
     def read_pixels(self, z: int, ys: slice, xs: slice) -> np.ndarray:
         """Region ``[z, ys, xs]`` in the image's own dtype: ``(C, h, w)``, or ``(h, w)`` for
         one channel (what an OME-Zarr output copies of its input)."""
-        region = self.read(z, ys, xs, dtype=None)
-        return region[0] if self.channels == 1 else region
+        region = self._read_source(z, ys, xs, dtype=None)
+        return region[0] if self.source_channels == 1 else region
 
     def sample_regions(self, n: int = 16, size: int = 256, seed: int = 0):
         """Up to `n` random regions (for normalisation statistics), each ``(C, h, w)``."""
@@ -132,6 +170,64 @@ class Volume:
             y = int(rng.integers(max(ny - size, 0) + 1))
             x = int(rng.integers(max(nx - size, 0) + 1))
             yield self.read(z, slice(y, min(y + size, ny)), slice(x, min(x + size, nx)))
+
+
+#: luminance weights of ``skimage.color.rgb2gray`` (ITU-R BT.709). Applied here to
+#: channel-first regions of any dtype and range: rgb2gray would rescale integers to [0, 1]
+#: and wants channels last, and normalisation is computed afterwards anyway.
+_LUMINANCE = np.array([0.2125, 0.7154, 0.0721], np.float32)
+
+
+def convert_channels(region: np.ndarray, color: str) -> np.ndarray:
+    """A ``(C, h, w)`` region's channels as a model with colour mode `color` takes them.
+
+    Parameters
+    ----------
+    region : ndarray, shape (C, h, w)
+        C is 1, 3 or 4 unless `color` is "as-is".
+    color : {"as-is", "gray", "rgb"}
+        See :class:`Volume`.
+
+    Returns
+    -------
+    ndarray
+        ``(C, h, w)`` unchanged for "as-is"; ``(1, h, w)`` float32 luminance for "gray"
+        (a one-channel region unchanged); ``(3, h, w)`` for "rgb" (alpha dropped, a
+        one-channel region repeated).
+
+    Examples
+    --------
+    >>> rgba = np.zeros((4, 1, 1), np.uint8); rgba[:3] = 100; rgba[3] = 255
+    >>> convert_channels(rgba, "gray").round(3)
+    array([[[100.]]], dtype=float32)
+    >>> convert_channels(rgba, "rgb").shape
+    (3, 1, 1)
+    """
+    if color == "as-is":
+        return region
+    region = region[:3]  # RGBA: the alpha channel is not image content
+    if color == "gray":
+        if region.shape[0] == 1:
+            return region
+        return np.tensordot(_LUMINANCE, region.astype(np.float32, copy=False), axes=1)[None]
+    return np.repeat(region, 3, axis=0) if region.shape[0] == 1 else region
+
+
+def _infer_color_axes(shape: tuple[int, ...]) -> str:
+    """Axes of a gray or colour image for a colour-converting volume: a last axis of 3
+    or 4 is colour (napari's RGB convention), anything else is gray."""
+    ndim = len(shape)
+    if ndim == 2:
+        return "YX"
+    colour = shape[-1] in (3, 4) or (shape[-1] == 1)
+    if ndim == 3:
+        return "YXC" if colour else "ZYX"
+    if colour:
+        return "ZYXC"
+    raise InputError(
+        f"cannot tell the axes of a 4D image of shape {shape}: pass axes=... "
+        "(e.g. 'ZYXC' or 'CZYX')"
+    )
 
 
 def _infer_axes(shape: tuple[int, ...], in_channels: int) -> str:
@@ -191,6 +287,13 @@ def normalization_stats(volume: Volume, normalization: dict | None) -> dict | No
     "mean": [...], "std": [...]}`` is used as given; None / ``{"mode": "none"}``
     leaves values as they are. The result maps ``x -> (x - offset) / scale``.
 
+    A percentile spec with ``"invert": "auto"`` also turns images with a bright
+    background (bright-field, stained tissue) into dark-background ones like
+    fluorescence: when the median (the background, for objects covering less than
+    half of the image) lies in the upper half of the ``low``..``high`` range, the
+    mapping is ``x -> (high - x) / (high - low)`` (``offset`` = high, negative
+    ``scale``, and ``"inverted": True`` in the result).
+
     Parameters
     ----------
     volume : Volume
@@ -221,7 +324,13 @@ def normalization_stats(volume: Volume, normalization: dict | None) -> dict | No
         if not np.isfinite(values).all():
             raise InputError("image contains NaN or infinite values")
         lo, hi = np.percentile(values, [low, high], axis=1)
-        return {"offset": lo.tolist(), "scale": np.maximum(hi - lo, 1e-8).tolist()}
+        span = np.maximum(hi - lo, 1e-8)
+        invert = normalization.get("invert", False)
+        if invert == "auto":
+            invert = bool(np.mean((np.median(values, axis=1) - lo) / span) > 0.5)
+        if invert:
+            return {"offset": hi.tolist(), "scale": (-span).tolist(), "inverted": True}
+        return {"offset": lo.tolist(), "scale": span.tolist()}
     raise InputError(
         f"unknown normalization mode {mode!r} (use one of {', '.join(NORMALIZATION_MODES)})"
     )

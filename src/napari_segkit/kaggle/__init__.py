@@ -23,6 +23,9 @@ _PUBLIC = {
     "iou_score": "metrics",
     "mean_dice": "metrics",
     "to_instances": "metrics",
+    "KINDS": "kinds",
+    "image_kind": "kinds",
+    "split_by_kind": "kinds",
     "ensemble_probabilities": "ensemble",
     "load_models": "ensemble",
     "postprocess": "ensemble",
@@ -36,11 +39,13 @@ _PUBLIC = {
 }
 
 __all__ = [
+    "KINDS",
     "METRICS",
     "DatasetSample",
     "average_precision",
     "dice_score",
     "ensemble_probabilities",
+    "image_kind",
     "instance_iou",
     "iou_score",
     "list_images",
@@ -55,6 +60,7 @@ __all__ = [
     "read_rle_csv",
     "read_stack_pair",
     "read_submission",
+    "split_by_kind",
     "submission_rows",
     "to_instances",
     "tune_postprocessing",

@@ -191,6 +191,7 @@ def make_submission(
     tta: str | None = None,
     threshold: float = 0.5,
     min_area: int = 0,
+    seed_threshold: float = 0.7,
     order: str = "F",
     overwrite: bool = False,
     progress=None,
@@ -205,6 +206,9 @@ def make_submission(
     columns : the two header names
     layout, id_rule : see :func:`submission_rows`
     tta, threshold, min_area : see :func:`ensemble_probabilities`, :func:`postprocess`
+    seed_threshold : float
+        Watershed seeds of a boundary model with ``layout="object"`` (see
+        :func:`~napari_segkit.core.instances.instances_from_prediction`).
     order : RLE pixel order ("F" column-major, Kaggle's default; "C" row-major)
     progress : callable(done, total), optional
 
@@ -229,7 +233,9 @@ def make_submission(
         labels = postprocess(probs, threshold=threshold, min_area=min_area)
         objects = None
         if layout == "object" and probs.shape[0] >= 3:  # a boundary class: split touching ones
-            objects = instances_from_prediction(probs, threshold=threshold, min_size=min_area)
+            objects = instances_from_prediction(
+                probs, threshold=threshold, seed_threshold=seed_threshold, min_size=min_area
+            )
             labels = (objects > 0).astype(np.uint8)
         rows += submission_rows(
             labels,
@@ -265,10 +271,10 @@ def write_csv(path: Path, rows: list[list[str]]) -> None:
         csv.writer(f).writerows(rows)
 
 
-def read_submission(path: str | os.PathLike, shapes: dict, *, order: str = "F") -> dict:
-    """A submission CSV back to masks: ``{id: uint8 (Y, X)}`` (rows of one id are merged).
-
-    `shapes` maps each id to its ``(height, width)``.
+def read_submission(
+    path: str | os.PathLike, shapes: dict, *, order: str = "F", instances: bool = False
+) -> dict:
+    """A submission CSV back to masks, or to instance labels (one object per row).
 
     Parameters
     ----------
@@ -277,11 +283,21 @@ def read_submission(path: str | os.PathLike, shapes: dict, *, order: str = "F") 
     shapes : dict
         ``{id: (height, width)}``.
     order : {"F", "C"}
+    instances : bool
+        False: the rows of an id are merged into one mask. True: each row is an object
+        (DSB2018's layout) numbered 1, 2, ... in row order; objects that overlap are
+        refused, as the competition refused them.
 
     Returns
     -------
     dict
-        ``{id: ndarray of uint8, shape (height, width)}``.
+        ``{id: ndarray, shape (height, width)}``: uint8 masks, or int32 instance labels.
+
+    Raises
+    ------
+    ValueError
+        An id without a known shape, a bad run-length string, or (instances) two
+        objects sharing pixels.
     """
     masks = {}
     for line, row in enumerate(read_csv_rows(path)[1:], 2):
@@ -294,7 +310,17 @@ def read_submission(path: str | os.PathLike, shapes: dict, *, order: str = "F") 
             mask = rle_decode(rle, shapes[image_id], order=order)
         except RLEError as err:
             raise RLEError(f"'{path}', line {line} (id {image_id}): {err}") from None
-        masks[image_id] = masks[image_id] | mask if image_id in masks else mask
+        if not instances:
+            masks[image_id] = masks[image_id] | mask if image_id in masks else mask
+            continue
+        labels = masks.setdefault(image_id, np.zeros(shapes[image_id], np.int32))
+        if not mask.any():
+            continue  # an image without objects: one row with an empty run-length string
+        if (labels[mask > 0] > 0).any():
+            raise ValueError(
+                f"'{path}', line {line} (id {image_id}): this object overlaps an earlier one"
+            )
+        labels[mask > 0] = labels.max() + 1
     return masks
 
 

@@ -18,10 +18,12 @@ import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from ..core.choices import DEFAULT_NORMALIZATION, NORMALIZATION_MODES
+from ..core.choices import COLOR_MODES, DEFAULT_NORMALIZATION, NORMALIZATION_MODES
 
 FORMAT = "napari-segkit-model"
-FORMAT_VERSION = 1
+#: 2 added ``color`` and ``normalization["invert"]`` (version 1 readers would ignore them
+#: and misread colour images, so they are told to upgrade instead)
+FORMAT_VERSION = 2
 META_KEY = "napari-segkit"
 #: a header longer than this is not one of ours (ours are a few kB)
 MAX_HEADER_BYTES = 100 * 2**20
@@ -47,8 +49,13 @@ class ModelInfo:
         One per class (index = class id; for a binary model: background, foreground).
     class_colors : list of str
         ``"#rrggbb"`` per class.
+    color : {"as-is", "gray", "rgb"}
+        How an image's channels become the model's (see
+        :class:`napari_segkit.core.volume.Volume`): "gray" models read RGB(A) images as
+        their luminance, "rgb" models read gray images as three equal channels.
     normalization : dict
-        ``{"mode": "percentile", "low": 1.0, "high": 99.8}`` (per image), or
+        ``{"mode": "percentile", "low": 1.0, "high": 99.8}`` (per image; ``"invert":
+        "auto"`` flips bright-background images to dark-background ones), or
         ``{"mode": "fixed", "mean": [...], "std": [...]}``, or ``{"mode": "none"}``.
     tile_size : list of int
         ``[H, W]`` the model was trained for.
@@ -68,6 +75,7 @@ class ModelInfo:
     class_names: list = field(default_factory=list)
     class_colors: list = field(default_factory=list)
     normalization: dict = field(default_factory=lambda: dict(DEFAULT_NORMALIZATION))
+    color: str = "as-is"
     tile_size: list = field(default_factory=lambda: [256, 256])
     overlap: float = 0.25
     training: dict = field(default_factory=dict)
@@ -269,6 +277,11 @@ def description_from_dict(raw, path: str | os.PathLike = "<model file>") -> Mode
     if not all(re.fullmatch(r"#[0-9a-fA-F]{6}", c) for c in raw.get("class_colors", [])):
         bad("class_colors", 'expected colours as "#rrggbb"')
     _check_normalization(raw, bad)
+    color = raw.get("color", "as-is")
+    if color not in COLOR_MODES:
+        bad("color", f"expected one of {', '.join(COLOR_MODES)}")
+    if color != "as-is" and raw["in_channels"] != {"gray": 1, "rgb": 3}[color]:
+        bad("color", f"{color!r} needs {1 if color == 'gray' else 3} input channel(s)")
     tile = raw.get("tile_size", [256, 256])
     if (
         not isinstance(tile, list)
@@ -301,6 +314,8 @@ def _check_normalization(raw: dict, bad) -> None:
         low, high = norm.get("low", 1.0), norm.get("high", 99.8)
         if not (_is_number(low) and _is_number(high) and 0 <= low < high <= 100):
             bad("normalization", "mode 'percentile' needs 0 <= low < high <= 100")
+        if norm.get("invert", False) not in (False, True, "auto"):
+            bad("normalization", "'invert' must be false, true or 'auto'")
 
 
 def _is_int(value) -> bool:

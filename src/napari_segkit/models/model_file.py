@@ -27,9 +27,11 @@ import torch
 
 from ..core.atomic import atomic_path
 from .info import (
+    FORMAT_VERSION,
     META_KEY,
     ModelFileError,
     ModelInfo,
+    description_from_dict,
     read_header,
     read_model_info,
 )
@@ -83,6 +85,7 @@ def save_model(
     class_names=None,
     class_colors=None,
     normalization: dict | None = None,
+    color: str = "as-is",
     tile_size=None,
     overlap: float | None = None,
     training: dict | None = None,
@@ -98,7 +101,7 @@ def save_model(
     class_names, class_colors : list of str, optional
         One per class (default ``class_0``..., a fixed palette). For ``num_classes == 1``
         give two names (background, foreground).
-    normalization, tile_size, overlap, training : optional
+    normalization, color, tile_size, overlap, training : optional
         See :class:`ModelInfo`.
 
     Returns
@@ -139,6 +142,14 @@ def save_model(
     )
     if normalization is not None:
         info.normalization = dict(normalization)
+    info.color = color
+    # a file only a newer reader understands says so (older ones then ask for an upgrade
+    # instead of reading colour images wrongly); plain models stay readable by version 1
+    if color != "as-is" or info.normalization.get("invert", False):
+        info.format_version = FORMAT_VERSION
+    else:
+        info.format_version = 1
+    description_from_dict(asdict(info), path)  # a bad colour mode / spec fails before writing
     if tile_size is not None:
         info.tile_size = [int(t) for t in tile_size]
     if overlap is not None:

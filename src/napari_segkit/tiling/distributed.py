@@ -19,11 +19,16 @@ def _worker_model(path: str, optimize: bool):
     key = (path, os.path.getmtime(path), optimize)
     if key not in _WORKER_MODELS:
         _WORKER_MODELS.clear()
-        model = load_model(path).model
+        model_file = load_model(path)
+        model = model_file.model
         fused = fuse_for_inference(
             model, in_channels=model.in_channels, divisor=int(getattr(model, "divisor", 1))
         )
-        _WORKER_MODELS[key] = (fused if optimize else model, model.in_channels)
+        _WORKER_MODELS[key] = (
+            fused if optimize else model,
+            model.in_channels,
+            model_file.info.color,
+        )
     return _WORKER_MODELS[key]
 
 
@@ -35,10 +40,10 @@ def _run_block(model_path, engine, image, axes, sink, block_id, z, block, encode
         image = read_stack(image[0], **image[1])
     elif isinstance(image, str):
         image = read_stack(image)
-    module, in_channels = _worker_model(model_path, engine.optimized)
+    module, in_channels, color = _worker_model(model_path, engine.optimized)
     device = resolve_device("auto")
     local = replace(engine, model=module.to(device), device=device)
-    volume = Volume(image, axes=axes, in_channels=in_channels)
+    volume = Volume(image, axes=axes, in_channels=in_channels, color=color)
     result = local.compute_block(local.read_block(volume, z, block), encode=encode)
     index = (z, *block) if volume.is_stack else tuple(block)
     raw = volume.read_pixels(z, *block) if sink.wants_image else None

@@ -244,7 +244,13 @@ def predict(
 
         source = str(image)
         image = read_stack(image)
-    volume = Volume(image, axes=axes, in_channels=resolved.in_channels, name=source_path)
+    volume = Volume(
+        image,
+        axes=axes,
+        in_channels=resolved.in_channels,
+        name=source_path,
+        color=info.color if info else "as-is",
+    )
     _warn_missing_chunks(volume)
     if normalization == "model":
         normalization = info.normalization if info else None
@@ -476,7 +482,7 @@ def _predict_to_zarr(
         colors = list(info.class_colors) if info and info.class_colors else _default_colors(k)
         sink.describe(
             image_dtype=np.dtype(volume.image.dtype),
-            channels=volume.channels,
+            channels=volume.source_channels,
             scale=volume.scale,
             unit="micrometer" if volume.scale else None,
             block=(block, block),
@@ -506,7 +512,7 @@ def _predict_to_zarr(
                 resolved,
                 engine,
                 image,
-                axes,
+                volume.axes,
                 sink,
                 blocks,
                 todo,

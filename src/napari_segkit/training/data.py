@@ -71,6 +71,7 @@ def prepare_training_set(
     sparse: bool = False,
     in_channels: int = 1,
     normalization: dict | None = None,
+    color: str = "as-is",
 ) -> TrainingSet:
     """Check (image, labels) pairs and turn them into normalised 2D planes.
 
@@ -87,6 +88,10 @@ def prepare_training_set(
     in_channels : int
     normalization : dict, optional
         ``{"mode": "percentile", "low": 1, "high": 99.8}`` (default, per image).
+    color : {"as-is", "gray", "rgb"}
+        How images' channels become the model's (see
+        :class:`~napari_segkit.core.volume.Volume`): "gray" trains a 1-channel model on
+        gray and colour images alike.
 
     Returns
     -------
@@ -118,13 +123,13 @@ def prepare_training_set(
         if label.dtype.kind not in "biu":
             raise TrainingDataError(f"labels #{i} must be integers, got dtype {label.dtype}")
         try:
-            volume = Volume(
-                image,
-                in_channels=in_channels,
-                axes=("YX" if label.ndim == 2 else "ZYX")
-                if in_channels == 1 and np.ndim(image) == label.ndim
-                else None,
-            )
+            # the labels tell the spatial axes; an image with one more axis has channels last
+            axes = None
+            if (in_channels == 1 or color != "as-is") and np.ndim(image) == label.ndim:
+                axes = "YX" if label.ndim == 2 else "ZYX"
+            elif color != "as-is" and np.ndim(image) == label.ndim + 1:
+                axes = "YXC" if label.ndim == 2 else "ZYXC"
+            volume = Volume(image, in_channels=in_channels, axes=axes, color=color)
         except InputError as err:
             raise TrainingDataError(f"image #{i}: {err}") from err
         if tuple(volume.spatial_shape) != label.shape:

@@ -559,6 +559,9 @@ def train_iter(
     overwrite: bool = False,
     target: str = "semantic",
     boundary_width: int = 1,
+    color: str = "as-is",
+    normalization: dict | None = None,
+    provenance: dict | None = None,
     **config_overrides,
 ):
     """Train a model on annotated images, as a generator of :class:`TrainReport` objects.
@@ -598,6 +601,19 @@ def train_iter(
         so the model learns to separate touching objects.
     boundary_width : int
         Boundary thickness in pixels for ``target="boundary"``.
+    color : {"as-is", "gray", "rgb"}
+        How images' channels become the model's, recorded in the model file so that
+        prediction reads images the same way: "as-is" (the images' channel count),
+        "gray" (a 1-channel model; RGB(A) images read as luminance), "rgb" (a 3-channel
+        model; gray images read as three equal channels). See
+        :class:`~napari_segkit.core.volume.Volume`.
+    normalization : dict, optional
+        Per-image normalisation, recorded in the model file (default
+        ``{"mode": "percentile", "low": 1, "high": 99.8}``; add ``"invert": "auto"`` to
+        turn bright-background images into dark-background ones).
+    provenance : dict, optional
+        Recorded in the model file's ``training`` section too (JSON-able: e.g. the data
+        set, its split and the script that trained the model).
 
     Yields
     ------
@@ -621,7 +637,10 @@ def train_iter(
             validation = (validation[0], _boundary_targets(validation[1], boundary_width))
         num_classes = num_classes or 3
         class_names = class_names or ["background", "interior", "boundary"]
-    data = _prepare(images, labels, num_classes=num_classes, sparse=sparse)
+    if base is not None:
+        color, normalization = base.info.color, normalization or base.info.normalization
+    prep = {"sparse": sparse, "color": color, "normalization": normalization}
+    data = _prepare(images, labels, num_classes=num_classes, **prep)
     if base is not None and (
         (base.info.in_channels, base.info.num_classes) != (data.in_channels, data.num_classes)
     ):
@@ -635,7 +654,7 @@ def train_iter(
     if validation is not None:
         val_images, val_labels = validation
         train_set = data
-        val_set = _prepare(val_images, val_labels, num_classes=data.num_classes, sparse=sparse)
+        val_set = _prepare(val_images, val_labels, num_classes=data.num_classes, **prep)
         if val_set.in_channels != data.in_channels:
             raise ValueError(
                 f"validation images have {val_set.in_channels} channels, "
@@ -656,9 +675,12 @@ def train_iter(
             cancel=cancel,
             resume=resume,
             base=base,
-            provenance={"target": target, "boundary_width": boundary_width}
-            if target == "boundary"
-            else {"target": target},
+            provenance={
+                **(provenance or {}),
+                "target": target,
+                **({"boundary_width": boundary_width} if target == "boundary" else {}),
+            },
+            reading={"color": color, "normalization": normalization},
         )
     )
 
@@ -678,14 +700,26 @@ def _load_init(init):
     return init if isinstance(init, ModelFile) else load_model(init)
 
 
-def _prepare(images, labels, *, num_classes, sparse) -> TrainingSet:
+def _prepare(
+    images, labels, *, num_classes, sparse, color="as-is", normalization=None
+) -> TrainingSet:
+    from ..core.choices import COLOR_MODES
     from .data import prepare_training_set
 
+    if color not in COLOR_MODES:
+        raise ValueError(f"color must be one of {COLOR_MODES}, got {color!r}")
     # an image with one more axis than its labels carries channels last: (Y, X, C) / (Z, Y, X, C)
     multichannel = len(images) and len(labels) and np.ndim(images[0]) == np.ndim(labels[0]) + 1
     in_channels = int(images[0].shape[-1]) if multichannel else 1
+    in_channels = {"gray": 1, "rgb": 3}.get(color, in_channels)
     return prepare_training_set(
-        images, labels, num_classes=num_classes, sparse=sparse, in_channels=in_channels
+        images,
+        labels,
+        num_classes=num_classes,
+        sparse=sparse,
+        in_channels=in_channels,
+        color=color,
+        normalization=normalization,
     )
 
 
@@ -703,6 +737,7 @@ def _train_one(
     resume,
     base=None,
     provenance=None,
+    reading=None,
 ):
     """Build (or take `base`'s) and fit one model, yielding reports; returns the best ModelFile."""
     import copy
@@ -716,7 +751,10 @@ def _train_one(
             arch_options = DEFAULT_ARCH_OPTIONS.get(arch, {})
         torch.manual_seed(config.seed)
         model = build_model(arch, train_set.in_channels, train_set.num_classes, **arch_options)
+    reading = reading or {}
     save_kwargs = {
+        "color": reading.get("color") or "as-is",
+        "normalization": reading.get("normalization"),
         "class_names": class_names,
         "tile_size": (config.patch_size, config.patch_size),
         "training": {
@@ -757,6 +795,11 @@ def train_kfold(
     config: TrainConfig | None = None,
     progress=None,
     cancel=None,
+    target: str = "semantic",
+    boundary_width: int = 1,
+    color: str = "as-is",
+    normalization: dict | None = None,
+    image_ids=None,
     **config_overrides,
 ) -> dict:
     """k-fold cross-validation: k models, each validated on one fold.
@@ -780,6 +823,12 @@ def train_kfold(
         Number of folds, >= 2.
     arch, arch_options, sparse, num_classes, class_names, config, **config_overrides
         As for :func:`train_iter`.
+    target, boundary_width, color, normalization
+        As for :func:`train_iter` (every fold model records them).
+    image_ids : list of str, optional
+        A name per image: each fold model records its validation images' names
+        (``training["validation_ids"]``), so out-of-fold predictions can be made later
+        (``segkit tune --out-of-fold``). Default: the images' indices.
     progress : callable, optional
         Given every :class:`TrainReport` of every fold.
     cancel : Event or callable, optional
@@ -789,7 +838,24 @@ def train_kfold(
     config = replace(config or TrainConfig(), **config_overrides)
     if k < 2:
         raise ValueError(f"k must be >= 2, got {k}")
-    data = _prepare(images, labels, num_classes=num_classes, sparse=sparse)
+    if image_ids is not None and len(image_ids) != len(images):
+        raise ValueError(f"{len(image_ids)} image ids for {len(images)} images")
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+    provenance = {"target": target}
+    if target == "boundary":
+        labels = _boundary_targets(labels, boundary_width)
+        num_classes = num_classes or 3
+        class_names = class_names or ["background", "interior", "boundary"]
+        provenance["boundary_width"] = boundary_width
+    data = _prepare(
+        images,
+        labels,
+        num_classes=num_classes,
+        sparse=sparse,
+        color=color,
+        normalization=normalization,
+    )
     groups = (
         np.array([src[0] for src in data.source])
         if len(images) >= k
@@ -806,6 +872,8 @@ def train_kfold(
         subset = [np.flatnonzero(~is_val), np.flatnonzero(is_val)]
         train_set, val_set = (data.subset(idx) for idx in subset)
         path = out_dir / f"fold{fold}.safetensors"
+        val_images = sorted({data.source[i][0] for i in subset[1]})
+        names = [str(image_ids[i]) if image_ids is not None else str(i) for i in val_images]
         steps = _train_one(
             train_set,
             val_set,
@@ -817,6 +885,8 @@ def train_kfold(
             sparse=sparse,
             cancel=cancel,
             resume=False,
+            provenance={**provenance, "fold": fold, "k": k, "validation_ids": names},
+            reading={"color": color, "normalization": normalization},
         )
         model_file = _drain(steps, progress)
         paths.append(str(path))

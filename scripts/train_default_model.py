@@ -1,0 +1,153 @@
+"""Train the default nuclei model on the real DSB2018 images (``dsb2018-train``).
+
+    python scripts/train_default_model.py --data ../shared/data/dsb2018-train \\
+        --out src/napari_segkit/sample_data/nuclei_dsb2018.safetensors
+
+Everything that decides the result is in ``CONFIG`` below (and written into the model
+file's ``training`` section with the validation ids, so the file says how it was made).
+The validation split holds out 15 % of every image kind (fluorescence, colour tissue,
+bright-field: :func:`napari_segkit.kaggle.split_by_kind`), seed 0; ``scripts/
+evaluate_default_model.py`` scores on exactly these ids.
+
+The model is a small original U-Net (width 16, depth 4: 1.9 M parameters, 7.8 MB)
+trained on background / interior / boundary targets (touching nuclei are split by a
+watershed from the interiors). It reads every image as one gray channel (RGB as
+luminance) and inverts bright-background images (tissue, bright-field) during
+normalisation, so one model serves all three kinds -- see README "Default model" for
+the comparison with a colour (3-channel) model that chose this.
+
+Training runs on the CPU here (2 cores: ``--minutes`` bounds it; ``--resume``
+continues an interrupted run, with more ``--epochs`` if wanted) or on a GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+CONFIG = {
+    "arch": "unet_original",
+    "arch_options": {"width": 16, "depth": 4},
+    "target": "boundary",
+    "boundary_width": 2,
+    "color": "gray",
+    "normalization": {"mode": "percentile", "low": 1.0, "high": 99.8, "invert": "auto"},
+    "loss": "dice+ce",
+    "epochs": 40,
+    "steps_per_epoch": 250,
+    "batch_size": 8,
+    "patch_size": 128,
+    "lr": 2e-3,
+    "schedule": "onecycle",
+    "patience": 40,
+    "seed": 0,
+    "val_fraction_per_kind": 0.15,
+    "split_seed": 0,
+}
+
+
+def load_split(data: Path, config: dict):
+    """(train samples, val samples, {id: kind}) of the DSB2018 folder, split by kind."""
+    from napari_segkit.kaggle import image_kind, read_dsb2018, split_by_kind
+
+    samples = read_dsb2018(data)
+    kinds = {s.id: image_kind(s.image) for s in samples}
+    _, val_ids = split_by_kind(
+        [s.id for s in samples],
+        [kinds[s.id] for s in samples],
+        fraction=config["val_fraction_per_kind"],
+        seed=config["split_seed"],
+    )
+    val_ids = set(val_ids)
+    train = [s for s in samples if s.id not in val_ids]
+    val = [s for s in samples if s.id in val_ids]
+    return train, val, kinds
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/dsb2018-train"))
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--color", choices=("gray", "rgb"), help="override CONFIG['color']")
+    parser.add_argument("--epochs", type=int, help="override CONFIG['epochs']")
+    parser.add_argument("--minutes", type=float, help="stop after this long (keeps the best)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--overwrite", action="store_true")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from napari_segkit.training import TrainingCancelled, train
+
+    config = dict(CONFIG)
+    if args.color:
+        config["color"] = args.color
+    if args.color == "rgb":  # a colour model sees colour as it is: nothing to invert
+        config["normalization"] = {"mode": "percentile", "low": 1.0, "high": 99.8}
+    if args.epochs:
+        config["epochs"] = args.epochs
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    train_samples, val_samples, kinds = load_split(args.data / "stage1_train", config)
+    print(f"{len(train_samples)} training and {len(val_samples)} validation images")
+    started = time.monotonic()
+    limit = args.minutes * 60 if args.minutes else None
+
+    def progress(report):
+        if report.end_of_epoch:
+            dice = " ".join(f"{d:.3f}" for d in report.val["dice"]) if report.val else "-"
+            print(
+                f"[{(time.monotonic() - started) / 60:6.1f} min] epoch {report.epoch + 1:3d}  "
+                f"loss {report.loss:.4f}  val Dice [{dice}]{'  best' if report.best else ''}",
+                flush=True,
+            )
+
+    fit_options = {
+        k: config[k]
+        for k in ("loss", "epochs", "steps_per_epoch", "batch_size", "patch_size", "lr")
+    }
+    try:
+        train(
+            [s.image for s in train_samples],
+            [s.instances for s in train_samples],
+            validation=([s.image for s in val_samples], [s.instances for s in val_samples]),
+            out=args.out,
+            arch=config["arch"],
+            arch_options=config["arch_options"],
+            target=config["target"],
+            boundary_width=config["boundary_width"],
+            color=config["color"],
+            normalization=config["normalization"],
+            schedule=config["schedule"],
+            patience=config["patience"],
+            seed=config["seed"],
+            device=args.device,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            class_names=["background", "nucleus", "boundary"],
+            provenance={
+                "dataset": "DSB2018 stage1_train (dsb2018-train, 544 samples)",
+                "script": "scripts/train_default_model.py",
+                "script_config": config,
+                "validation_ids": sorted(s.id for s in val_samples),
+                "validation_kinds": {s.id: kinds[s.id] for s in val_samples},
+            },
+            progress=progress,
+            cancel=(lambda: time.monotonic() - started > limit) if limit else None,
+            **fit_options,
+        )
+    except TrainingCancelled as stop:
+        print(f"time limit reached: {stop}")
+    if not args.out.exists():
+        print("no model was written", file=sys.stderr)
+        return 1
+    print(f"wrote {args.out} ({args.out.stat().st_size / 2**20:.1f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
