@@ -271,6 +271,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.folds:
         if args.resume or args.init or args.val_images:
             raise ValueError("--folds trains from scratch: no --resume, --init or --val-images")
+        if Path(args.out).suffix:
+            raise ValueError(f"with --folds, --out is a folder (got '{args.out}')")
+        Path(args.out).mkdir(parents=True, exist_ok=True)
         for fold in range(args.folds):
             check_model_output(
                 Path(args.out) / f"fold{fold}.safetensors", overwrite=args.overwrite

@@ -69,3 +69,11 @@ def test_bad_inputs():
         boundary_target(np.zeros((4, 4), np.float32))
     with pytest.raises(ValueError, match=r"\(K, Y, X\)"):
         instances_from_prediction(np.zeros((4, 4)))
+
+
+def test_a_foreground_region_without_a_seed_is_still_an_object():
+    target = boundary_target(_two_touching_squares())
+    probs = _predicted(target)
+    probs[:, 0:2, 0:2] = np.array([0.1, 0.5, 0.4])[:, None, None]  # faint: below the seed
+    result = instances_from_prediction(probs, seed_threshold=0.7)
+    assert result.max() == 3 and len(np.unique(result[0:2, 0:2])) == 1 and result[0, 0] > 0

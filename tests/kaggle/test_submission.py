@@ -205,3 +205,78 @@ def test_object_rows_of_a_boundary_model_are_its_split_instances(tmp_path):
     probs = ensemble_probabilities([load_model(model)], sample.image)
     n_objects = int(instances_from_prediction(probs, threshold=0.5).max())
     assert len(out.read_text().splitlines()) - 1 == max(n_objects, 1)
+
+
+def _boundary_probs(instances):
+    from napari_segkit.core.instances import boundary_target
+
+    target = boundary_target(instances)
+    probs = np.full((3, *instances.shape), 0.05, np.float32)
+    for c in range(3):
+        probs[c][target == c] = 0.9
+    return probs / probs.sum(0)
+
+
+def test_tune_searches_the_seed_threshold_of_a_boundary_model_out_of_fold(tmp_path):
+    """Issue 16.2: with a boundary model and --metric map the watershed's seed threshold
+    is part of the grid, and each image can be predicted by its own fold's model only."""
+    import torch
+
+    from napari_segkit.models import build_model, save_model
+
+    samples = [make_nuclei((64, 64), seed=s) for s in (31, 32)]
+    torch.manual_seed(0)
+    models = [
+        save_model(
+            tmp_path / f"fold{i}.safetensors",
+            build_model("unet_original", 1, 3, width=4, depth=2),
+            tile_size=(64, 64),
+        )
+        for i in range(2)
+    ]
+    result = tune_postprocessing(
+        models,
+        [s.image for s in samples],
+        [s.instances for s in samples],
+        metric="map",
+        thresholds=(0.5,),
+        min_areas=(0, 5),
+        seed_thresholds=(0.6, 0.8),
+        assignment=[[0], [1]],
+    )
+    assert len(result["table"]) == 4
+    assert {r["seed_threshold"] for r in result["table"]} == {0.6, 0.8}
+    with pytest.raises(ValueError, match="assignment has 1 entries for 2 images"):
+        tune_postprocessing(
+            models, [s.image for s in samples], [s.instances for s in samples], assignment=[[0]]
+        )
+    # a two-class model has no seeds to tune
+    semantic = tune_postprocessing(
+        [DEFAULT_MODEL],
+        [samples[0].image],
+        [samples[0].instances],
+        metric="map",
+        thresholds=(0.5,),
+        min_areas=(0,),
+    )
+    assert [r["seed_threshold"] for r in semantic["table"]] == [None]
+
+
+def test_read_submission_as_instances_refuses_overlapping_objects(tmp_path):
+    from napari_segkit.core.rle import rle_encode
+
+    a = np.zeros((6, 6), np.uint8)
+    a[1:3, 1:3] = 1
+    b = np.zeros((6, 6), np.uint8)
+    b[3:5, 3:5] = 1
+    rows = [["ImageId", "EncodedPixels"], ["x", rle_encode(a)], ["x", rle_encode(b)], ["y", ""]]
+    path = tmp_path / "s.csv"
+    path.write_text("\n".join(",".join(r) for r in rows) + "\n")
+    got = read_submission(path, {"x": (6, 6), "y": (6, 6)}, instances=True)
+    assert got["x"].max() == 2 and (got["x"] == 1).sum() == 4 and not got["y"].any()
+    overlapping = b.copy()
+    overlapping[2, 2] = 1
+    rows[2] = ["x", rle_encode(overlapping)]
+    path.write_text("\n".join(",".join(r) for r in rows) + "\n")
+    with pytest.raises(ValueError, match="line 3 .*overlaps an earlier one"):
+        read_submission(path, {"x": (6, 6), "y": (6, 6)}, instances=True)

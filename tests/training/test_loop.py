@@ -336,3 +336,78 @@ def test_boundary_target_trains_a_three_class_model_from_instances(tmp_path):
         train_fn(
             [sample.image], [sample.instances], out=tmp_path / "x.safetensors", target="edges"
         )
+
+
+def test_kfold_with_boundary_targets_records_each_folds_validation_images(tmp_path):
+    from napari_segkit.training import train_kfold
+
+    samples = [make_nuclei((64, 64), seed=s) for s in (11, 12, 13, 14)]
+    report = train_kfold(
+        [s.image for s in samples],
+        [s.instances for s in samples],
+        k=2,
+        out_dir=tmp_path / "folds",
+        target="boundary",
+        image_ids=["a", "b", "c", "d"],
+        arch_options={"width": 4, "depth": 2},
+        epochs=1,
+        steps_per_epoch=2,
+        patch_size=32,
+    )
+    held_out = []
+    for fold, path in enumerate(report["models"]):
+        info = load_model(path).info
+        assert info.num_classes == 3 and info.training["target"] == "boundary"
+        assert info.training["fold"] == fold and info.training["k"] == 2
+        held_out += info.training["validation_ids"]
+    assert sorted(held_out) == ["a", "b", "c", "d"]  # every image held out exactly once
+
+
+def test_a_gray_model_with_auto_inversion_segments_colour_and_bright_field_alike(tmp_path):
+    """Issue 16.3: one gray model reads an RGBA copy and an inverted (bright-field looking)
+    copy of an image as it reads the image; the model file says how it reads images."""
+    from napari_segkit.tiling import predict
+
+    samples = [make_nuclei((96, 96), seed=s) for s in (21, 22)]
+    rgb = [np.repeat(s.image[..., None], 3, axis=-1) for s in samples]  # colour input
+    invert = {"mode": "percentile", "low": 1.0, "high": 99.8, "invert": "auto"}
+    model = train_fn(
+        rgb,
+        [s.semantic for s in samples],
+        out=tmp_path / "g.safetensors",
+        color="gray",
+        normalization=invert,
+        epochs=2,
+        steps_per_epoch=10,
+        batch_size=4,
+        patch_size=64,
+        lr=5e-3,
+        val_fraction=0,
+        arch_options={"width": 8, "depth": 2},
+    )
+    assert model.info.in_channels == 1 and model.info.color == "gray"
+    assert model.info.normalization["invert"] == "auto" and model.info.format_version == 2
+    test = make_nuclei((96, 96), seed=23).image
+    scaled = (255 * (test - test.min()) / np.ptp(test)).astype(np.uint8)
+    rgba = np.concatenate(
+        [np.repeat(scaled[..., None], 3, -1), np.full((96, 96, 1), 255, np.uint8)], -1
+    )
+    gray_labels = predict(model, scaled)
+    assert gray_labels.any()
+    assert (predict(model, rgba) == gray_labels).mean() > 0.999
+    # the bright-field look (dark nuclei, bright background) is inverted before the model
+    assert (predict(model, 255 - scaled) == gray_labels).mean() > 0.98
+    # a colour-unaware model of the same kind would refuse the RGBA image
+    plain = train_fn(
+        [s.image for s in samples],
+        [s.semantic for s in samples],
+        out=tmp_path / "p.safetensors",
+        epochs=1,
+        steps_per_epoch=1,
+        patch_size=32,
+        val_fraction=0,
+        arch_options={"width": 4, "depth": 2},
+    )
+    assert plain.info.color == "as-is" and plain.info.format_version == 1
+    with pytest.raises(ValueError, match="channel"):
+        predict(plain, rgba)
