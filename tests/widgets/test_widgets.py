@@ -196,6 +196,44 @@ def test_train_widget_trains_plots_and_predicts(make_napari_viewer, qtbot, tmp_p
     assert load_model(tmp_path / "tuned.safetensors").info.training["fine_tuned_from"]
 
 
+def test_boundary_training_on_colour_layers_then_instances_in_predict(
+    make_napari_viewer, qtbot, tmp_path
+):
+    """Issue 16: the Train widget trains a gray, boundary-target model from an RGB layer
+    and an instances layer; the Predict widget ticks "instances" for it by itself and
+    adds a layer with one id per object."""
+    viewer = make_napari_viewer()
+    sample = make_nuclei((64, 64), seed=5)
+    scaled = (255 * (sample.image - sample.image.min()) / np.ptp(sample.image)).astype(np.uint8)
+    viewer.add_image(np.repeat(scaled[..., None], 3, axis=-1), name="rgb", rgb=True)
+    viewer.add_labels(sample.instances, name="nuclei")
+    widget = dock(viewer, "Train")
+    widget.image_layers.value = [viewer.layers["rgb"]]
+    widget.label_layers.value = [viewer.layers["nuclei"]]
+    widget.target.value, widget.color.value, widget.invert.value = "boundary", "gray", True
+    widget.epochs.value, widget.steps.value = 1, 2
+    widget.patch_size.value, widget.batch_size.value = 32, 2
+    widget.val_fraction.value = 0.0
+    widget.out.value = tmp_path / "b.safetensors"
+    widget.run()
+    _wait(qtbot, widget)
+    from napari_segkit.models import read_model_info
+
+    info = read_model_info(tmp_path / "b.safetensors")
+    assert info.num_classes == 3 and info.color == "gray" and info.in_channels == 1
+    assert info.training["target"] == "boundary" and info.normalization["invert"] == "auto"
+    assert viewer.layers["rgb (new model) instances"].data.shape == (64, 64)
+    predict_widget = dock(viewer, "Predict")
+    predict_widget.model.value = tmp_path / "b.safetensors"
+    assert predict_widget.instances.value  # a boundary model: instances by default
+    predict_widget.image.value = viewer.layers["rgb"]
+    predict_widget.run()
+    _wait(qtbot, predict_widget)
+    objects = viewer.layers["rgb instances"].data
+    assert objects.shape == (64, 64) and objects.dtype.kind in "iu"
+    assert "rgb probabilities" not in [layer.name for layer in viewer.layers]
+
+
 def test_train_widget_cancel_and_errors(make_napari_viewer, qtbot, tmp_path, notes):
     viewer = make_napari_viewer()
     widget = dock(viewer, "Train")

@@ -152,6 +152,28 @@ def model_prediction_layers(
     )
 
 
+def instances_layer(instances, *, name: str, scale=None) -> tuple:
+    """Instance labels (one id per object) as a labels layer tuple.
+
+    Parameters
+    ----------
+    instances : array of int, shape (*spatial)
+        0 background, 1..N objects (e.g. from
+        :func:`~napari_segkit.core.instances.instances_from_prediction`).
+    name : str
+        Base layer name (" instances" is appended).
+    scale : sequence of float, optional
+
+    Returns
+    -------
+    (data, kwargs, "labels")
+    """
+    kwargs = {"name": f"{name} instances"}
+    if scale is not None:
+        kwargs["scale"] = tuple(scale)
+    return instances, kwargs, "labels"
+
+
 def weight_map_layer(
     labels,
     *,
@@ -393,6 +415,7 @@ __all__ = [
     "LABEL_WORDS",
     "annotated_image_layers",
     "class_colormap",
+    "instances_layer",
     "model_prediction_layers",
     "multiscale_layers",
     "prediction_output_layers",

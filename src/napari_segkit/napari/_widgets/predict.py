@@ -24,7 +24,9 @@ class PredictWidget(Container):
 
     The bundled default model is preselected. With a zarr output path the result is
     written block by block (bounded memory; an interrupted run resumes) and added as
-    a lazy layer -- the way to go for volumes larger than memory.
+    a lazy layer -- the way to go for volumes larger than memory. "Instances" adds a
+    labels layer with one id per object: touching objects are split by a watershed for
+    a boundary model (ticked by default for one), connected components otherwise.
     """
 
     def __init__(self, viewer: napari.viewer.Viewer):  # noqa: F821 -- napari injects it
@@ -49,6 +51,11 @@ class PredictWidget(Container):
         )
         self.device = ComboBox(label="device", choices=DEVICE_CHOICES, value=d.device)
         self.outputs = ComboBox(label="add", choices=tuple(OUTPUTS), value="labels")
+        self.instances = CheckBox(label="instances (split touching objects)", value=False)
+        self.instances.tooltip = (
+            "also add a labels layer with one id per object: a watershed from the interior "
+            "class for models trained with target 'boundary', connected components otherwise"
+        )
         self.to_zarr = CheckBox(label="write to zarr (large volumes)", value=False)
         self.zarr_path = FileEdit(
             label="zarr output (.ome.zarr: multiscale)",
@@ -74,6 +81,7 @@ class PredictWidget(Container):
                 self.tta,
                 self.device,
                 self.outputs,
+                self.instances,
                 self.to_zarr,
                 self.zarr_path,
                 self.overwrite,
@@ -81,7 +89,19 @@ class PredictWidget(Container):
             ]
         )
         self.to_zarr.changed.connect(self._toggle_zarr)
+        self.model.changed.connect(self._model_chosen)
         self.jobs.run_button.changed.connect(self.run)
+        self._model_chosen(self.model.value)
+
+    def _model_chosen(self, path) -> None:
+        """Tick "instances" for a boundary model (the point of training one)."""
+        from ...models import read_model_info
+
+        try:
+            info = read_model_info(path)
+        except (OSError, ValueError):
+            return  # reported when Run is pressed
+        self.instances.value = info.training.get("target") == "boundary"
 
     def _toggle_zarr(self, on: bool) -> None:
         self.zarr_path.visible = self.overwrite.visible = bool(on)
@@ -109,6 +129,10 @@ class PredictWidget(Container):
         settings = self.settings()
         data = layer.data[0] if layer.multiscale else layer.data
         per_class = self.outputs.value == "labels + one layer per class"
+        want_instances = self.instances.value
+        show_probabilities = settings["output"] == "both"
+        if want_instances:
+            settings["output"] = "both"  # instances are made from the probabilities
         if out is None and (problem := _too_big_for_memory(data, info, settings, layer.rgb)):
             show_error(f"Predict: {problem}")
             return
@@ -120,7 +144,7 @@ class PredictWidget(Container):
             from ...models import load_model
             from ...tiling import predict
 
-            return predict(
+            result = predict(
                 load_model(model_path),
                 data,
                 out=out,
@@ -128,9 +152,13 @@ class PredictWidget(Container):
                 cancel=cancel,
                 **settings,
             )
+            objects = _instances(result[1], info) if want_instances else None
+            if want_instances and not show_probabilities:
+                result = result[0]
+            return result, objects
 
         def done(result):
-            self._add_result(layer, info, result, per_class)
+            self._add_result(layer, info, *result, per_class)
 
         self.jobs.start(
             work, title="Predict", on_progress=lambda p: self.jobs.set_progress(*p), on_done=done
@@ -148,8 +176,8 @@ class PredictWidget(Container):
             "overwrite": self.overwrite.value,
         }
 
-    def _add_result(self, layer, info, result, per_class: bool) -> None:
-        from ..layers import model_prediction_layers
+    def _add_result(self, layer, info, result, objects, per_class: bool) -> None:
+        from ..layers import instances_layer, model_prediction_layers
 
         labels, probs = result if isinstance(result, tuple) else (result, None)
         labels, probs = _lazy_if_zarr(labels), _lazy_if_zarr(probs)
@@ -165,6 +193,29 @@ class PredictWidget(Container):
             per_class=per_class,
         ):
             self.viewer.add_layer(Layer.create(*t))
+        if objects is not None:
+            scale = layer.scale[-objects.ndim :]
+            self.viewer.add_layer(
+                Layer.create(*instances_layer(objects, name=layer.name, scale=scale))
+            )
+
+
+def _instances(probabilities, info):
+    """One id per object: the watershed of a boundary model, else connected components.
+
+    A model file whose training recorded tuned post-processing (``training["postprocessing"]``:
+    threshold, seed_threshold, min_size, as the default model's does) is used with it."""
+    import numpy as np
+
+    from ...core.instances import instances_from_prediction
+
+    if info.training.get("target") != "boundary" and probabilities.shape[0] >= 3:
+        p0 = np.asarray(probabilities[0], np.float32)
+        p0 = p0 / 255.0 if p0.max(initial=0) > 1.0 + 1e-3 else p0
+        probabilities = np.stack([p0, 1.0 - p0])  # background vs any class
+    tuned = info.training.get("postprocessing", {})
+    options = {k: tuned[k] for k in ("threshold", "seed_threshold", "min_size") if k in tuned}
+    return instances_from_prediction(probabilities, **options)
 
 
 def _multiscale_labels(path) -> list | None:

@@ -19,7 +19,14 @@ from magicgui.widgets import (
 from napari.layers import Image, Labels, Layer
 from napari.utils.notifications import show_error, show_info
 
-from ...config import CLASS_WEIGHT_METHODS, DEFAULT_ARCH, TrainConfig
+from ...config import (
+    CLASS_WEIGHT_METHODS,
+    COLOR_MODES,
+    DEFAULT_ARCH,
+    DEFAULT_NORMALIZATION,
+    TARGETS,
+    TrainConfig,
+)
 from ...losses.table import loss_names
 from ._jobs import JobPanel
 from ._layers import layer_choices
@@ -32,7 +39,10 @@ class TrainWidget(Container):
 
     With "sparse labels" 0 means unlabeled (scribbles train correctly) and classes are
     1..K. "Continue from model" fine-tunes an existing model file (human in the loop:
-    correct the labels, retrain a few epochs, predict again).
+    correct the labels, retrain a few epochs, predict again). Target "boundary" reads
+    the labels layers as instances (one id per object) and trains background /
+    interior / boundary, so touching objects come out split (an instances layer is
+    added after training).
     """
 
     def __init__(self, viewer: napari.viewer.Viewer):  # noqa: F821 -- napari injects it
@@ -45,6 +55,22 @@ class TrainWidget(Container):
         self.image_layers = Select(label="images", choices=layer_choices(viewer, Image))
         self.label_layers = Select(label="labels", choices=layer_choices(viewer, Labels))
         self.sparse = CheckBox(label="sparse labels (0 = unlabeled)", value=False)
+        self.target = ComboBox(label="target", choices=TARGETS, value=TARGETS[0])
+        self.target.tooltip = (
+            "semantic: the labels' class ids as they are; boundary: the labels are instances "
+            "(one id per object), learnt as background / interior / boundary so that "
+            "touching objects can be split"
+        )
+        self.color = ComboBox(label="colour input", choices=COLOR_MODES, value=COLOR_MODES[0])
+        self.color.tooltip = (
+            "as-is: the model takes the images' channels; gray: one channel, RGB images read "
+            "as their luminance; rgb: three channels, gray images read as three copies"
+        )
+        self.invert = CheckBox(label="invert bright backgrounds", value=False)
+        self.invert.tooltip = (
+            "bright-field / stained images (bright background) are inverted when normalised, "
+            "so one model handles them and fluorescence alike"
+        )
         self.class_names = LineEdit(label="class names (optional)", value="")
         self.class_names.native.setPlaceholderText("background, nucleus, ...")
         self.arch = ComboBox(
@@ -90,6 +116,9 @@ class TrainWidget(Container):
                 self.image_layers,
                 self.label_layers,
                 self.sparse,
+                self.target,
+                self.color,
+                self.invert,
                 self.class_names,
                 self.arch,
                 self.loss,
@@ -116,8 +145,14 @@ class TrainWidget(Container):
         """The form's values as :func:`~napari_segkit.train` keyword arguments."""
         weighting = self.class_weighting.value
         names = [n.strip() for n in self.class_names.value.split(",") if n.strip()]
+        normalization = dict(DEFAULT_NORMALIZATION)
+        if self.invert.value:
+            normalization["invert"] = "auto"
         return {
             "class_names": names or None,
+            "target": self.target.value,
+            "color": self.color.value,
+            "normalization": normalization,
             "arch": self.arch.value,
             "loss": self.loss.value,
             "sparse": self.sparse.value,
@@ -161,10 +196,14 @@ class TrainWidget(Container):
                 progress=lambda r: progress(r, force=r.end_of_epoch),
                 **options,
             )
-            prediction = (
-                predict(model_file, image_data[0], cancel=cancel) if predict_after else None
-            )
-            return model_file, prediction
+            if not predict_after:
+                return model_file, None, None
+            if model_file.info.training.get("target") != "boundary":
+                return model_file, predict(model_file, image_data[0], cancel=cancel), None
+            from .predict import _instances
+
+            prediction, probs = predict(model_file, image_data[0], cancel=cancel, output="both")
+            return model_file, prediction, _instances(probs, model_file.info)
 
         self.jobs.start(
             work,
@@ -187,8 +226,8 @@ class TrainWidget(Container):
                 + ("  (best, saved)" if report.best else "")
             )
 
-    def _done(self, image_layer, model_file, prediction) -> None:
-        from ..layers import model_prediction_layers
+    def _done(self, image_layer, model_file, prediction, objects) -> None:
+        from ..layers import instances_layer, model_prediction_layers
 
         show_info(f"Train: saved {model_file.path}")
         self.summary.value = f"saved {model_file.path}"
@@ -200,6 +239,10 @@ class TrainWidget(Container):
                 scale=image_layer.scale[-prediction.ndim :],
             ):
                 self.viewer.add_layer(Layer.create(*t))
+        if objects is not None:
+            name = f"{image_layer.name} (new model)"
+            scale = image_layer.scale[-objects.ndim :]
+            self.viewer.add_layer(Layer.create(*instances_layer(objects, name=name, scale=scale)))
 
 
 def _pair_problem(images, labels) -> str | None:

@@ -1,0 +1,133 @@
+"""Score the default nuclei model on its own DSB2018 validation split, per image kind.
+
+    python scripts/evaluate_default_model.py --data ../shared/data/dsb2018-train \\
+        --model src/napari_segkit/sample_data/nuclei_dsb2018.safetensors
+
+Prints, per kind (fluorescence, tissue, brightfield) and over all validation images,
+foreground Dice, mean AP over IoU 0.5:0.05:0.95 and AP@0.5 (the DSB2018 scores) of:
+
+(a) a global Otsu threshold + connected components (on the luminance; the minority side
+    of the threshold is the foreground, so bright-background images work too),
+(b) the previous default model, trained on synthetic nuclei (gray input),
+(c) the new default model, instances by connected components,
+(d) the new default model, instances by watershed from its interior class,
+(e) (d) with flip test-time augmentation,
+
+plus any ``--compare`` models (e.g. the colour-model experiment), with (d)'s settings.
+The validation ids are the ones the model file records (the training script's split).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def otsu_instances(image: np.ndarray) -> np.ndarray:
+    """Baseline (a): global Otsu on the luminance, the smaller side as foreground."""
+    from scipy import ndimage as ndi
+    from skimage.filters import threshold_otsu
+
+    from napari_segkit.core.volume import convert_channels
+
+    chw = image[None] if image.ndim == 2 else np.moveaxis(image, -1, 0)
+    gray = convert_channels(chw, "gray")[0]
+    foreground = gray > threshold_otsu(gray)
+    if foreground.mean() > 0.5:  # a bright background: the objects are the dark side
+        foreground = ~foreground
+    return ndi.label(foreground)[0]
+
+
+def gray_samples(samples):
+    """The samples with their images as luminance (what a gray-only model is given)."""
+    from dataclasses import replace
+
+    from napari_segkit.core.volume import convert_channels
+
+    out = []
+    for s in samples:
+        chw = s.image[None] if s.image.ndim == 2 else np.moveaxis(s.image, -1, 0)
+        out.append(replace(s, image=convert_channels(chw, "gray")[0]))
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/dsb2018-train"))
+    parser.add_argument("--model", type=Path, required=True, help="the new default model")
+    parser.add_argument(
+        "--previous",
+        type=Path,
+        default=Path("src/napari_segkit/sample_data/nuclei_unet.safetensors"),
+        help="the synthetic-trained model it replaces",
+    )
+    parser.add_argument("--compare", type=Path, nargs="*", default=[], help="more models")
+    parser.add_argument("--seed-threshold", type=float, default=None)
+    parser.add_argument("--skip", nargs="*", default=[], help="rows to leave out (a b c d e)")
+    args = parser.parse_args(argv)
+
+    from napari_segkit.kaggle import read_dsb2018
+    from napari_segkit.kaggle.evaluation import (
+        format_table,
+        score_instances,
+        score_models,
+        summarise,
+    )
+    from napari_segkit.kaggle.kinds import image_kind
+    from napari_segkit.models import read_model_info
+
+    info = read_model_info(args.model)
+    val_ids = info.training.get("validation_ids")
+    if not val_ids:
+        print(f"'{args.model}' records no validation ids", file=sys.stderr)
+        return 2
+    seed = args.seed_threshold
+    if seed is None:
+        seed = info.training.get("postprocessing", {}).get("seed_threshold", 0.7)
+    samples = read_dsb2018(args.data / "stage1_train", ids=val_ids)
+    print(f"{len(samples)} validation images of {args.model} (seed threshold {seed})\n")
+
+    def show(label, records, started):
+        print(format_table(summarise(records), f"{label}  [{time.monotonic() - started:.0f} s]"))
+        print(flush=True)
+
+    rows = {
+        "a": ("(a) Otsu + connected components", None),
+        "b": (
+            "(b) previous default (synthetic nuclei)",
+            {"models": [args.previous], "gray": True, "watershed": False},
+        ),
+        "c": ("(c) new default, connected components", {"watershed": False}),
+        "d": ("(d) new default, watershed", {}),
+        "e": ("(e) new default, watershed + flip TTA", {"tta": "flips"}),
+    }
+    for key, (label, options) in rows.items():
+        if key in args.skip:
+            continue
+        started = time.monotonic()
+        if options is None:
+            records = [
+                score_instances(s.id, image_kind(s.image), s.instances, otsu_instances(s.image))
+                for s in samples
+            ]
+        else:
+            options = dict(options)
+            models = options.pop("models", [args.model])
+            data = gray_samples(samples) if options.pop("gray", False) else samples
+            kinds = {s.id: image_kind(s.image) for s in samples}
+            records = score_models(models, data, seed_threshold=seed, **options)
+            for r in records:
+                r.kind = kinds[r.id]  # the kind of the original image, not its gray copy
+        show(label, records, started)
+    for path in args.compare:
+        started = time.monotonic()
+        show(f"{path}, watershed", score_models([path], samples, seed_threshold=seed), started)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
