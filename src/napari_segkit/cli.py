@@ -471,17 +471,33 @@ def _evaluate_submission(args, images, instances, ids) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Segment the bundled sample with the bundled model; write zarr + PNG; print Dice."""
+    """Segment the bundled sample with the bundled model; write zarr + PNG; print scores."""
     from .demo import run_demo
 
+    if args.image and not Path(args.image).is_file():
+        raise FileNotFoundError(f"No such image: '{args.image}'")
     with progress_bar(f"segment {args.sample}", "block", quiet=args.quiet) as (_, progress):
         result = run_demo(
-            args.out, sample=args.sample, model=args.model, tile_size=args.tile, progress=progress
+            args.out,
+            sample=args.sample,
+            model=args.model,
+            tile_size=args.tile,
+            image=args.image,
+            progress=progress,
         )
     report = result["report"]
     print(f"labels   {result['labels']}")
     print(f"overlay  {result['overlay']}")
     _print_per_class(report, note="   (against the sample's ground truth)")
+    if "objects" in result:
+        scores = ""
+        if "mean_ap" in result:
+            scores = f": mean AP {result['mean_ap']:.3f}, AP@0.5 {result['ap50']:.3f}"
+        print(f"objects  {result['objects']} (touching nuclei split){scores}")
+    if "image" in result:
+        real = result["image"]
+        print(f"image    {args.image}: {real['objects']} objects")
+        print(f"         {real['overlay']}, {real['instances']}")
     return 0
 
 
@@ -820,6 +836,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample", choices=SAMPLES, default=SAMPLES[0])
     p.add_argument("--model", help="model file (default: the bundled one)")
     p.add_argument("--tile", type=int, default=128, help="tile side (default 128)")
+    p.add_argument(
+        "--image",
+        help="also segment this real 2D image (PNG/TIFF, gray or colour): overlay PNG and "
+        "instance labels TIFF in --out",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_demo)
 

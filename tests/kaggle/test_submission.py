@@ -17,7 +17,7 @@ from napari_segkit.kaggle import (
     tune_postprocessing,
 )
 from napari_segkit.models import load_model
-from napari_segkit.samples import DEFAULT_MODEL
+from napari_segkit.samples import SYNTHETIC_MODEL as DEFAULT_MODEL  # a 2-class model
 from napari_segkit.tiling import predict
 
 

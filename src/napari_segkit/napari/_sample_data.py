@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..samples import default_model_path, load_sample
-from .layers import model_prediction_layers, sample_layers
+from .layers import instances_layer, model_prediction_layers, sample_layers
 
 
 def sample_nuclei_2d() -> list[tuple]:
@@ -17,13 +17,21 @@ def sample_nuclei_3d() -> list[tuple]:
 
 
 def sample_nuclei_2d_segmented() -> list[tuple]:
-    """The 2D sample, its ground truth, and the bundled default model's prediction."""
+    """The 2D sample, its ground truth, and the bundled default model's prediction (classes,
+    and for a boundary model its instances: touching nuclei split)."""
+    from ..core.instances import instances_from_prediction
     from ..models import load_model
     from ..tiling import predict
 
     sample = load_sample("nuclei_2d")
     model_file = load_model(default_model_path())
-    labels = predict(model_file, sample.image, tile_size=128, overlap=0.25)
-    return sample_layers(sample, "nuclei 2D")[:2] + model_prediction_layers(
-        labels, model_file.info, name="nuclei 2D default model"
+    labels, probs = predict(model_file, sample.image, tile_size=128, overlap=0.25, output="both")
+    name = "nuclei 2D default model"
+    layers = sample_layers(sample, "nuclei 2D")[:2] + model_prediction_layers(
+        labels, model_file.info, name=name
     )
+    if model_file.info.training.get("target") == "boundary":
+        tuned = model_file.info.training.get("postprocessing", {})
+        options = {k: tuned[k] for k in ("threshold", "seed_threshold", "min_size") if k in tuned}
+        layers.append(instances_layer(instances_from_prediction(probs, **options), name=name))
+    return layers
