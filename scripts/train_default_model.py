@@ -46,7 +46,52 @@ CONFIG = {
     "seed": 0,
     "val_fraction_per_kind": 0.15,
     "split_seed": 0,
+    # post-processing grid searched on the validation split after training (recorded in
+    # the model file as training["postprocessing"]; the widgets and demo use it)
+    "tune_thresholds": [0.5, 0.6, 0.7],
+    "tune_seed_thresholds": [0.5, 0.6, 0.7, 0.8, 0.9],
+    "tune_min_areas": [0, 15, 30],
 }
+
+
+def tune_and_record(path: Path, val_samples, config: dict) -> dict:
+    """Search threshold / seed threshold / min area on the validation images (DSB2018 mean
+    AP of the watershed's instances) and write the best into the model file."""
+    from napari_segkit.kaggle import tune_postprocessing
+    from napari_segkit.models import load_model, save_model
+
+    result = tune_postprocessing(
+        [path],
+        [s.image for s in val_samples],
+        [s.instances for s in val_samples],
+        metric="map",
+        thresholds=config["tune_thresholds"],
+        seed_thresholds=config["tune_seed_thresholds"],
+        min_areas=config["tune_min_areas"],
+    )
+    best = result["best"]
+    model_file = load_model(path)
+    info = model_file.info
+    training = dict(info.training)
+    training["postprocessing"] = {
+        "threshold": best["threshold"],
+        "seed_threshold": best["seed_threshold"],
+        "min_size": best["min_area"],
+        "tuned_on": "the validation split (validation_ids), metric: DSB2018 mean AP",
+        "score": best["score"],
+    }
+    save_model(
+        path,
+        model_file.model,
+        class_names=info.class_names,
+        class_colors=info.class_colors,
+        normalization=info.normalization,
+        color=info.color,
+        tile_size=info.tile_size,
+        overlap=info.overlap,
+        training=training,
+    )
+    return training["postprocessing"]
 
 
 def load_split(data: Path, config: dict):
@@ -77,6 +122,9 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument(
+        "--tune-only", action="store_true", help="only (re)tune the post-processing of --out"
+    )
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
 
@@ -95,6 +143,9 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     train_samples, val_samples, kinds = load_split(args.data / "stage1_train", config)
     print(f"{len(train_samples)} training and {len(val_samples)} validation images")
+    if args.tune_only:
+        print(f"tuned post-processing: {tune_and_record(args.out, val_samples, config)}")
+        return 0
     started = time.monotonic()
     limit = args.minutes * 60 if args.minutes else None
 
@@ -146,6 +197,7 @@ def main(argv=None) -> int:
     if not args.out.exists():
         print("no model was written", file=sys.stderr)
         return 1
+    print(f"tuned post-processing: {tune_and_record(args.out, val_samples, config)}")
     print(f"wrote {args.out} ({args.out.stat().st_size / 2**20:.1f} MB)")
     return 0
 
