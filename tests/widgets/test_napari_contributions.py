@@ -161,3 +161,28 @@ def test_ome_zarr_levels_open_and_predict_on_a_coarser_level(tmp_path):
     )
     coarse = read_stack(tmp_path / "coarse.ome.zarr")
     assert coarse.data.shape == (384, 384) and coarse.scale == (1.0, 1.0)
+
+
+def test_plain_png_and_tiff_open_without_a_reader_choice(make_napari_viewer, tmp_path):
+    """Issue 19.6: the reader claims only what napari's builtins do not read as well, so a
+    plain PNG or TIFF opens at once (headless napari raises when two readers compete)."""
+    from npe2 import PluginManager
+    from skimage.io import imsave
+
+    _write_inputs(tmp_path)
+    imsave(tmp_path / "cells.png", np.zeros((8, 8), np.uint8), check_contrast=False)
+    tifffile.imwrite(tmp_path / "cells.tif", np.zeros((8, 8), np.uint8))
+    manager = PluginManager.instance()
+    manager.discover()
+
+    def ours(name):
+        readers = manager.iter_compatible_readers([str(tmp_path / name)])
+        return any(r.command.startswith(PLUGIN) for r in readers)
+
+    assert not ours("cells.png") and not ours("cells.tif")
+    for name in ("stack.ome.tif", "stack.zarr", "stack.nii.gz", "slices", "dicom"):
+        assert ours(name), name
+    viewer = make_napari_viewer()
+    for name in ("cells.png", "cells.tif"):
+        (layer,) = viewer.open(str(tmp_path / name))
+        assert layer.data.shape == (8, 8)

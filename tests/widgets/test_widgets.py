@@ -429,3 +429,96 @@ def test_predict_refuses_an_in_memory_result_larger_than_memory(
     widget.run()
     assert not widget.jobs.running
     assert any("tick 'write to zarr'" in n for n in notes())
+
+
+def test_every_dock_scrolls_and_fits_a_laptop_screen(make_napari_viewer):
+    """Issue 19.1: each dock asks for at most MAX_DOCK_HEIGHT pixels and scrolls the rest
+    (the Train form alone is taller than a 1366 x 768 screen leaves)."""
+    from qtpy.QtWidgets import QScrollArea
+
+    from napari_segkit.napari._widgets._dock import MAX_DOCK_HEIGHT
+
+    viewer = make_napari_viewer()
+    docks = {}
+    for name in ("Load stack", "Predict", "Train", "Border weights", "Evaluate", "Export labels"):
+        widget = docks[name] = dock(viewer, name)
+        assert isinstance(widget, QScrollArea)
+        assert widget.sizeHint().height() <= MAX_DOCK_HEIGHT
+        assert widget.minimumSizeHint().height() < 200
+    train = docks["Train"]
+    assert train.widget().sizeHint().height() > MAX_DOCK_HEIGHT  # so it does scroll
+    assert train.form.native is train.widget() and train.epochs is train.form.epochs
+
+
+def test_instance_labels_are_refused_for_semantic_training(make_napari_viewer, tmp_path, notes):
+    """Issue 19.2: an instance Labels layer (one id per object) would train one class per
+    object; the widget refuses it and the library warns, naming the remedy."""
+    from napari_segkit.training import train
+
+    viewer = make_napari_viewer()
+    sample = make_nuclei((96, 96), radius=(4.0, 6.0), seed=6)
+    assert sample.instances.max() > 16
+    viewer.add_image(sample.image, name="img")
+    viewer.add_labels(sample.instances, name="objects")
+    widget = dock(viewer, "Train")
+    widget.image_layers.value = [viewer.layers["img"]]
+    widget.label_layers.value = [viewer.layers["objects"]]
+    widget.out.value = tmp_path / "m.safetensors"
+    widget.run()
+    assert not widget.jobs.running and not (tmp_path / "m.safetensors").exists()
+    assert any("look like instance labels" in n and "boundary" in n for n in notes())
+    with pytest.warns(UserWarning, match="look like instance labels"):
+        train(
+            [sample.image], [sample.instances], out=tmp_path / "w.safetensors",
+            epochs=1, steps_per_epoch=1, patch_size=32, val_fraction=0,
+            arch_options={"width": 4, "depth": 2},
+        )  # fmt: skip
+    # a semantic mask of the same image passes without a word
+    widget.target.value = "semantic"
+    from napari_segkit.core.guards import instance_like
+
+    assert instance_like(sample.semantic) is None
+
+
+def test_evaluate_guards_same_layer_and_instance_truth(make_napari_viewer, notes):
+    viewer = make_napari_viewer()
+    sample = make_nuclei((96, 96), radius=(4.0, 6.0), seed=6)
+    viewer.add_labels(sample.semantic, name="pred")
+    viewer.add_labels(sample.instances, name="truth")
+    widget = dock(viewer, "Evaluate")
+    widget.prediction.value = viewer.layers["pred"]
+    assert widget.truth.value is viewer.layers["truth"]  # never the same layer by default
+    widget.truth.value = viewer.layers["pred"]
+    assert widget.run() is None and any("both prediction and ground truth" in n for n in notes())
+    widget.truth.value = viewer.layers["truth"]
+    report = widget.run()  # instance truth: foreground vs background, not 30 classes
+    assert report["classes"] == ["background", "foreground"] and report["dice"][1] == 1.0
+    assert "instance labels" in widget.table.value
+
+
+def test_the_trained_model_is_offered_for_the_next_round(make_napari_viewer, qtbot, tmp_path):
+    """Issue 19.4: after training, Predict selects the new model and Train offers it to
+    continue from; result layers name the model; one image validates on a held-out strip."""
+    viewer = make_napari_viewer()
+    sample = make_nuclei((96, 96), seed=2)
+    viewer.add_image(sample.image, name="img")
+    viewer.add_labels(sample.semantic, name="mask")
+    predict_widget = dock(viewer, "Predict")
+    widget = dock(viewer, "Train")
+    widget.image_layers.value = [viewer.layers["img"]]
+    widget.label_layers.value = [viewer.layers["mask"]]
+    widget.epochs.value, widget.steps.value = 1, 2
+    widget.patch_size.value, widget.batch_size.value = 32, 2
+    widget.val_fraction.value = 0.4
+    widget.out.value = tmp_path / "round1.safetensors"
+    widget.run()
+    _wait(qtbot, widget)
+    assert str(predict_widget.model.value) == str(tmp_path / "round1.safetensors")
+    assert str(widget.init.value) == str(tmp_path / "round1.safetensors")
+    assert "img [round1] labels" in [layer.name for layer in viewer.layers]
+    assert "val Dice" in widget.summary.value  # the last epoch's scores stay in view
+    from napari_segkit.models import read_model_info
+
+    info = read_model_info(tmp_path / "round1.safetensors")
+    assert info.training["n_val_planes"] == 1  # the held-out strip
+    assert len(info.training["class_fractions"]) == 2

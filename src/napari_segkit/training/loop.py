@@ -485,13 +485,19 @@ def _fast_forward(scheduler, steps: int) -> None:
 
 
 def split_validation(data: TrainingSet, fraction: float, seed: int = 0):
-    """Split planes into (train, validation); None for validation when too few planes.
+    """Split planes into (train, validation).
+
+    Several planes: a random `fraction` of them is held out. A single plane (one 2D
+    image, as when annotating one image in napari): a strip of `fraction` of it along its
+    longer side is held out instead, so training still reports validation scores on
+    pixels it never sees. None for validation
+    when `fraction` is 0 or the image is too small to cut (under 32 pixels of strip).
 
     Parameters
     ----------
     data : TrainingSet
     fraction : float
-        Share of the planes held out (rounded; at least one plane when > 0).
+        Share of the planes (or of the single plane) held out; at least one plane when > 0.
     seed : int
 
     Returns
@@ -500,10 +506,39 @@ def split_validation(data: TrainingSet, fraction: float, seed: int = 0):
     """
     n = len(data.images)
     n_val = int(round(n * fraction))
-    if fraction <= 0 or n < 2 or n_val == 0:
+    if fraction <= 0:
+        return data, None
+    if n == 1:
+        return _split_single_plane(data, fraction)
+    if n_val == 0:
         return data, None
     order = np.random.default_rng(seed).permutation(n)
     return data.subset(sorted(order[n_val:])), data.subset(sorted(order[:n_val]))
+
+
+def _split_single_plane(data: TrainingSet, fraction: float):
+    """(top / left part, bottom / right strip) of the one plane, or (data, None) if too small."""
+    image, target = data.images[0], data.targets[0]
+    axis = 0 if target.shape[0] >= target.shape[1] else 1
+    length = target.shape[axis]
+    strip = int(round(length * fraction))
+    if strip < 32 or length - strip < 32:
+        return data, None
+    cut = length - strip
+    keep = [slice(None), slice(None)]
+    held = [slice(None), slice(None)]
+    keep[axis], held[axis] = slice(0, cut), slice(cut, length)
+
+    def part(where):
+        return TrainingSet(
+            [np.ascontiguousarray(image[(slice(None), *where)])],
+            [np.ascontiguousarray(target[tuple(where)])],
+            data.num_classes,
+            list(data.source),
+            data.in_channels,
+        )
+
+    return part(keep), part(held)
 
 
 def train(images, labels, *, out, progress=None, **options):
@@ -631,6 +666,15 @@ def train_iter(
     if base is not None:
         num_classes = num_classes or base.info.num_classes
         class_names = class_names or base.info.class_names
+    if target == "semantic" and num_classes is None and not sparse:
+        import warnings
+
+        from ..core.guards import instance_like
+
+        for i, label in enumerate(labels):
+            if problem := instance_like(label, len(class_names) if class_names else None):
+                warnings.warn(f"labels #{i}: {problem}", UserWarning, stacklevel=2)
+                break
     if target == "boundary":
         labels = _boundary_targets(labels, boundary_width)
         if validation is not None:
@@ -762,6 +806,13 @@ def _train_one(
             "sparse": sparse,
             "seed": config.seed,
             "n_train_planes": len(train_set.images),
+            # each class's share of the training pixels: predictions far from it are flagged
+            # (napari_segkit.core.guards.unusual_prediction)
+            "class_fractions": (
+                train_set.class_pixel_counts() / max(train_set.class_pixel_counts().sum(), 1)
+            )
+            .round(4)
+            .tolist(),
             "n_val_planes": 0 if val_set is None else len(val_set.images),
             **(provenance or {}),
         },

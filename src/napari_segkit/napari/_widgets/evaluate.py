@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 from magicgui.widgets import ComboBox, Container, PushButton, SpinBox, TextEdit
 from napari.layers import Labels
-from napari.utils.notifications import show_error
+from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QApplication, QTextEdit
 
 from ._layers import layer_choices
@@ -40,6 +41,16 @@ class EvaluateWidget(Container):
         )
         self.run_button.changed.connect(self.run)
         self.copy_button.changed.connect(self.copy)
+        self.prediction.changed.connect(self._distinct_truth)
+        self._distinct_truth()
+
+    def _distinct_truth(self, *_) -> None:
+        """Keep the two pickers on different layers when there are two to choose from."""
+        if self.truth.value is None or self.truth.value is not self.prediction.value:
+            return
+        others = [c for c in self.truth.choices if c is not self.prediction.value]
+        if others:
+            self.truth.value = others[0]
 
     def run(self, *_):
         """Fill the table; returns the report dict (None after an error)."""
@@ -49,6 +60,12 @@ class EvaluateWidget(Container):
         if pred is None or truth is None:
             show_error("Evaluate: choose a prediction and a ground-truth labels layer")
             return None
+        if pred is truth:
+            show_error(
+                f"Evaluate: '{pred.name}' is chosen as both prediction and ground truth; "
+                "pick the layer with the true labels"
+            )
+            return None
         if pred.data.shape != truth.data.shape:
             show_error(
                 f"Evaluate: prediction '{pred.name}' {tuple(pred.data.shape)} and ground "
@@ -56,15 +73,34 @@ class EvaluateWidget(Container):
             )
             return None
         names = _class_names(pred)
-        k = self.num_classes.value or _count_classes(pred.data, truth.data, names)
+        truth_data, note = truth.data, ""
+        from ...core.guards import instance_like
+
+        if not self.num_classes.value and instance_like(np.asarray(truth.data)):
+            # one id per object: score the objects' union against the prediction's
+            # foreground instead of 150 one-object "classes"
+            truth_data, note = (
+                (np.asarray(truth.data) > 0).astype(np.uint8),
+                (
+                    f"'{truth.name}' holds instance labels (one id per object): scored as "
+                    "foreground (any object) vs background"
+                ),
+            )
+            pred_data = (np.asarray(pred.data) > 0).astype(np.uint8)
+            names = ["background", "foreground"]
+        else:
+            pred_data = pred.data
+        k = self.num_classes.value or _count_classes(pred_data, truth_data, names)
         if names is not None and len(names) != k:
             names = None
         try:
-            report = segmentation_report(truth.data, pred.data, k, class_names=names)
+            report = segmentation_report(truth_data, pred_data, k, class_names=names)
         except ValueError as err:
             show_error(f"Evaluate: {err}")
             return None
-        self.table.value = evaluation_table(report)
+        self.table.value = (f"{note}\n\n" if note else "") + evaluation_table(report)
+        if note:
+            show_info(f"Evaluate: {note}")
         return report
 
     def copy(self, *_) -> None:

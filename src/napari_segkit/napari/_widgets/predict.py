@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 
+import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, SpinBox
 from napari.layers import Image, Layer
-from napari.utils.notifications import show_error
+from napari.utils.notifications import show_error, show_warning
 
 from ...config import BLEND_MODES, DEVICE_CHOICES, TTA_MODES, PredictDefaults
 from ._jobs import JobPanel
@@ -17,6 +19,22 @@ OUTPUTS = {
     "labels + probabilities": "both",
     "labels + one layer per class": "labels",
 }
+
+
+#: the Predict widgets open, per viewer: a model just trained is selected in them
+_OPEN: weakref.WeakSet = weakref.WeakSet()
+
+
+def offer_model(viewer, path) -> None:
+    """Select the model file `path` in every Predict widget of `viewer` (after training)."""
+    for widget in list(_OPEN):
+        if _unwrapped(widget.viewer) is _unwrapped(viewer):
+            widget.model.value = str(path)
+
+
+def _unwrapped(viewer):
+    """The viewer behind napari's PublicOnlyProxy (each widget gets its own proxy)."""
+    return getattr(viewer, "__wrapped__", viewer)
 
 
 class PredictWidget(Container):
@@ -92,6 +110,7 @@ class PredictWidget(Container):
         self.model.changed.connect(self._model_chosen)
         self.jobs.run_button.changed.connect(self.run)
         self._model_chosen(self.model.value)
+        _OPEN.add(self)
 
     def _model_chosen(self, path) -> None:
         """Tick "instances" for a boundary model (the point of training one)."""
@@ -157,8 +176,10 @@ class PredictWidget(Container):
                 result = result[0]
             return result, objects
 
+        name = f"{layer.name} [{Path(model_path).stem}]"  # which model made the layers
+
         def done(result):
-            self._add_result(layer, info, *result, per_class)
+            self._add_result(layer, name, info, *result, per_class)
 
         self.jobs.start(
             work, title="Predict", on_progress=lambda p: self.jobs.set_progress(*p), on_done=done
@@ -176,7 +197,7 @@ class PredictWidget(Container):
             "overwrite": self.overwrite.value,
         }
 
-    def _add_result(self, layer, info, result, objects, per_class: bool) -> None:
+    def _add_result(self, layer, name, info, result, objects, per_class: bool) -> None:
         from ..layers import instances_layer, model_prediction_layers
 
         labels, probs = result if isinstance(result, tuple) else (result, None)
@@ -188,16 +209,20 @@ class PredictWidget(Container):
             labels,
             info,
             probs,
-            name=layer.name,
+            name=name,
             scale=layer.scale[-_ndim(labels) :],
             per_class=per_class,
         ):
             self.viewer.add_layer(Layer.create(*t))
+        fractions = info.training.get("class_fractions")
+        if fractions and isinstance(labels, np.ndarray):
+            from ...core.guards import unusual_prediction
+
+            if problem := unusual_prediction(labels, fractions, list(info.class_names)):
+                show_warning(f"Predict ({name}): {problem}")
         if objects is not None:
             scale = layer.scale[-objects.ndim :]
-            self.viewer.add_layer(
-                Layer.create(*instances_layer(objects, name=layer.name, scale=scale))
-            )
+            self.viewer.add_layer(Layer.create(*instances_layer(objects, name=name, scale=scale)))
 
 
 def _instances(probabilities, info):

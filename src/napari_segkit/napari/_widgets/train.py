@@ -175,9 +175,23 @@ class TrainWidget(Container):
             show_error(f"Train: {problem}")
             return
         options = self.options()
+        if options["target"] == "semantic" and not options["sparse"]:
+            from ...core.guards import instance_like
+
+            n_names = len(options["class_names"]) if options["class_names"] else None
+            for layer in labels:
+                if problem := instance_like(layer.data, n_names):
+                    show_error(f"Train: labels '{layer.name}': {problem}")
+                    return
         if not options["out"].endswith(".safetensors"):
             show_error(f"Train: the model file must end in .safetensors, got '{options['out']}'")
             return
+        planes = sum(1 if layer.data.ndim == 2 else layer.data.shape[0] for layer in labels)
+        if planes == 1 and options["val_fraction"] > 0:
+            show_info(
+                f"Train: one image, so validation uses a held-out strip of it "
+                f"({options['val_fraction']:.0%} of its longer side), not seen in training"
+            )
         # snapshot the layers: the user may keep painting while the model trains
         image_data = [np.array(layer.data) for layer in images]
         label_data = [np.array(layer.data) for layer in labels]
@@ -228,19 +242,25 @@ class TrainWidget(Container):
 
     def _done(self, image_layer, model_file, prediction, objects) -> None:
         from ..layers import instances_layer, model_prediction_layers
+        from .predict import offer_model
 
         show_info(f"Train: saved {model_file.path}")
-        self.summary.value = f"saved {model_file.path}"
+        last = self.summary.value  # the last epoch's scores stay visible
+        self.summary.value = f"{last}\nsaved {Path(model_file.path).name}".strip()
+        # the next round of the loop is one click away: Predict uses the new model, and
+        # "continue from model" offers it
+        offer_model(self.viewer, model_file.path)
+        self.init.value = str(model_file.path)
+        name = f"{image_layer.name} [{Path(model_file.path).stem}]"
         if prediction is not None:
             for t in model_prediction_layers(
                 prediction,
                 model_file.info,
-                name=f"{image_layer.name} (new model)",
+                name=name,
                 scale=image_layer.scale[-prediction.ndim :],
             ):
                 self.viewer.add_layer(Layer.create(*t))
         if objects is not None:
-            name = f"{image_layer.name} (new model)"
             scale = image_layer.scale[-objects.ndim :]
             self.viewer.add_layer(Layer.create(*instances_layer(objects, name=name, scale=scale)))
 
