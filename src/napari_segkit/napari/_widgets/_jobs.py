@@ -87,8 +87,9 @@ class JobPanel(Container):
         self.worker.errored.connect(lambda err: self._failed(title, err))
         self.worker.finished.connect(self._reset)
         self.run_button.enabled, self.cancel_button.enabled = False, True
+        self.bar.max, self.bar.value = 1, 0  # never the last job's 100 %
         self.bar.visible = True
-        self.status.value = f"{title}: running"
+        self.status.value = f"{title}: running"  # replaces the last job's line
         self.worker.start()
 
     def cancel(self, *_) -> None:
@@ -121,7 +122,7 @@ class JobPanel(Container):
     def _failed(self, title, err) -> None:
         if isinstance(err, Cancelled):  # the user pressed Cancel: not a failure
             self.status.value = f"{title}: cancelled"
-            show_info(f"{title} cancelled. {err}")
+            show_info(f"{title}: {err}")
         else:
             self.status.value = f"{title}: failed"
             show_error(f"{title} failed: {err}")
