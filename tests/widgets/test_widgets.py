@@ -56,12 +56,12 @@ def test_predict_widget_adds_labels_and_probabilities(make_napari_viewer, qtbot,
     widget.outputs.value = "labels + probabilities"
     widget.run()
     _wait(qtbot, widget)
-    labels = viewer.layers["cells labels"]
+    labels = viewer.layers["cells [tiny] labels"]
     expected = predict(tiny_model_path, sample.image)
     np.testing.assert_array_equal(labels.data, expected)
     assert tuple(labels.scale) == (0.5, 0.5)
     assert list(labels.features["class"]) == ["background", "cell", "edge"]
-    probs = [viewer.layers[f"cells p({c})"] for c in ("background", "cell", "edge")]
+    probs = [viewer.layers[f"cells [tiny] p({c})"] for c in ("background", "cell", "edge")]
     np.testing.assert_allclose(sum(p.data for p in probs), 1.0, atol=1e-5)
 
 
@@ -79,12 +79,12 @@ def test_predict_widget_per_class_layers_and_lazy_zarr_output(
     widget.zarr_path.value = tmp_path / "out.zarr"
     widget.run()
     _wait(qtbot, widget)
-    labels = viewer.layers["stack labels"]
+    labels = viewer.layers["stack [tiny] labels"]
     assert hasattr(labels.data, "dask")  # the result layer is lazy too, read from the zarr
     np.testing.assert_array_equal(np.asarray(labels.data), predict(tiny_model_path, stack))
     for k, name in ((1, "cell"), (2, "edge")):
         np.testing.assert_array_equal(
-            np.asarray(viewer.layers[f"stack {name}"].data), np.asarray(labels.data) == k
+            np.asarray(viewer.layers[f"stack [tiny] {name}"].data), np.asarray(labels.data) == k
         )
     assert zarr.open_group(tmp_path / "out.zarr", mode="r").attrs["segkit"]["complete"]
 
@@ -101,7 +101,7 @@ def test_predict_widget_ome_zarr_output_is_a_multiscale_labels_layer(
     widget.zarr_path.value = tmp_path / "out.ome.zarr"
     widget.run()
     _wait(qtbot, widget)
-    labels = viewer.layers["big labels"]
+    labels = viewer.layers["big [tiny] labels"]
     assert labels.multiscale and len(labels.data) >= 2
     np.testing.assert_array_equal(np.asarray(labels.data[0]), predict(tiny_model_path, image))
     assert list(labels.features["class"]) == ["background", "cell", "edge"]
@@ -126,8 +126,8 @@ def test_predict_runs_off_the_ui_thread_and_cancels(
     widget.jobs.cancel_button.clicked()
     _wait(qtbot, widget, timeout=10_000)
     timer.stop()
-    assert any("Predict cancelled" in n for n in notes())
-    assert "big labels" not in [layer.name for layer in viewer.layers]
+    assert any("Predict: prediction cancelled" in n for n in notes())
+    assert "big [tiny] labels" not in [layer.name for layer in viewer.layers]
     assert widget.jobs.run_button.enabled and not widget.jobs.cancel_button.enabled
 
 
@@ -181,7 +181,7 @@ def test_train_widget_trains_plots_and_predicts(make_napari_viewer, qtbot, tmp_p
     assert (
         len(widget.plot.series["val mean Dice"]) == 2 and len(widget.plot.series["val loss"]) == 2
     )
-    result = viewer.layers["image 1 (new model) labels"]
+    result = viewer.layers["image 1 [new] labels"]
     assert result.data.shape == (64, 64) and set(np.unique(result.data)) <= {0, 1}
     assert list(result.features["class"]) == ["background", "nucleus"]
     # fine-tune the new model (human in the loop) from the same form
@@ -222,16 +222,17 @@ def test_boundary_training_on_colour_layers_then_instances_in_predict(
     info = read_model_info(tmp_path / "b.safetensors")
     assert info.num_classes == 3 and info.color == "gray" and info.in_channels == 1
     assert info.training["target"] == "boundary" and info.normalization["invert"] == "auto"
-    assert viewer.layers["rgb (new model) instances"].data.shape == (64, 64)
+    assert viewer.layers["rgb [b] instances"].data.shape == (64, 64)
     predict_widget = dock(viewer, "Predict")
     predict_widget.model.value = tmp_path / "b.safetensors"
     assert predict_widget.instances.value  # a boundary model: instances by default
     predict_widget.image.value = viewer.layers["rgb"]
     predict_widget.run()
     _wait(qtbot, predict_widget)
-    objects = viewer.layers["rgb instances"].data
+    objects = viewer.layers[-1].data  # "rgb [b] instances [1]": Predict's
     assert objects.shape == (64, 64) and objects.dtype.kind in "iu"
-    assert "rgb probabilities" not in [layer.name for layer in viewer.layers]
+    assert viewer.layers[-1].name.startswith("rgb [b] instances")
+    assert not any("probabilities" in layer.name for layer in viewer.layers)
 
 
 def test_train_widget_cancel_and_errors(make_napari_viewer, qtbot, tmp_path, notes):
@@ -261,7 +262,7 @@ def test_train_widget_cancel_and_errors(make_napari_viewer, qtbot, tmp_path, not
     shown = notes()
     assert any("select at least one image layer" in n for n in shown)
     assert any("differ in shape" in n for n in shown)
-    assert any("Train cancelled" in n for n in shown)
+    assert any("Train: training cancelled" in n for n in shown)
     assert len(widget.plot.series["train loss"]) < 100 * 50
 
 
