@@ -100,7 +100,7 @@ def main() -> None:
     wait(train)
     for name in ("image 2", "labels 1", "labels 2"):  # show image 1 with the new model's labels
         viewer.layers[name].visible = False
-    viewer.layers["image 1 (new model) labels"].opacity = 0.5
+    viewer.layers[-1].opacity = 0.5  # the new model's labels
     shoot(viewer, "train")
     viewer.close()
 
@@ -109,6 +109,7 @@ def main() -> None:
     viewer.add_labels(s.instances, name="nuclei", opacity=0.5)
     _, weights = viewer.window.add_plugin_dock_widget(PLUGIN, "Border weights")
     weights.run()
+    wait(weights)
     viewer.layers.move(1, 0)  # weight map below the labels
     shoot(viewer, "border_weights")
     viewer.close()

@@ -266,17 +266,34 @@ def test_train_widget_cancel_and_errors(make_napari_viewer, qtbot, tmp_path, not
     assert len(widget.plot.series["train loss"]) < 100 * 50
 
 
-def test_border_weights_widget_matches_the_library(make_napari_viewer):
+def test_border_weights_widget_matches_the_library(make_napari_viewer, qtbot):
+    """Computed on a worker (issue 19.5): the UI thread keeps ticking meanwhile."""
     viewer = make_napari_viewer()
     sample = make_nuclei((60, 70), seed=3)
     viewer.add_labels(sample.instances, name="nuclei")
     widget = dock(viewer, "Border weights")
     widget.w0.value, widget.sigma.value = 8.0, 4.0
-    layer = widget.run()
+    widget.run()
+    _wait(qtbot, widget)
+    layer = viewer.layers[-1]
     np.testing.assert_allclose(layer.data, unet_weight_map(sample.instances, w0=8.0, sigma=4.0))
     assert layer.colormap.name == "turbo" and layer.contrast_limits[1] == pytest.approx(
         float(layer.data.max())
     )
+    assert layer.opacity < 1  # the image stays visible below it
+    # a large label image: the viewer keeps processing events while the map is computed
+    big = make_nuclei((1024, 1024), seed=4).instances
+    viewer.add_labels(big, name="big")
+    widget.source.value = viewer.layers["big"]
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(time.monotonic()))
+    timer.start(10)
+    widget.run()
+    assert widget.jobs.running
+    _wait(qtbot, widget)
+    timer.stop()
+    assert viewer.layers[-1].data.shape == (1024, 1024) and len(ticks) >= 3
 
 
 def test_evaluate_widget_reports_known_dice(make_napari_viewer):

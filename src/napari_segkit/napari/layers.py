@@ -109,6 +109,7 @@ def prediction_layers(
                         "colormap": "magma",
                         "contrast_limits": (0, top),
                         "blending": "additive",
+                        "opacity": 0.5,  # additive at full strength washes the image out
                         "visible": k > 0,
                     },
                     "image",
@@ -215,6 +216,7 @@ def weight_map_layer(
         "name": f"{name} border weights (w0={w0:g}, sigma={sigma:g})",
         "colormap": "turbo",
         "contrast_limits": (0.0, float(max(weights.max(), 1.0))),
+        "opacity": 0.6,  # over the image, not hiding it
     }
     if scale is not None:
         kwargs["scale"] = tuple(scale)
