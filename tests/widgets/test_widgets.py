@@ -540,3 +540,20 @@ def test_the_trained_model_is_offered_for_the_next_round(make_napari_viewer, qtb
     info = read_model_info(tmp_path / "round1.safetensors")
     assert info.training["n_val_planes"] == 1  # the held-out strip
     assert len(info.training["class_fractions"]) == 2
+
+
+def test_an_rgb_layer_reaches_a_one_channel_model(
+    make_napari_viewer, qtbot, tiny_model_path, notes
+):
+    """Issue 19.7: RGB images segment from the GUI (the luminance, for a gray model)."""
+    viewer = make_napari_viewer()
+    gray = make_nuclei((64, 64), seed=8).image
+    scaled = (255 * (gray - gray.min()) / np.ptp(gray)).astype(np.uint8)
+    viewer.add_image(np.repeat(scaled[..., None], 3, axis=-1), name="colour", rgb=True)
+    widget = dock(viewer, "Predict")
+    widget.model.value = tiny_model_path
+    widget.run()
+    _wait(qtbot, widget)
+    labels = viewer.layers["colour [tiny] labels"].data
+    np.testing.assert_array_equal(labels, predict(tiny_model_path, scaled))
+    assert any("predicting on its luminance" in n for n in notes())

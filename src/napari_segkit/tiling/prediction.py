@@ -121,6 +121,7 @@ def predict(
     compile: bool | str = False,  # noqa: A002 -- torch's own name for it
     amp: bool = True,
     optimize: bool = True,
+    color: str | None = None,
 ):
     """Predict `image` tile by tile with `model`.
 
@@ -199,6 +200,10 @@ def predict(
     optimize : bool
         Fold batch normalisation into the convolutions of a copy of the model
         (same result up to float rounding, faster; the caller's model is untouched).
+    color : {"as-is", "gray", "rgb"}, optional
+        How the image's channels become the model's (see
+        :class:`~napari_segkit.core.volume.Volume`); default: the model file's. E.g.
+        ``color="gray"`` runs a one-channel model on an RGB image (its luminance).
 
     Returns
     -------
@@ -249,7 +254,7 @@ def predict(
         axes=axes,
         in_channels=resolved.in_channels,
         name=source_path,
-        color=info.color if info else "as-is",
+        color=color or (info.color if info else "as-is"),
     )
     _warn_missing_chunks(volume)
     if normalization == "model":

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, SpinBox
 from napari.layers import Image, Layer
-from napari.utils.notifications import show_error, show_warning
+from napari.utils.notifications import show_error, show_info, show_warning
 
 from ...config import BLEND_MODES, DEVICE_CHOICES, TTA_MODES, PredictDefaults
 from ._jobs import JobPanel
@@ -148,6 +148,13 @@ class PredictWidget(Container):
         settings = self.settings()
         data = layer.data[0] if layer.multiscale else layer.data
         per_class = self.outputs.value == "labels + one layer per class"
+        if layer.rgb and info.in_channels == 1 and info.color == "as-is":
+            # a one-channel model on a colour layer: its luminance, said once
+            settings["color"] = "gray"
+            show_info(
+                f"Predict: '{layer.name}' is RGB and the model takes one channel: "
+                "predicting on its luminance"
+            )
         want_instances = self.instances.value
         show_probabilities = settings["output"] == "both"
         if want_instances:
