@@ -310,11 +310,18 @@ def test_evaluate_widget_reports_known_dice(make_napari_viewer):
     report = widget.run()
     assert report["dice"][1] == pytest.approx(2 / 3)
     assert report == segmentation_report(truth, pred, 2)
-    assert "1\t0.6667" in widget.table.value and "truth \\ prediction" in widget.table.value
+    assert "1\t0.6667" in widget.report_text and "truth \\ prediction" in widget.report_text
+    # a real table (sortable) and the confusion matrix as a heat map
+    assert widget.scores.native.isSortingEnabled()
+    rows = widget.scores.data.to_list()
+    assert [str(rows[1][0]), *rows[1][1:]] == ["1", 0.6667, 0.5] and rows[-1][0] == "mean"
+    assert widget.confusion.data.to_list() == [[50, 0], [25, 25]]
+    cells = widget.confusion.native
+    assert cells.item(0, 0).background().color() != cells.item(0, 1).background().color()
     widget.copy()
     from qtpy.QtWidgets import QApplication
 
-    assert QApplication.clipboard().text() == widget.table.value
+    assert QApplication.clipboard().text() == widget.report_text
 
 
 def test_export_widget_round_trips(make_napari_viewer, tmp_path, notes):
@@ -511,7 +518,7 @@ def test_evaluate_guards_same_layer_and_instance_truth(make_napari_viewer, notes
     widget.truth.value = viewer.layers["truth"]
     report = widget.run()  # instance truth: foreground vs background, not 30 classes
     assert report["classes"] == ["background", "foreground"] and report["dice"][1] == 1.0
-    assert "instance labels" in widget.table.value
+    assert "instance labels" in widget.report_text and "instance labels" in widget.note.value
 
 
 def test_the_trained_model_is_offered_for_the_next_round(make_napari_viewer, qtbot, tmp_path):

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, PushButton, SpinBox, TextEdit
+from magicgui.widgets import ComboBox, Container, Label, PushButton, SpinBox, Table
 from napari.layers import Labels
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtWidgets import QApplication, QTextEdit
+from qtpy.QtGui import QColor
+from qtpy.QtWidgets import QApplication
 
 from ._layers import layer_choices
 
@@ -14,9 +15,10 @@ from ._layers import layer_choices
 class EvaluateWidget(Container):
     """Compare a prediction Labels layer with a ground-truth Labels layer.
 
-    The report (a tab-separated table: paste it into a spreadsheet) is shown in the
-    widget; "Copy" puts it on the clipboard. Lazy (dask) layers are counted block by
-    block.
+    The scores are a sortable table (class, Dice, IoU), the confusion matrix a small
+    heat map (rows: truth, columns: prediction; darker = more pixels); "Copy table" puts
+    the whole report on the clipboard as tab-separated text (pastes into a
+    spreadsheet). Lazy (dask) layers are counted block by block.
     """
 
     def __init__(self, viewer: napari.viewer.Viewer):  # noqa: F821 -- napari injects it
@@ -26,16 +28,24 @@ class EvaluateWidget(Container):
         self.num_classes = SpinBox(label="classes (0: from the data)", value=0, min=0, max=255)
         self.run_button = PushButton(text="Evaluate")
         self.copy_button = PushButton(text="Copy table")
-        self.table = TextEdit(label="report", value="")
-        self.table.native.setReadOnly(True)
-        self.table.native.setLineWrapMode(QTextEdit.LineWrapMode.NoWrap)  # keep table columns
+        self.note = Label(value="")
+        self.scores = Table(label="scores")
+        self.scores.native.setSortingEnabled(True)
+        self.confusion = Table(label="confusion (truth \\ prediction)")
+        for table in (self.scores, self.confusion):
+            table.read_only = True
+            table.visible = False
+        #: the report as tab-separated text (what "Copy table" copies)
+        self.report_text = ""
         super().__init__(
             widgets=[
                 self.prediction,
                 self.truth,
                 self.num_classes,
                 self.run_button,
-                self.table,
+                self.note,
+                self.scores,
+                self.confusion,
                 self.copy_button,
             ]
         )
@@ -98,13 +108,43 @@ class EvaluateWidget(Container):
         except ValueError as err:
             show_error(f"Evaluate: {err}")
             return None
-        self.table.value = (f"{note}\n\n" if note else "") + evaluation_table(report)
+        self.report_text = (f"{note}\n\n" if note else "") + evaluation_table(report)
+        self.note.value = note
+        self._show(report)
         if note:
             show_info(f"Evaluate: {note}")
         return report
 
+    def _show(self, report: dict) -> None:
+        """Fill the scores table and the confusion heat map."""
+        self.scores.native.setSortingEnabled(False)  # filling a sorted table scrambles rows
+        rows = [
+            [name, round(d, 4), round(i, 4)]
+            for name, d, i in zip(report["classes"], report["dice"], report["iou"], strict=False)
+        ]
+        rows.append(["mean", round(report["mean_dice"], 4), round(report["mean_iou"], 4)])
+        self.scores.value = {
+            "data": rows,
+            "index": [str(i) for i in range(len(rows))],
+            "columns": ["class", "Dice", "IoU"],
+        }
+        self.scores.native.setSortingEnabled(True)
+        matrix = np.asarray(report["confusion_matrix"], dtype=np.int64)
+        names = [str(n) for n in report["classes"]]
+        self.confusion.value = {"data": matrix.tolist(), "index": names, "columns": names}
+        top = max(int(matrix.max(initial=0)), 1)
+        for r in range(matrix.shape[0]):
+            for c in range(matrix.shape[1]):
+                item = self.confusion.native.item(r, c)
+                shade = int(255 - 180 * matrix[r, c] / top)  # white .. blue
+                item.setBackground(QColor(shade, shade, 255))
+                item.setForeground(QColor("black"))
+        for table in (self.scores, self.confusion):
+            table.visible = True
+            table.native.resizeColumnsToContents()
+
     def copy(self, *_) -> None:
-        QApplication.clipboard().setText(self.table.value)
+        QApplication.clipboard().setText(self.report_text)
 
 
 def _class_names(layer):
