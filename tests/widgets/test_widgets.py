@@ -564,3 +564,27 @@ def test_an_rgb_layer_reaches_a_one_channel_model(
     labels = viewer.layers["colour [tiny] labels"].data
     np.testing.assert_array_equal(labels, predict(tiny_model_path, scaled))
     assert any("predicting on its luminance" in n for n in notes())
+
+
+def test_every_field_has_a_tooltip_and_paths_show_their_file_name(make_napari_viewer, tmp_path):
+    from magicgui.widgets import FileEdit, Label, Table
+    from magicgui.widgets.bases import ButtonWidget, ValueWidget
+    from qtpy.QtWidgets import QLineEdit
+
+    viewer = make_napari_viewer()
+    docks = {}
+    for name in ("Load stack", "Predict", "Train", "Border weights", "Evaluate", "Export labels"):
+        docks[name] = dock(viewer, name)
+        form = docks[name].form
+        for attr, field in vars(form).items():
+            shown_only = (ButtonWidget, Label, Table)  # buttons, status lines, results
+            is_field = isinstance(field, (ValueWidget, FileEdit))
+            if is_field and not isinstance(field, shown_only):
+                assert field.tooltip, f"{name}: '{attr}' has no tooltip"
+    train = docks["Train"]
+    deep = tmp_path / "a" / "very" / "long" / "folder" / "name" / "cells-v3.safetensors"
+    train.out.value = deep
+    line = train.out.native.findChild(QLineEdit)
+    assert line.cursorPosition() == len(line.text())  # the file name is in view
+    assert str(deep) in train.out.tooltip
+    assert isinstance(train.out, FileEdit)

@@ -30,8 +30,11 @@ class ScrollableDock(QScrollArea):
     """
 
     def __init__(self, form: Container):
+        from ._hints import apply_hints
+
         super().__init__()
         self.form = form
+        apply_hints(form)
         self.setWidgetResizable(True)
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
