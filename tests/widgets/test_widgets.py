@@ -373,6 +373,14 @@ def test_export_widget_writes_a_submission_csv(make_napari_viewer, tmp_path):
     masks = read_submission(path, {"pred_0": (20, 30), "pred_1": (20, 30)})
     np.testing.assert_array_equal(masks["pred_0"], labels[0] > 0)
     np.testing.assert_array_equal(masks["pred_1"], labels[1] > 0)
+    # File > Open brings it back (issue 19.6): the sizes are in the sidecar beside it
+    (reopened,) = viewer.open(str(path), plugin="napari-segkit")
+    assert reopened.name == "pred [1]" or reopened.name.startswith("pred")
+    np.testing.assert_array_equal(reopened.data, labels > 0)
+    widget.per_class.value, widget.overwrite.value = True, True
+    widget.run()
+    (by_class,) = viewer.open(str(path), plugin="napari-segkit")
+    np.testing.assert_array_equal(by_class.data, labels)  # class ids survive
 
 
 def test_rle_csv_opens_as_image_and_labels_layers(make_napari_viewer, tmp_path):

@@ -271,6 +271,84 @@ def write_csv(path: Path, rows: list[list[str]]) -> None:
         csv.writer(f).writerows(rows)
 
 
+#: the sidecar of a CSV written from a labels layer: ``<csv>.segkit.json``
+SIDECAR_SUFFIX = ".segkit.json"
+
+
+def write_csv_sidecar(csv_path, shapes: dict, *, layout: str, layer: str, stack: bool) -> Path:
+    """Record what a labels CSV cannot say beside it: image sizes, layout, layer name.
+
+    Parameters
+    ----------
+    csv_path : path
+        The CSV (``<csv>.segkit.json`` is written next to it, atomically).
+    shapes : dict
+        ``{image id: (height, width)}`` (ids as in the CSV, before any class suffix).
+    layout : {"image", "class"}
+        One row per image, or per class (ids ``<id>_<class>``).
+    layer : str
+        The labels layer's name.
+    stack : bool
+        The ids are the planes ``<layer>_<z>`` of a stack.
+
+    Returns
+    -------
+    Path
+        The sidecar.
+    """
+    import json
+
+    path = Path(str(csv_path) + SIDECAR_SUFFIX)
+    content = {
+        "format": "napari-segkit-labels-csv",
+        "layout": layout,
+        "layer": layer,
+        "stack": bool(stack),
+        "shapes": {str(k): [int(v) for v in shape] for k, shape in shapes.items()},
+    }
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(content, indent=1))
+    return path
+
+
+def read_labels_csv(csv_path) -> tuple[str, np.ndarray] | None:
+    """A labels CSV written with a sidecar, back to its labels; None without a sidecar.
+
+    Parameters
+    ----------
+    csv_path : path
+
+    Returns
+    -------
+    (layer name, ndarray of uint8/uint16, (Y, X) or (Z, Y, X)) or None
+        Class ids for the "class" layout, a 0/1 mask for the "image" layout.
+    """
+    import json
+
+    sidecar = Path(str(csv_path) + SIDECAR_SUFFIX)
+    if not sidecar.is_file():
+        return None
+    meta = json.loads(sidecar.read_text())
+    shapes = {k: tuple(v) for k, v in meta["shapes"].items()}
+    planes = {}
+    if meta["layout"] == "class":  # rows "<id>_<class>": one mask per class
+        planes = {k: np.zeros(shape, np.uint16) for k, shape in shapes.items()}
+        for line, row in enumerate(read_csv_rows(csv_path)[1:], 2):
+            base, _, c = row[0].rpartition("_") if row else ("", "", "")
+            if base not in shapes or not c.isdigit():
+                raise ValueError(f"'{csv_path}', line {line}: id {row[:1]} is not <image>_<class>")
+            mask = rle_decode(row[1] if len(row) > 1 else "", shapes[base])
+            planes[base][mask > 0] = int(c)
+    else:
+        masks = read_submission(csv_path, shapes)
+        planes = {k: masks.get(k, np.zeros(shape, np.uint8)) for k, shape in shapes.items()}
+    ids = list(shapes)
+    data = np.stack([planes[i] for i in ids]) if meta.get("stack") else planes[ids[0]]
+    if data.max(initial=0) < 256:
+        data = data.astype(np.uint8)
+    return meta.get("layer", Path(csv_path).stem), data
+
+
 def read_submission(
     path: str | os.PathLike, shapes: dict, *, order: str = "F", instances: bool = False
 ) -> dict:

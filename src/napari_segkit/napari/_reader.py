@@ -99,9 +99,14 @@ def _prediction_arrays(path: Path):
 def read_rle_csv_layers(path) -> list[tuple]:
     """A Kaggle RLE CSV with its image folder: one Image + one Labels layer per image."""
     from ..kaggle.datasets import read_rle_csv
+    from ..kaggle.submission import read_labels_csv
 
     if isinstance(path, list):
         path = path[0]
+    written = read_labels_csv(path)  # a CSV from the Export widget: its sidecar has the sizes
+    if written is not None:
+        name, labels = written
+        return [(labels, {"name": name}, "labels")]
     samples = read_rle_csv(path)
     if len(samples) > MAX_CSV_IMAGES:
         warnings.warn(

@@ -100,4 +100,15 @@ def _write_rle_csv(path, layer, *, per_class: bool, overwrite: bool) -> None:
             layout="class" if per_class else "image",
             id_rule="{id}_{class_id}" if per_class else "{id}",
         )
+    # what the CSV cannot say (image sizes, which row is which plane and class), beside
+    # it, so File > Open rebuilds the labels without the images
+    from ...kaggle.submission import write_csv_sidecar
+
+    write_csv_sidecar(
+        path,
+        {image_id: plane.shape for image_id, plane in planes},
+        layout="class" if per_class else "image",
+        layer=layer.name,
+        stack=data.ndim == 3,
+    )
     write_csv(path, rows)
