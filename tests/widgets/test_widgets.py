@@ -596,3 +596,28 @@ def test_every_field_has_a_tooltip_and_paths_show_their_file_name(make_napari_vi
     assert line.cursorPosition() == len(line.text())  # the file name is in view
     assert str(deep) in train.out.tooltip
     assert isinstance(train.out, FileEdit)
+
+
+def test_predict_the_current_slice_or_view_for_quick_feedback(
+    make_napari_viewer, qtbot, tiny_model_path
+):
+    """Issue 19.4: the plane shown (or the visible part) only, placed where it lies."""
+    viewer = make_napari_viewer()
+    stack = make_nuclei((4, 64, 64), seed=5).image
+    layer = viewer.add_image(stack, name="stack", scale=(2.0, 0.5, 0.5))
+    viewer.dims.set_point(0, 2 * 2.0)  # world z of plane 2
+    widget = dock(viewer, "Predict")
+    widget.model.value = tiny_model_path
+    widget.region.value = "current slice"
+    widget.run()
+    _wait(qtbot, widget)
+    result = viewer.layers["stack [tiny] labels"]
+    assert result.data.shape == (1, 64, 64)
+    np.testing.assert_allclose(result.translate, (4.0, 0.0, 0.0))
+    np.testing.assert_array_equal(result.data[0], predict(tiny_model_path, stack[2]))
+    widget.region.value = "current view"
+    widget.run()
+    _wait(qtbot, widget)
+    view = viewer.layers[-1]
+    assert view.data.shape[0] == 1 and view.data.shape[1] <= 64 and view.data.shape[2] <= 64
+    assert layer.corner_pixels is not None

@@ -14,6 +14,8 @@ from ...config import BLEND_MODES, DEVICE_CHOICES, TTA_MODES, PredictDefaults
 from ._jobs import JobPanel
 from ._layers import layer_choices
 
+REGIONS = ("whole image", "current slice", "current view")
+
 OUTPUTS = {
     "labels": "labels",
     "labels + probabilities": "both",
@@ -68,6 +70,11 @@ class PredictWidget(Container):
             value=d.tta,
         )
         self.device = ComboBox(label="device", choices=DEVICE_CHOICES, value=d.device)
+        self.region = ComboBox(label="region", choices=REGIONS, value=REGIONS[0])
+        self.region.tooltip = (
+            "whole image; the plane shown (a stack's current slice); or only what the "
+            "canvas shows (current view: seconds for quick feedback before a long run)"
+        )
         self.outputs = ComboBox(label="add", choices=tuple(OUTPUTS), value="labels")
         self.instances = CheckBox(label="instances (split touching objects)", value=False)
         self.instances.tooltip = (
@@ -93,6 +100,7 @@ class PredictWidget(Container):
             widgets=[
                 self.image,
                 self.model,
+                self.region,
                 self.tile_size,
                 self.overlap,
                 self.blend,
@@ -147,6 +155,10 @@ class PredictWidget(Container):
                 return
         settings = self.settings()
         data = layer.data[0] if layer.multiscale else layer.data
+        data, offset = self._region(layer, data)
+        if out is not None and any(offset):
+            show_error("Predict: a zarr output is for the whole image; choose 'whole image'")
+            return
         per_class = self.outputs.value == "labels + one layer per class"
         if layer.rgb and info.in_channels == 1 and info.color == "as-is":
             # a one-channel model on a colour layer: its luminance, said once
@@ -186,7 +198,7 @@ class PredictWidget(Container):
         name = f"{layer.name} [{Path(model_path).stem}]"  # which model made the layers
 
         def done(result):
-            self._add_result(layer, name, info, *result, per_class)
+            self._add_result(layer, name, info, *result, per_class, offset=offset)
 
         self.jobs.start(
             work, title="Predict", on_progress=lambda p: self.jobs.set_progress(*p), on_done=done
@@ -204,7 +216,31 @@ class PredictWidget(Container):
             "overwrite": self.overwrite.value,
         }
 
-    def _add_result(self, layer, name, info, result, objects, per_class: bool) -> None:
+    def _region(self, layer, data):
+        """The part of `data` to predict, and its offset in pixels per spatial axis."""
+        spatial = data.ndim - (1 if layer.rgb else 0)
+        offset = [0] * spatial
+        if self.region.value == "whole image":
+            return data, offset
+        index = [slice(None)] * data.ndim
+        if spatial == 3:  # a stack: the plane the viewer shows
+            point = layer.world_to_data(self.viewer.dims.point)
+            z = int(
+                np.clip(round(float(point[-3 if not layer.rgb else -4])), 0, data.shape[0] - 1)
+            )
+            index[0], offset[0] = slice(z, z + 1), z
+        if self.region.value == "current view" and not layer.multiscale:
+            corners = np.asarray(layer.corner_pixels)  # visible data extent, per axis
+            for axis in (-2, -1):
+                a = axis - (1 if layer.rgb else 0)
+                lo = int(np.clip(corners[0][axis], 0, data.shape[a] - 1))
+                hi = int(np.clip(corners[1][axis] + 1, lo + 1, data.shape[a]))
+                index[a], offset[axis] = slice(lo, hi), lo
+        return data[tuple(index)], offset
+
+    def _add_result(
+        self, layer, name, info, result, objects, per_class: bool, offset=None
+    ) -> None:
         from ..layers import instances_layer, model_prediction_layers
 
         labels, probs = result if isinstance(result, tuple) else (result, None)
@@ -220,6 +256,7 @@ class PredictWidget(Container):
             scale=layer.scale[-_ndim(labels) :],
             per_class=per_class,
         ):
+            _place(t, layer, offset)
             self.viewer.add_layer(Layer.create(*t))
         fractions = info.training.get("class_fractions")
         if fractions and isinstance(labels, np.ndarray):
@@ -229,7 +266,18 @@ class PredictWidget(Container):
                 show_warning(f"Predict ({name}): {problem}")
         if objects is not None:
             scale = layer.scale[-objects.ndim :]
-            self.viewer.add_layer(Layer.create(*instances_layer(objects, name=name, scale=scale)))
+            t = instances_layer(objects, name=name, scale=scale)
+            _place(t, layer, offset)
+            self.viewer.add_layer(Layer.create(*t))
+
+
+def _place(layer_tuple, source, offset) -> None:
+    """Put a result of a region where the region lies in the source layer."""
+    if offset and any(offset):
+        n = len(offset)
+        scale = np.asarray(source.scale[-n:], float)
+        base = np.asarray(source.translate[-n:], float)
+        layer_tuple[1]["translate"] = tuple(base + scale * np.asarray(offset, float))
 
 
 def _instances(probabilities, info):
