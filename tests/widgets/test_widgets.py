@@ -547,6 +547,12 @@ def test_the_trained_model_is_offered_for_the_next_round(make_napari_viewer, qtb
     widget.run()
     _wait(qtbot, widget)
     assert str(predict_widget.model.value) == str(tmp_path / "round1.safetensors")
+    # the picker lists the bundled models and the one just trained, with what it is
+    picker = predict_widget.picker.native
+    labels = [picker.itemText(i) for i in range(picker.count())]
+    assert labels[0].startswith("bundled: nuclei") and "recent: round1.safetensors" in labels
+    assert "classes:" in predict_widget.model_info.value
+    assert "1 channel" in predict_widget.model_info.value
     assert str(widget.init.value) == str(tmp_path / "round1.safetensors")
     assert "img [round1] labels" in [layer.name for layer in viewer.layers]
     assert "val Dice" in widget.summary.value  # the last epoch's scores stay in view

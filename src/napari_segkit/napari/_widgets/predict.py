@@ -6,7 +6,15 @@ import weakref
 from pathlib import Path
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, SpinBox
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    SpinBox,
+)
 from napari.layers import Image, Layer
 from napari.utils.notifications import show_error, show_info, show_warning
 
@@ -25,13 +33,68 @@ OUTPUTS = {
 
 #: the Predict widgets open, per viewer: a model just trained is selected in them
 _OPEN: weakref.WeakSet = weakref.WeakSet()
+#: model files used or trained in this session, newest first (the picker lists them)
+_RECENT: list = []
+
+
+def remember_model(path) -> None:
+    """Put `path` first in the session's recently used models (at most 8)."""
+    path = str(path)
+    if path in _RECENT:
+        _RECENT.remove(path)
+    _RECENT.insert(0, path)
+    del _RECENT[8:]
+    for widget in list(_OPEN):
+        try:
+            widget.picker.reset_choices()
+        except RuntimeError:  # its viewer was closed: the Qt widget is gone
+            _OPEN.discard(widget)
+
+
+def _known_models(*_) -> list:
+    """Picker entries: the bundled models, then the recently used ones."""
+    from ...samples import DEFAULT_MODEL, SYNTHETIC_MODEL
+
+    entries = [
+        ("bundled: nuclei, any image kind (DSB2018)", str(DEFAULT_MODEL)),
+        ("bundled: nuclei, synthetic (2 classes)", str(SYNTHETIC_MODEL)),
+    ]
+    entries += [(f"recent: {Path(p).name}", p) for p in _RECENT if Path(p).exists()]
+    seen, unique = set(), []
+    for label, path in entries:
+        if path not in seen and Path(path).exists():
+            seen.add(path)
+            unique.append((label, path))
+    return unique
+
+
+def describe_model(info) -> str:
+    """One line about a model file: classes, channels, colour mode, tile, training data."""
+    names = ", ".join(info.class_names) if info.class_names else f"{info.num_classes}"
+    channels = f"{info.in_channels} channel{'s' if info.in_channels > 1 else ''}"
+    if info.color != "as-is":
+        channels += f" ({info.color}: gray and colour images)"
+    trained = info.training.get("dataset") or info.training.get("target", "")
+    pixel = info.training.get("pixel_size")
+    lines = [
+        f"{info.arch}, classes: {names}",
+        f"{channels}, tile {info.tile_size[0]}",
+        f"pixel size: {pixel if pixel else 'not recorded'}",
+    ]
+    if trained:
+        lines.append(f"trained on: {trained}")
+    return "\n".join(lines)
 
 
 def offer_model(viewer, path) -> None:
     """Select the model file `path` in every Predict widget of `viewer` (after training)."""
+    remember_model(path)
     for widget in list(_OPEN):
         if _unwrapped(widget.viewer) is _unwrapped(viewer):
-            widget.model.value = str(path)
+            try:
+                widget.model.value = str(path)
+            except RuntimeError:  # closed meanwhile
+                _OPEN.discard(widget)
 
 
 def _unwrapped(viewer):
@@ -70,6 +133,9 @@ class PredictWidget(Container):
             value=d.tta,
         )
         self.device = ComboBox(label="device", choices=DEVICE_CHOICES, value=d.device)
+        self.picker = ComboBox(label="known models", choices=_known_models)
+        self.picker.tooltip = "the bundled models and those used or trained in this session"
+        self.model_info = Label(value="")
         self.region = ComboBox(label="region", choices=REGIONS, value=REGIONS[0])
         self.region.tooltip = (
             "whole image; the plane shown (a stack's current slice); or only what the "
@@ -99,7 +165,9 @@ class PredictWidget(Container):
         super().__init__(
             widgets=[
                 self.image,
+                self.picker,
                 self.model,
+                self.model_info,
                 self.region,
                 self.tile_size,
                 self.overlap,
@@ -116,6 +184,9 @@ class PredictWidget(Container):
         )
         self.to_zarr.changed.connect(self._toggle_zarr)
         self.model.changed.connect(self._model_chosen)
+        self.picker.changed.connect(
+            lambda path: setattr(self.model, "value", path) if path else None
+        )
         self.jobs.run_button.changed.connect(self.run)
         self._model_chosen(self.model.value)
         _OPEN.add(self)
@@ -127,8 +198,10 @@ class PredictWidget(Container):
         try:
             info = read_model_info(path)
         except (OSError, ValueError):
+            self.model_info.value = ""
             return  # reported when Run is pressed
         self.instances.value = info.training.get("target") == "boundary"
+        self.model_info.value = describe_model(info)
 
     def _toggle_zarr(self, on: bool) -> None:
         self.zarr_path.visible = self.overwrite.visible = bool(on)
@@ -196,6 +269,7 @@ class PredictWidget(Container):
             return result, objects
 
         name = f"{layer.name} [{Path(model_path).stem}]"  # which model made the layers
+        remember_model(model_path)
 
         def done(result):
             self._add_result(layer, name, info, *result, per_class, offset=offset)
