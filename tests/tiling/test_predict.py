@@ -362,3 +362,19 @@ def test_cpu_and_gpu_agree_within_tolerance():
     exact = predict(model, image, tile_size=128, device="cuda", amp=False, output="probabilities")
     np.testing.assert_allclose(exact, cpu, atol=1e-3)
     assert (np.argmax(gpu, 0) == np.argmax(cpu, 0)).mean() > 0.99
+
+
+def test_tile_progress_counts_every_batch_of_tiles():
+    """Finer than per-block progress (issue 19.3): one block of 3 x 3 tiles, batch 2."""
+    calls = []
+    image = np.zeros((40, 40), np.float32)
+    predict(
+        PixelModel(),
+        image,
+        tile_size=16,
+        overlap=0.0,
+        batch_size=2,
+        tile_progress=lambda d, t: calls.append((d, t)),
+    )
+    assert calls[0] == (0, 9) and calls[-1] == (9, 9)
+    assert [d for d, _ in calls] == [0, 2, 4, 6, 8, 9]

@@ -627,3 +627,28 @@ def test_predict_the_current_slice_or_view_for_quick_feedback(
     view = viewer.layers[-1]
     assert view.data.shape[0] == 1 and view.data.shape[1] <= 64 and view.data.shape[2] <= 64
     assert layer.corner_pixels is not None
+
+
+def test_progress_starts_at_zero_and_moves_per_tile_batch(
+    make_napari_viewer, qtbot, tiny_model_path
+):
+    """Issue 19.3: a single 2048^2 image is one block; the bar still moves per tile batch,
+    starts at 0 (not at the last job's 100 %) and the status says tiles/s and time left."""
+    viewer = make_napari_viewer()
+    viewer.add_image(np.random.default_rng(0).random((2048, 2048), np.float32), name="big")
+    widget = dock(viewer, "Predict")
+    widget.model.value = tiny_model_path
+    widget.jobs.bar.max, widget.jobs.bar.value = 10, 10  # a finished job's full bar
+    seen, statuses = [], []
+    timer = QTimer()
+    timer.timeout.connect(
+        lambda: (seen.append(widget.jobs.bar.value), statuses.append(widget.jobs.status.value))
+    )
+    widget.run()
+    assert widget.jobs.bar.value == 0
+    timer.start(20)
+    _wait(qtbot, widget, timeout=120_000)
+    timer.stop()
+    moving = sorted({v for v in seen if v > 0})
+    assert len(moving) > 2, seen[:20]
+    assert any("tiles/s" in s and "left" in s for s in statuses)

@@ -140,6 +140,29 @@ class TileEngine:
         """
         return self.compute_block(self.read_block(volume, z, block), cancel)
 
+    def _block_tiles(self, volume: Volume, block: tuple[slice, slice]):
+        """The tile shape and the tiles (top-left corners) that overlap `block`."""
+        _, ny, nx, _ = volume.shape
+        th, tw = self.plane_tile(ny, nx)
+        align = self.align if th % self.align == 0 and tw % self.align == 0 else 1
+        starts_y = tile_starts(max(ny, th), th, self.overlap, align)
+        starts_x = tile_starts(max(nx, tw), tw, self.overlap, align)
+        return (th, tw), tiles_for_block(block, starts_y, starts_x, (th, tw))
+
+    def count_tiles(self, volume: Volume, block: tuple[slice, slice]) -> int:
+        """How many tiles (network inputs, before TTA) predicting `block` takes.
+
+        Parameters
+        ----------
+        volume : Volume
+        block : (slice, slice)
+
+        Returns
+        -------
+        int
+        """
+        return len(self._block_tiles(volume, block)[1])
+
     def read_block(self, volume: Volume, z: int, block: tuple[slice, slice]) -> BlockInput:
         """Stage 1 (a reader thread may run it): the block's normalised input region.
 
@@ -150,11 +173,7 @@ class TileEngine:
             block, and the tile geometry.
         """
         _, ny, nx, _ = volume.shape
-        th, tw = self.plane_tile(ny, nx)
-        align = self.align if th % self.align == 0 and tw % self.align == 0 else 1
-        starts_y = tile_starts(max(ny, th), th, self.overlap, align)
-        starts_x = tile_starts(max(nx, tw), tw, self.overlap, align)
-        tiles = tiles_for_block(block, starts_y, starts_x, (th, tw))
+        (th, tw), tiles = self._block_tiles(volume, block)
         ys = slice(min(y for y, _ in tiles), max(y for y, _ in tiles) + th)
         xs = slice(min(x for _, x in tiles), max(x for _, x in tiles) + tw)
         # the image's own dtype: a uint8 region is a quarter of its float32 copy to read and
@@ -172,7 +191,7 @@ class TileEngine:
         )
 
     @torch.inference_mode()
-    def compute_block(self, data: BlockInput, cancel=None, encode=None):
+    def compute_block(self, data: BlockInput, cancel=None, encode=None, on_batch=None):
         """Stage 2: predict the block's tiles and blend them on the model's device.
 
         Tiles are accumulated into the block's probability buffer with torch on the
@@ -188,6 +207,8 @@ class TileEngine:
             ``(labels wanted, probabilities dtype or None)``: the outputs are computed
             on the device and only they cross to the host (labels as uint8/uint16,
             probabilities in the requested dtype).
+        on_batch : callable, optional
+            ``on_batch(n)`` after each batch of `n` tiles (fine-grained progress).
 
         Returns
         -------
@@ -213,6 +234,8 @@ class TileEngine:
                 ]
             )
             probs = self._probabilities_backing_off(x)
+            if on_batch is not None:
+                on_batch(len(batch))
             for (y, x0), p in zip(batch, probs, strict=True):
                 # overlap of this tile with the block, in tile and block coordinates
                 y_lo, y_hi = max(y, block[0].start), min(y + th, block[0].stop, ny)

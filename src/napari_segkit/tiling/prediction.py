@@ -122,6 +122,7 @@ def predict(
     amp: bool = True,
     optimize: bool = True,
     color: str | None = None,
+    tile_progress=None,
 ):
     """Predict `image` tile by tile with `model`.
 
@@ -181,6 +182,10 @@ def predict(
         unfinished `out` (pass `overwrite` to start again).
     progress : callable, optional
         ``progress(done, total)`` after each block.
+    tile_progress : callable, optional
+        ``tile_progress(done, total)`` in tiles, after every batch of tiles: finer than
+        blocks (a 2D image up to 4096 x 4096 is one block), for progress bars. Runs on
+        this machine only (not with `client`); counts the tiles still to predict.
     cancel : threading.Event or callable, optional
         Checked between batches; when set, raises :class:`PredictionCancelled`
         (a zarr output stays resumable and is not marked complete).
@@ -292,7 +297,9 @@ def predict(
     )
     engine.requested_batch = batch_size  # the fingerprint records the request ("auto": None)
     if out is None:
-        return _predict_in_memory(engine, volume, output, prob_dtype, progress, cancel, profile)
+        return _predict_in_memory(
+            engine, volume, output, prob_dtype, progress, cancel, profile, tile_progress
+        )
     return _predict_to_zarr(
         engine,
         resolved,
@@ -310,6 +317,7 @@ def predict(
         axes=axes,
         sink=_make_sink(out, ome_version, shards, resolved),
         profile=profile,
+        tile_progress=tile_progress,
     )
 
 
@@ -373,7 +381,9 @@ def _spatial_index(volume: Volume, z: int, block) -> tuple:
     return (z, *block) if volume.is_stack else tuple(block)
 
 
-def _predict_in_memory(engine, volume, output, prob_dtype, progress, cancel, profile=None):
+def _predict_in_memory(
+    engine, volume, output, prob_dtype, progress, cancel, profile=None, tile_progress=None
+):
     k = max(engine.num_classes, 1)
     # whole planes as blocks (no tile is predicted twice) unless a plane is huge
     blocks = _plane_blocks(
@@ -401,16 +411,37 @@ def _predict_in_memory(engine, volume, output, prob_dtype, progress, cancel, pro
         n_done=0,
         profile=profile,
         encode=_encoding(output, prob_dtype),
+        tile_progress=tile_progress,
     )
     return {"labels": labels, "probabilities": probs, "both": (labels, probs)}[output]
 
 
 def _run_blocks(
-    engine, volume, blocks, todo, write, *, progress, cancel, n_done, profile, encode, raw=False
+    engine,
+    volume,
+    blocks,
+    todo,
+    write,
+    *,
+    progress,
+    cancel,
+    n_done,
+    profile,
+    encode,
+    raw=False,
+    tile_progress=None,
 ):
     """The blocks `todo` through the read -> compute -> write pipeline (see tiling.pipeline)."""
     times = StageTimes()
     done = [n_done]
+    on_batch = None
+    if tile_progress is not None:
+        tiles = {"done": 0, "total": sum(engine.count_tiles(volume, blocks[i][1]) for i in todo)}
+        tile_progress(0, tiles["total"])
+
+        def on_batch(n):
+            tiles["done"] += n
+            tile_progress(tiles["done"], tiles["total"])
 
     def read(i):
         z, b = blocks[i]
@@ -426,7 +457,10 @@ def _run_blocks(
     run_pipeline(
         todo,
         read,
-        lambda data: (engine.compute_block(data[0], cancel, encode=encode), data[1]),
+        lambda data: (
+            engine.compute_block(data[0], cancel, encode=encode, on_batch=on_batch),
+            data[1],
+        ),
         lambda i, result: write(i, *result) if raw else write(i, result[0]),
         on_written=written,
         times=times,
@@ -453,6 +487,7 @@ def _predict_to_zarr(
     axes,
     sink,
     profile,
+    tile_progress=None,
 ):
     chunk = min(_DEFAULTS.chunk_size, block_size)
     block = max(chunk, block_size // chunk * chunk)  # whole chunks: no two blocks share a chunk
@@ -543,6 +578,7 @@ def _predict_to_zarr(
                 profile=profile,
                 raw=sink.wants_image,
                 encode=_encoding(output, prob_dtype),
+                tile_progress=tile_progress,
             )
         sink.mark_complete()
         return sink.open_results(output)

@@ -53,6 +53,7 @@ class JobPanel(Container):
         self._last_emit = 0.0
         self._activity = None  # napari.utils.progress in the activity dock, while running
         self._title = ""
+        self._started = time.monotonic()
 
     @property
     def running(self) -> bool:
@@ -88,6 +89,7 @@ class JobPanel(Container):
         self.worker.finished.connect(self._reset)
         self.run_button.enabled, self.cancel_button.enabled = False, True
         self.bar.max, self.bar.value = 1, 0  # never the last job's 100 %
+        self._started = time.monotonic()
         self.bar.visible = True
         self.status.value = f"{title}: running"  # replaces the last job's line
         self.worker.start()
@@ -98,12 +100,20 @@ class JobPanel(Container):
             self._cancel.set()
             self.status.value = "cancelling..."
 
-    def set_progress(self, done: int, total: int) -> None:
-        """Update the widget's bar and the one in napari's activity dock."""
+    def set_progress(self, done: int, total: int, unit: str | None = None) -> None:
+        """Update the widget's bar (and the one in napari's activity dock); with a `unit`
+        ("tiles") also the status line: done / total, rate and time left."""
         from napari.utils import progress as napari_progress
 
         self.bar.max = max(int(total), 1)
         self.bar.value = min(int(done), self.bar.max)
+        if unit and done > 0:
+            elapsed = max(time.monotonic() - self._started, 1e-6)
+            rate = done / elapsed
+            left = (total - done) / rate if rate > 0 else float("inf")
+            self.status.value = (
+                f"{self._title}: {done}/{total} {unit}, {rate:.1f} {unit}/s, {left:.0f} s left"
+            )
         if self._activity is None and self.show_activity:
             self._activity = napari_progress(total=self.bar.max, desc=self._title)
         if self._activity is not None:

@@ -259,7 +259,8 @@ class PredictWidget(Container):
                 load_model(model_path),
                 data,
                 out=out,
-                progress=lambda d, t: progress((d, t)),
+                # per batch of tiles, not per block: a 2D image up to 4096^2 is one block
+                tile_progress=lambda d, t: progress((d, t), force=d in (0, t)),
                 cancel=cancel,
                 **settings,
             )
@@ -275,7 +276,10 @@ class PredictWidget(Container):
             self._add_result(layer, name, info, *result, per_class, offset=offset)
 
         self.jobs.start(
-            work, title="Predict", on_progress=lambda p: self.jobs.set_progress(*p), on_done=done
+            work,
+            title="Predict",
+            on_progress=lambda p: self.jobs.set_progress(*p, unit="tiles"),
+            on_done=done,
         )
 
     def settings(self) -> dict:
