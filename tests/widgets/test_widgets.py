@@ -652,3 +652,41 @@ def test_progress_starts_at_zero_and_moves_per_tile_batch(
     moving = sorted({v for v in seen if v > 0})
     assert len(moving) > 2, seen[:20]
     assert any("tiles/s" in s and "left" in s for s in statuses)
+
+
+def test_the_training_plot_legend_fits_a_narrow_dock(qtbot):
+    from napari_segkit.napari._widgets._plot import CurvePlot
+
+    plot = CurvePlot()
+    qtbot.addWidget(plot)
+    for name in ("train loss", "val loss", "val mean Dice"):
+        plot.add(name, 1, 0.5)
+    for width in (180, 260, 600):
+        entries = plot.legend_layout(width)
+        assert len(entries) == 3
+        assert all(rect.right() <= width for _, rect in entries)
+    assert len({rect.top() for _, rect in plot.legend_layout(180)}) > 1  # wrapped
+    plot.resize(180, 200)
+    plot.grab()  # paints without error
+
+
+def test_a_large_csv_opens_its_first_images_with_a_notice(make_napari_viewer, tmp_path, notes):
+    from skimage.io import imsave
+
+    from napari_segkit.core.rle import rle_encode
+    from napari_segkit.napari._reader import MAX_CSV_IMAGES
+
+    (tmp_path / "images").mkdir()
+    mask = np.zeros((8, 8), bool)
+    mask[2:5, 2:5] = True
+    rows = []
+    for i in range(MAX_CSV_IMAGES + 6):
+        imsave(tmp_path / "images" / f"im{i:02d}.png", np.zeros((8, 8), np.uint8),
+               check_contrast=False)  # fmt: skip
+        rows.append(f"im{i:02d},{rle_encode(mask)}")
+    (tmp_path / "big.csv").write_text("ImageId,EncodedPixels\n" + "\n".join(rows) + "\n")
+    viewer = make_napari_viewer()
+    with pytest.warns(UserWarning, match="opening the first"):
+        viewer.open(tmp_path / "big.csv", plugin=PLUGIN)
+    assert len(viewer.layers) == 2 * MAX_CSV_IMAGES
+    assert any(f"lists {MAX_CSV_IMAGES + 6} images" in n for n in notes())

@@ -111,6 +111,7 @@ def read_rle_csv(
     rle_column: str | None = None,
     class_column: str | None = None,
     order: str = "F",
+    limit: int | None = None,
 ) -> list[DatasetSample]:
     """Read a Kaggle-style RLE CSV and its images.
 
@@ -126,6 +127,9 @@ def read_rle_csv(
         ``EncodedPixels``, ``ClassId`` ...).
     order : {"F", "C"}
         Pixel numbering of the run-length strings (see :mod:`napari_segkit.core.rle`).
+    limit : int, optional
+        Read only the first `limit` images (in the order of the file); every row is
+        still checked.
 
     Returns
     -------
@@ -152,7 +156,7 @@ def read_rle_csv(
         else _guess_images_dir(csv_path, next(iter(by_id)))
     )
     samples = []
-    for image_id, group in by_id.items():
+    for image_id, group in list(by_id.items())[:limit]:
         image = read_image(_find_image(images_dir, image_id))
         shape = image.shape[:2]
         labels = np.zeros(shape, np.int32)

@@ -107,11 +107,26 @@ def read_rle_csv_layers(path) -> list[tuple]:
     if written is not None:
         name, labels = written
         return [(labels, {"name": name}, "labels")]
-    samples = read_rle_csv(path)
-    if len(samples) > MAX_CSV_IMAGES:
-        warnings.warn(
-            f"'{path}' lists {len(samples)} images; opening the first {MAX_CSV_IMAGES} "
-            "(use napari_segkit.kaggle.read_rle_csv for all)",
-            stacklevel=2,
+    from ..kaggle.datasets import read_csv_rows
+
+    ids = list(dict.fromkeys(row[0] for row in read_csv_rows(path)[1:] if row))
+    if len(ids) > MAX_CSV_IMAGES:
+        # a notification in the viewer (a terminal warning goes unseen), and only the
+        # first images are decoded: opening stays a matter of seconds on the UI thread
+        message = (
+            f"'{Path(path).name}' lists {len(ids)} images; opening the first "
+            f"{MAX_CSV_IMAGES} (napari_segkit.kaggle.read_rle_csv reads them all)"
         )
-    return annotated_image_layers(samples[:MAX_CSV_IMAGES])
+        warnings.warn(message, stacklevel=2)
+        _notify(message)
+    samples = read_rle_csv(path, limit=MAX_CSV_IMAGES)
+    return annotated_image_layers(samples)
+
+
+def _notify(message: str) -> None:
+    """A napari notification when a viewer is there to show it."""
+    try:
+        from napari.utils.notifications import show_info
+    except ImportError:  # pragma: no cover - the reader runs inside napari
+        return
+    show_info(message)

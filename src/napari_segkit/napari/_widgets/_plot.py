@@ -7,7 +7,7 @@ Written with QPainter because napari ships no plotting library and a dependency
 from __future__ import annotations
 
 from qtpy.QtCore import QPointF, QRectF, Qt
-from qtpy.QtGui import QColor, QPainter, QPen, QPolygonF
+from qtpy.QtGui import QColor, QFontMetrics, QPainter, QPen, QPolygonF
 from qtpy.QtWidgets import QSizePolicy, QWidget
 
 
@@ -35,10 +35,29 @@ class CurvePlot(QWidget):
         self.series.clear()
         self.update()
 
+    def legend_layout(self, width: int) -> list[tuple[str, QRectF]]:
+        """Where each series' name goes: left to right, wrapping onto more rows so that
+        every name fits inside `width` pixels (a narrow dock never clips the legend)."""
+        metrics = QFontMetrics(self.font())
+        height = metrics.height()
+        x, row, out = 36.0, 0, []
+        for name in self.series:
+            w = metrics.horizontalAdvance(name) + 14  # a colour mark and a gap
+            if x > 36 and x + w > width - 4:
+                x, row = 36.0, row + 1
+            out.append((name, QRectF(x, row * height, w, height)))
+            x += w
+        return out
+
     def paintEvent(self, event) -> None:
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        box = QRectF(36, 8, max(self.width() - 44, 10), max(self.height() - 44, 10))
+        legend = self.legend_layout(self.width())
+        rows = 1 + max((int(r.top() // max(r.height(), 1)) for _, r in legend), default=0)
+        legend_height = rows * QFontMetrics(self.font()).height()
+        box = QRectF(
+            36, 8, max(self.width() - 44, 10), max(self.height() - 28 - legend_height, 10)
+        )
         painter.setPen(QPen(QColor("#888888")))
         painter.drawRect(box)
         points = [p for pts in self.series.values() for p in pts]
@@ -57,11 +76,18 @@ class CurvePlot(QWidget):
         painter.drawText(QPointF(4, box.bottom()), "0")
         painter.drawText(QPointF(box.left(), box.bottom() + 16), f"{self.x_label} {x0:.0f}")
         painter.drawText(QPointF(box.right() - 60, box.bottom() + 16), f"{x1:.0f}")
-        for i, (name, pts) in enumerate(self.series.items()):
+        for i, pts in enumerate(self.series.values()):
             color = QColor(self.COLORS[i % len(self.COLORS)])
             painter.setPen(QPen(color, 1.6))
             painter.drawPolyline(QPolygonF([at(x, y) for x, y in pts]))
             if len(pts) == 1:
                 painter.drawEllipse(at(*pts[0]), 2.5, 2.5)
-            painter.drawText(QPointF(box.left() + 6 + 110 * i, box.bottom() + 32), name)
+        top = box.bottom() + 20
+        for i, (name, rect) in enumerate(legend):
+            color = QColor(self.COLORS[i % len(self.COLORS)])
+            y = top + rect.top() + rect.height() * 0.75
+            painter.setPen(QPen(color, 3))
+            painter.drawLine(QPointF(rect.left(), y - 4), QPointF(rect.left() + 8, y - 4))
+            painter.setPen(QPen(QColor("#cccccc")))
+            painter.drawText(QPointF(rect.left() + 11, y), name)
         painter.end()
