@@ -690,3 +690,33 @@ def test_a_large_csv_opens_its_first_images_with_a_notice(make_napari_viewer, tm
         viewer.open(tmp_path / "big.csv", plugin=PLUGIN)
     assert len(viewer.layers) == 2 * MAX_CSV_IMAGES
     assert any(f"lists {MAX_CSV_IMAGES + 6} images" in n for n in notes())
+
+
+def test_a_prediction_unlike_the_training_data_is_flagged(
+    make_napari_viewer, qtbot, tmp_path, notes
+):
+    """Issue 19.2: a model that labels most of an image with a class that covered 5 % of
+    its training pixels (the nuclei model on an EM slice) warns; a usual result does not."""
+    torch.manual_seed(0)
+    paths = {}
+    for name, bias in (("odd", (0.0, 20.0)), ("usual", (20.0, 0.0))):
+        model = build_model("unet_original", 1, 2, width=4, depth=2)
+        last = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+        with torch.no_grad():
+            last.bias.copy_(torch.tensor(bias))
+        paths[name] = save_model(
+            tmp_path / f"{name}.safetensors",
+            model,
+            class_names=["background", "nucleus"],
+            tile_size=(64, 64),
+            training={"class_fractions": [0.95, 0.05]},
+        )
+    viewer = make_napari_viewer()
+    viewer.add_image(make_nuclei((64, 64), seed=1).image, name="em")
+    widget = dock(viewer, "Predict")
+    for name in ("usual", "odd"):
+        widget.model.value = paths[name]
+        widget.run()
+        _wait(qtbot, widget)
+    flagged = [n for n in notes() if "unlike the model's training images" in n]
+    assert len(flagged) == 1 and "[odd]" in flagged[0] and "'nucleus'" in flagged[0]
