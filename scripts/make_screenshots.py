@@ -78,9 +78,12 @@ def main() -> None:
     predict.outputs.value = "labels + probabilities"
     predict.run()
     wait(predict)
-    viewer.layers["nuclei 2D p(nucleus)"].visible = False  # listed, shown: image + labels
-    viewer.layers["nuclei 2D labels"].opacity = 0.5
-    viewer.layers.selection.active = viewer.layers["nuclei 2D labels"]
+    for layer in viewer.layers:  # probabilities listed; shown: image, labels, instances
+        if " p(" in layer.name:
+            layer.visible = False
+    labels = next(layer for layer in viewer.layers if layer.name.endswith("] labels"))
+    labels.opacity = 0.5
+    viewer.layers.selection.active = labels
     shoot(viewer, "predict")
     viewer.close()
 
