@@ -529,7 +529,9 @@ def test_evaluate_guards_same_layer_and_instance_truth(make_napari_viewer, notes
     assert "instance labels" in widget.report_text and "instance labels" in widget.note.value
 
 
-def test_the_trained_model_is_offered_for_the_next_round(make_napari_viewer, qtbot, tmp_path):
+def test_the_trained_model_is_offered_for_the_next_round(
+    make_napari_viewer, qtbot, tmp_path, notes
+):
     """Issue 19.4: after training, Predict selects the new model and Train offers it to
     continue from; result layers name the model; one image validates on a held-out strip."""
     viewer = make_napari_viewer()
@@ -560,6 +562,12 @@ def test_the_trained_model_is_offered_for_the_next_round(make_napari_viewer, qtb
 
     info = read_model_info(tmp_path / "round1.safetensors")
     assert info.training["n_val_planes"] == 1  # the held-out strip
+    # the next round into the same file is refused, with a versioned name to use instead
+    mtime = (tmp_path / "round1.safetensors").stat().st_mtime_ns
+    widget.run()
+    _wait(qtbot, widget)
+    assert any("save as 'round1-v2.safetensors'" in n for n in notes())
+    assert (tmp_path / "round1.safetensors").stat().st_mtime_ns == mtime
     assert len(info.training["class_fractions"]) == 2
 
 

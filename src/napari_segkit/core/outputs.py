@@ -133,10 +133,44 @@ def check_model_output(out, *, init=None, overwrite: bool = False, resume: bool 
         )
     if out.exists() and not overwrite and not resume:
         raise FileExistsError(
-            f"'{out}' already exists; pass overwrite=True (--overwrite) to replace it, or "
-            "choose another name"
+            f"'{out}' already exists; pass overwrite=True (--overwrite, or tick 'overwrite') "
+            f"to replace it, or save as '{next_free_name(out).name}'"
         )
     return out
 
 
-__all__ = ["OutputExistsError", "check_model_output", "check_output_path", "refuse_overlap"]
+def next_free_name(path: Path) -> Path:
+    """`path` with the first free version suffix: ``cells.safetensors`` -> ``cells-v2...``.
+
+    Parameters
+    ----------
+    path : Path
+
+    Returns
+    -------
+    Path
+        ``<stem>-v<N><suffix>`` beside `path`, N >= 2, that does not exist yet (a stem
+        already ending in ``-v<N>`` counts on from N).
+
+    Examples
+    --------
+    >>> next_free_name(Path("/nonexistent/cells-v3.safetensors")).name
+    'cells-v4.safetensors'
+    """
+    import re
+
+    path = Path(path)
+    match = re.fullmatch(r"(.*)-v(\d+)", path.stem)
+    stem, n = (match.group(1), int(match.group(2)) + 1) if match else (path.stem, 2)
+    while (candidate := path.with_name(f"{stem}-v{n}{path.suffix}")).exists():
+        n += 1
+    return candidate
+
+
+__all__ = [
+    "OutputExistsError",
+    "check_model_output",
+    "check_output_path",
+    "next_free_name",
+    "refuse_overlap",
+]
