@@ -417,12 +417,12 @@ def test_a_single_image_validates_on_a_held_out_strip():
     from napari_segkit.training import prepare_training_set
     from napari_segkit.training.loop import split_validation
 
-    sample = make_nuclei((100, 80), seed=4)
+    sample = make_nuclei((200, 80), seed=4)
     data = prepare_training_set([sample.image], [sample.semantic])
     train, val = split_validation(data, 0.2)
-    assert train.images[0].shape == (1, 80, 80) and val.images[0].shape == (1, 20, 80)
+    assert train.images[0].shape == (1, 160, 80) and val.images[0].shape == (1, 40, 80)
     np.testing.assert_array_equal(
         np.concatenate([train.targets[0], val.targets[0]]), data.targets[0]
     )
     assert split_validation(data, 0.0)[1] is None
-    assert split_validation(data, 0.1)[1] is None  # a 10-row strip is too thin to score
+    assert split_validation(data, 0.1)[1] is None  # a 20-row strip is too thin to score

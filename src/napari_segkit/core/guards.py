@@ -90,7 +90,7 @@ def unusual_prediction(labels, class_fractions, class_names=None, factor: float 
 
     Examples
     --------
-    >>> unusual_prediction(np.ones((10, 10), int), [0.8, 0.2], ["background", "nucleus"])[:40]
+    >>> unusual_prediction(np.ones((10, 10), int), [0.8, 0.2], ["background", "nucleus"])[:41]
     "100% of the pixels were labelled 'nucleus"
     >>> unusual_prediction(np.zeros((10, 10), int), [0.8, 0.2]) is None
     True
