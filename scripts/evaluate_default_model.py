@@ -9,7 +9,8 @@ foreground Dice, mean AP over IoU 0.5:0.05:0.95 and AP@0.5 (the DSB2018 scores) 
 (a) a global Otsu threshold + connected components (on the luminance; the minority side
     of the threshold is the foreground, so bright-background images work too),
 (b) the previous default model, trained on synthetic nuclei (gray input),
-(c) the new default model, instances by connected components,
+(c) the new default model, instances by connected components (its tuned threshold and
+    minimum size, as (d) and (e)),
 (d) the new default model, instances by watershed from its interior class,
 (e) (d) with flip test-time augmentation,
 
@@ -85,11 +86,15 @@ def main(argv=None) -> int:
     if not val_ids:
         print(f"'{args.model}' records no validation ids", file=sys.stderr)
         return 2
-    seed = args.seed_threshold
-    if seed is None:
-        seed = info.training.get("postprocessing", {}).get("seed_threshold", 0.7)
+    tuned = info.training.get("postprocessing", {})
+    seed = (
+        args.seed_threshold
+        if args.seed_threshold is not None
+        else tuned.get("seed_threshold", 0.7)
+    )
+    post = {"threshold": tuned.get("threshold", 0.5), "min_size": tuned.get("min_size", 0)}
     samples = read_dsb2018(args.data / "stage1_train", ids=val_ids)
-    print(f"{len(samples)} validation images of {args.model} (seed threshold {seed})\n")
+    print(f"{len(samples)} validation images of {args.model} (seed threshold {seed}, {post})\n")
 
     def show(label, records, started):
         print(format_table(summarise(records), f"{label}  [{time.monotonic() - started:.0f} s]"))
@@ -119,13 +124,15 @@ def main(argv=None) -> int:
             models = options.pop("models", [args.model])
             data = gray_samples(samples) if options.pop("gray", False) else samples
             kinds = {s.id: image_kind(s.image) for s in samples}
-            records = score_models(models, data, seed_threshold=seed, **options)
+            tuned_post = post if models == [args.model] else {}
+            records = score_models(models, data, seed_threshold=seed, **tuned_post, **options)
             for r in records:
                 r.kind = kinds[r.id]  # the kind of the original image, not its gray copy
         show(label, records, started)
     for path in args.compare:
         started = time.monotonic()
-        show(f"{path}, watershed", score_models([path], samples, seed_threshold=seed), started)
+        records = score_models([path], samples, seed_threshold=seed, **post)
+        show(f"{path}, watershed", records, started)
     return 0
 
 
