@@ -411,7 +411,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     models = load_models(args.model)
     info = models[0].info
     k = max(info.num_classes, 2)
-    boundary = info.training.get("target") == "boundary"
+    boundary = info.splits_touching
     truth, pred, records = [], [], []
     with progress_bar("evaluate", "image", quiet=args.quiet, total=len(images)) as (bar, _):
         for image, label, objects, image_id in zip(images, labels, instances, ids, strict=True):
@@ -426,6 +426,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                     threshold=args.threshold,
                     seed_threshold=args.seed_threshold,
                     min_size=args.min_area,
+                    watershed=boundary,
                 )
                 kind = image_kind(np.asarray(image))
                 records.append(score_instances(image_id, kind, objects, predicted))
@@ -437,7 +438,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"{'mean':<16}{report['mean_dice']:>8.4f}{report['mean_iou']:>8.4f}")
     print(f"pixel accuracy {report['pixel_accuracy']:.4f}")
     if records:
-        how = "watershed" if k >= 3 else "connected components"
+        how = "watershed" if boundary else "connected components"
         print(format_table(summarise(records), f"instances ({how}), DSB2018 scores:"))
     return 0
 

@@ -98,9 +98,7 @@ def run_demo(
         model if isinstance(model, ModelFile) else load_model(model or default_model_path())
     )
     info = model_file.info
-    boundary = info.training.get("target") == "boundary"
-    tuned = info.training.get("postprocessing", {})
-    tuned = {k: tuned[k] for k in ("threshold", "seed_threshold", "min_size") if k in tuned}
+    boundary = info.splits_touching
     data = load_sample(sample)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -119,7 +117,7 @@ def run_demo(
     labels = np.asarray(result[0] if boundary else result)
     out = {"labels": labels_path}
     if boundary:  # interior and boundary together are the nuclei
-        objects = instances_from_prediction(result[1], **tuned)
+        objects = instances_from_prediction(result[1], **info.instance_options())
         out["objects"] = int(
             sum(len(np.unique(p)) - 1 for p in objects.reshape(-1, *objects.shape[-2:]))
         )
@@ -144,11 +142,11 @@ def run_demo(
     out["overlay"] = out_dir / f"{sample}_overlay.png"
     iio.imwrite(out["overlay"], overlay_rgb(image2d, labels2d, info.class_colors))
     if image is not None:
-        out["image"] = _segment_real_image(model_file, image, out_dir, tuned)
+        out["image"] = _segment_real_image(model_file, image, out_dir)
     return out
 
 
-def _segment_real_image(model_file, path, out_dir: Path, tuned: dict) -> dict:
+def _segment_real_image(model_file, path, out_dir: Path) -> dict:
     """Segment one real image: overlay PNG (classes) and instance labels TIFF."""
     import imageio.v3 as iio
     import tifffile
@@ -160,10 +158,7 @@ def _segment_real_image(model_file, path, out_dir: Path, tuned: dict) -> dict:
     path = Path(path)
     image = read_image(path)
     labels, probs = predict(model_file, image, output="both")
-    if model_file.info.training.get("target") == "boundary" or probs.shape[0] < 3:
-        objects = instances_from_prediction(probs, **tuned)
-    else:
-        objects = instances_from_prediction(np.stack([probs[0], 1.0 - probs[0]]), **tuned)
+    objects = instances_from_prediction(probs, **model_file.info.instance_options())
     stem = path.name.split(".")[0]
     overlay = out_dir / f"{stem}_overlay.png"
     iio.imwrite(overlay, overlay_rgb(image, labels, model_file.info.class_colors))

@@ -71,6 +71,7 @@ def instances_from_prediction(
     seed_threshold: float = 0.7,
     min_size: int = 0,
     fill_holes: bool = True,
+    watershed: bool | None = None,
 ) -> np.ndarray:
     """Instance labels from class probabilities, plane by plane.
 
@@ -88,6 +89,11 @@ def instances_from_prediction(
         Objects smaller than this many pixels are dropped.
     fill_holes : bool
         Fill holes inside each object.
+    watershed : bool, optional
+        Split touching objects with the seeded watershed (needs K >= 3: class 1 is the
+        interior, class 2 the boundary). Default: whenever K >= 3. False: connected
+        components of the foreground (any class but 0) -- for a multi-class model not
+        trained on boundary targets.
 
     Returns
     -------
@@ -106,6 +112,7 @@ def instances_from_prediction(
                     seed_threshold=seed_threshold,
                     min_size=min_size,
                     fill_holes=fill_holes,
+                    watershed=watershed,
                 )
                 for z in range(probabilities.shape[1])
             ]
@@ -118,7 +125,7 @@ def instances_from_prediction(
     if probs.max(initial=0) > 1.0 + 1e-3:  # uint8-encoded (p * 255)
         probs = probs / 255.0
     foreground = probs[0] >= threshold if k == 1 else (1.0 - probs[0]) >= threshold
-    if k >= 3:
+    if k >= 3 and watershed is not False:
         labels = _watershed(probs, foreground, seed_threshold)
     else:
         from scipy import ndimage as ndi

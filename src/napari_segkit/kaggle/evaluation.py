@@ -100,10 +100,12 @@ def score_models(
         if sample.instances is None:
             raise ValueError(f"sample {sample.id!r} has no true instances to score against")
         probs = ensemble_probabilities(loaded, np.asarray(sample.image), tta=tta)
-        if not watershed and probs.shape[0] >= 3:
-            probs = np.stack([probs[0], 1.0 - probs[0]])
         predicted = instances_from_prediction(
-            probs, threshold=threshold, seed_threshold=seed_threshold, min_size=min_size
+            probs,
+            threshold=threshold,
+            seed_threshold=seed_threshold,
+            min_size=min_size,
+            watershed=watershed,
         )
         records.append(
             score_instances(sample.id, image_kind(sample.image), sample.instances, predicted)

@@ -83,6 +83,19 @@ class ModelInfo:
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 
+    @property
+    def splits_touching(self) -> bool:
+        """Trained on background / interior / boundary targets (its instances: watershed)."""
+        return self.training.get("target") == "boundary"
+
+    def instance_options(self) -> dict:
+        """Keyword arguments of ``instances_from_prediction`` for this model: the watershed
+        switch, plus the threshold, seed threshold and minimum size tuned after training
+        when the file records them (``training["postprocessing"]``)."""
+        tuned = self.training.get("postprocessing", {})
+        options = {k: tuned[k] for k in ("threshold", "seed_threshold", "min_size") if k in tuned}
+        return {"watershed": self.splits_touching, **options}
+
 
 def file_kind(path: str | os.PathLike) -> str:
     """What a model file is, judged by its structure (never by unpickling it).

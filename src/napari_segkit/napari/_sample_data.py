@@ -30,8 +30,7 @@ def sample_nuclei_2d_segmented() -> list[tuple]:
     layers = sample_layers(sample, "nuclei 2D")[:2] + model_prediction_layers(
         labels, model_file.info, name=name
     )
-    if model_file.info.training.get("target") == "boundary":
-        tuned = model_file.info.training.get("postprocessing", {})
-        options = {k: tuned[k] for k in ("threshold", "seed_threshold", "min_size") if k in tuned}
-        layers.append(instances_layer(instances_from_prediction(probs, **options), name=name))
+    if model_file.info.splits_touching:
+        objects = instances_from_prediction(probs, **model_file.info.instance_options())
+        layers.append(instances_layer(objects, name=name))
     return layers

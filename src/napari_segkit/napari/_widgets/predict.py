@@ -200,7 +200,7 @@ class PredictWidget(Container):
         except (OSError, ValueError):
             self.model_info.value = ""
             return  # reported when Run is pressed
-        self.instances.value = info.training.get("target") == "boundary"
+        self.instances.value = info.splits_touching
         self.model_info.value = describe_model(info)
 
     def _toggle_zarr(self, on: bool) -> None:
@@ -359,21 +359,11 @@ def _place(layer_tuple, source, offset) -> None:
 
 
 def _instances(probabilities, info):
-    """One id per object: the watershed of a boundary model, else connected components.
-
-    A model file whose training recorded tuned post-processing (``training["postprocessing"]``:
-    threshold, seed_threshold, min_size, as the default model's does) is used with it."""
-    import numpy as np
-
+    """One id per object, as the model file says (watershed for a boundary model, its
+    tuned post-processing when recorded; connected components otherwise)."""
     from ...core.instances import instances_from_prediction
 
-    if info.training.get("target") != "boundary" and probabilities.shape[0] >= 3:
-        p0 = np.asarray(probabilities[0], np.float32)
-        p0 = p0 / 255.0 if p0.max(initial=0) > 1.0 + 1e-3 else p0
-        probabilities = np.stack([p0, 1.0 - p0])  # background vs any class
-    tuned = info.training.get("postprocessing", {})
-    options = {k: tuned[k] for k in ("threshold", "seed_threshold", "min_size") if k in tuned}
-    return instances_from_prediction(probabilities, **options)
+    return instances_from_prediction(probabilities, **info.instance_options())
 
 
 def _multiscale_labels(path) -> list | None:

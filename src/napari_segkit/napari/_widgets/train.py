@@ -212,7 +212,7 @@ class TrainWidget(Container):
             )
             if not predict_after:
                 return model_file, None, None
-            if model_file.info.training.get("target") != "boundary":
+            if not model_file.info.splits_touching:
                 return model_file, predict(model_file, image_data[0], cancel=cancel), None
             from .predict import _instances
 
