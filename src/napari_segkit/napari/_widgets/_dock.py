@@ -61,58 +61,26 @@ class ScrollableDock(QScrollArea):
 
 
 # napari instantiates a dock class with the viewer when its __init__ asks for one by
-# annotation (a plain factory function is not given the viewer), hence one class each
+# annotation (a plain factory function is not given the viewer), hence one class per form
 
 
-class LoadDock(ScrollableDock):
-    """The Load widget in a scrollable dock."""
-
-    def __init__(self, viewer: napari.viewer.Viewer):
-        from .load import LoadWidget
-
-        super().__init__(LoadWidget(viewer))
-
-
-class PredictDock(ScrollableDock):
-    """The Predict widget in a scrollable dock."""
+def _dock_class(module: str, form: str) -> type:
+    """A ScrollableDock subclass whose __init__ builds `form` from `module` for a viewer."""
 
     def __init__(self, viewer: napari.viewer.Viewer):
-        from .predict import PredictWidget
+        import importlib
 
-        super().__init__(PredictWidget(viewer))
+        form_class = getattr(importlib.import_module(f"{__package__}.{module}"), form)
+        ScrollableDock.__init__(self, form_class(viewer))
 
-
-class TrainDock(ScrollableDock):
-    """The Train widget in a scrollable dock."""
-
-    def __init__(self, viewer: napari.viewer.Viewer):
-        from .train import TrainWidget
-
-        super().__init__(TrainWidget(viewer))
+    name = form.removesuffix("Widget") + "Dock"
+    doc = f"The {form} in a scrollable dock."
+    return type(name, (ScrollableDock,), {"__init__": __init__, "__doc__": doc})
 
 
-class BorderWeightsDock(ScrollableDock):
-    """The Border weights widget in a scrollable dock."""
-
-    def __init__(self, viewer: napari.viewer.Viewer):
-        from .border_weights import BorderWeightsWidget
-
-        super().__init__(BorderWeightsWidget(viewer))
-
-
-class EvaluateDock(ScrollableDock):
-    """The Evaluate widget in a scrollable dock."""
-
-    def __init__(self, viewer: napari.viewer.Viewer):
-        from .evaluate import EvaluateWidget
-
-        super().__init__(EvaluateWidget(viewer))
-
-
-class ExportDock(ScrollableDock):
-    """The Export widget in a scrollable dock."""
-
-    def __init__(self, viewer: napari.viewer.Viewer):
-        from .export import ExportWidget
-
-        super().__init__(ExportWidget(viewer))
+LoadDock = _dock_class("load", "LoadWidget")
+PredictDock = _dock_class("predict", "PredictWidget")
+TrainDock = _dock_class("train", "TrainWidget")
+BorderWeightsDock = _dock_class("border_weights", "BorderWeightsWidget")
+EvaluateDock = _dock_class("evaluate", "EvaluateWidget")
+ExportDock = _dock_class("export", "ExportWidget")
