@@ -199,6 +199,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             compile=args.compile,
             progress=progress,
             client=client,
+            runtime=args.runtime,
         )
     if not to_zarr:
         write = write_labels if args.output == "labels" else write_stack
@@ -257,6 +258,42 @@ def _parse_options(pairs: list[str] | None) -> dict:
         except json.JSONDecodeError:
             options[key] = value  # a bare word such as bilinear
     return options
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Export MODEL to OUT (bioimage.io package, ONNX or TorchScript)."""
+    from .models.info import read_model_info
+
+    read_model_info(args.model)  # a bad model file fails before torch loads
+    from .core.io import read_stack
+    from .models import export_model
+
+    options = {}
+    if args.name:
+        options["name"] = args.name
+    if args.description:
+        options["description"] = args.description
+    if args.author:
+        options["authors"] = args.author
+    if args.cite:
+        options["cite"] = [_citation(c) for c in args.cite]
+    if args.test_image:
+        data = read_stack(args.test_image).data
+        plane = data.ndim == 4 or (data.ndim == 3 and data.shape[-1] > 4)  # a stack
+        options["test_image"] = data[data.shape[0] // 2] if plane else data
+    if options or args.license != "CC-BY-4.0":
+        options["license"] = args.license
+    out = export_model(args.model, args.out, format=args.format, **options)
+    print(f"wrote {out}")
+    return 0
+
+
+def _citation(text: str) -> dict:
+    """``"Ronneberger 2015=10.1007/..."`` -> ``{"text": ..., "doi": ...}`` (or ``"url"``)."""
+    label, sep, ref = text.rpartition("=")
+    if not sep or not label or not ref:
+        raise ValueError(f"--cite {text!r}: expected TEXT=DOI or TEXT=URL")
+    return {"text": label, "url" if ref.startswith(("http://", "https://")) else "doi": ref}
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -659,7 +696,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "predict", help="segment an image/stack tile by tile (zarr to zarr, resumable)"
     )
-    p.add_argument("model", help="model file (.safetensors) written by napari-segkit")
+    p.add_argument(
+        "model",
+        help="model file (.safetensors), a bioimage.io package (.zip, folder or rdf.yaml), "
+        "or an .onnx / TorchScript export",
+    )
     p.add_argument("input", help="TIFF, zarr, NIfTI, DICOM, or folder of slices")
     p.add_argument(
         "output_path",
@@ -678,6 +719,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--compile", action="store_true", help="torch.compile the model (falls back if it fails)"
+    )
+    p.add_argument(
+        "--runtime",
+        choices=("auto", "torch", "onnxruntime"),
+        default=pred.runtime,
+        help="CPU runtime: onnxruntime (converted once, checked to 1e-4), torch, or auto "
+        "(onnxruntime for large images when installed)",
     )
     p.add_argument("--output", choices=config.OUTPUTS, default=pred.output)
     p.add_argument("--prob-dtype", choices=config.PROB_DTYPES, default=pred.prob_dtype)
@@ -920,6 +968,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_tune)
 
+    p = sub.add_parser(
+        "export",
+        help="export a model as a bioimage.io package (.zip), ONNX (.onnx) or TorchScript (.pt)",
+    )
+    p.add_argument("model", help="model file (.safetensors)")
+    p.add_argument("out", help="OUT.zip (bioimage.io), OUT.onnx or OUT.pt (TorchScript)")
+    p.add_argument(
+        "--format", choices=("bioimageio", "onnx", "torchscript"), help="default: from OUT"
+    )
+    p.add_argument("--name", help="bioimage.io: the model's name")
+    p.add_argument("--description", help="bioimage.io: one paragraph on what it segments")
+    p.add_argument(
+        "--author",
+        action="append",
+        help="bioimage.io: an author (repeat for several; default: the model file's, else you)",
+    )
+    p.add_argument("--license", default="CC-BY-4.0", help="bioimage.io: SPDX licence id")
+    p.add_argument(
+        "--cite",
+        action="append",
+        metavar="TEXT=DOI_OR_URL",
+        help="bioimage.io: a citation (default: the architecture's paper and napari-segkit)",
+    )
+    p.add_argument(
+        "--test-image",
+        help="bioimage.io: image the test tensors and cover come from (default: synthetic)",
+    )
+    p.set_defaults(func=cmd_export)
+
     p = sub.add_parser("models", help="list the model architectures")
     p.add_argument("-v", "--verbose", action="store_true", help="also list each one's options")
     p.set_defaults(func=cmd_models)
@@ -930,7 +1007,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, ImportError) as err:
         print(f"segkit {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -64,6 +64,9 @@ class PredictDefaults:
     block_size: int = 2048
     #: Y/X side of zarr output chunks
     chunk_size: int = 512
+    #: "auto": onnxruntime on the CPU when installed and the image is large enough to
+    #: repay the one-time conversion (README "A faster CPU runtime"), else PyTorch
+    runtime: str = "auto"
 
 
 def _default_augmentation():

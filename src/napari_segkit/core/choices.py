@@ -11,7 +11,7 @@ from __future__ import annotations
 BLEND_MODES = ("gaussian", "linear", "centre")
 
 #: input normalisation modes (see :func:`napari_segkit.core.volume.normalization_stats`)
-NORMALIZATION_MODES = ("percentile", "fixed", "none")
+NORMALIZATION_MODES = ("percentile", "meanstd", "fixed", "none")
 
 #: the normalisation new models are trained with, and recorded in their model file
 DEFAULT_NORMALIZATION = {"mode": "percentile", "low": 1.0, "high": 99.8}

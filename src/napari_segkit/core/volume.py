@@ -283,7 +283,9 @@ def normalization_stats(volume: Volume, normalization: dict | None) -> dict | No
     """Resolve a normalisation spec into fixed per-channel ``offset`` and ``scale``.
 
     ``{"mode": "percentile", "low": 1, "high": 99.8}`` computes the percentiles per
-    channel over a sample of regions (not the whole volume); ``{"mode": "fixed",
+    channel over a sample of regions (not the whole volume); ``{"mode": "meanstd",
+    "per_channel": False, "eps": 1e-6}`` maps to zero mean and unit variance over the
+    same sample (bioimage.io's ``zero_mean_unit_variance``); ``{"mode": "fixed",
     "mean": [...], "std": [...]}`` is used as given; None / ``{"mode": "none"}``
     leaves values as they are. The result maps ``x -> (x - offset) / scale``.
 
@@ -318,22 +320,31 @@ def normalization_stats(volume: Volume, normalization: dict | None) -> dict | No
         mean = np.broadcast_to(np.asarray(normalization["mean"], np.float32), (c,))
         std = np.broadcast_to(np.asarray(normalization["std"], np.float32), (c,))
         return {"offset": mean.tolist(), "scale": np.maximum(std, 1e-8).tolist()}
-    if mode == "percentile":
-        low, high = float(normalization.get("low", 1.0)), float(normalization.get("high", 99.8))
-        values = np.concatenate([r.reshape(c, -1) for r in volume.sample_regions()], axis=1)
-        if not np.isfinite(values).all():
-            raise InputError("image contains NaN or infinite values")
-        lo, hi = np.percentile(values, [low, high], axis=1)
-        span = np.maximum(hi - lo, 1e-8)
-        invert = normalization.get("invert", False)
-        if invert == "auto":
-            invert = bool(np.mean((np.median(values, axis=1) - lo) / span) > 0.5)
-        if invert:
-            return {"offset": hi.tolist(), "scale": (-span).tolist(), "inverted": True}
-        return {"offset": lo.tolist(), "scale": span.tolist()}
-    raise InputError(
-        f"unknown normalization mode {mode!r} (use one of {', '.join(NORMALIZATION_MODES)})"
-    )
+    if mode not in NORMALIZATION_MODES:
+        raise InputError(
+            f"unknown normalization mode {mode!r} (use one of {', '.join(NORMALIZATION_MODES)})"
+        )
+    values = np.concatenate([r.reshape(c, -1) for r in volume.sample_regions()], axis=1)
+    if not np.isfinite(values).all():
+        raise InputError("image contains NaN or infinite values")
+    if mode == "meanstd":  # bioimage.io's zero_mean_unit_variance: (x - mean) / (std + eps)
+        eps = float(normalization.get("eps", 1e-6))
+        if normalization.get("per_channel", False):
+            mean, std = values.mean(axis=1), values.std(axis=1)
+        else:
+            mean = np.full(c, values.mean())
+            std = np.full(c, values.std())
+        return {"offset": mean.tolist(), "scale": (std + eps).tolist()}
+    # percentile
+    low, high = float(normalization.get("low", 1.0)), float(normalization.get("high", 99.8))
+    lo, hi = np.percentile(values, [low, high], axis=1)
+    span = np.maximum(hi - lo, 1e-8)
+    invert = normalization.get("invert", False)
+    if invert == "auto":
+        invert = bool(np.mean((np.median(values, axis=1) - lo) / span) > 0.5)
+    if invert:
+        return {"offset": hi.tolist(), "scale": (-span).tolist(), "inverted": True}
+    return {"offset": lo.tolist(), "scale": span.tolist()}
 
 
 def apply_normalization(region: np.ndarray, stats: dict | None) -> np.ndarray:

@@ -25,17 +25,23 @@ _LAZY = {
     "get_architecture": "registry",
     "list_architectures": "registry",
     "EncoderWeightsError": "smp_models",
+    "ExportError": "export",
+    "export_model": "exchange",
+    "PackageError": "bioimageio",
     "SegmentationModel": "wrapper",
 }
 
 __all__ = [
     "Architecture",
     "EncoderWeightsError",
+    "ExportError",
     "ModelFile",
     "ModelFileError",
     "ModelInfo",
+    "PackageError",
     "SegmentationModel",
     "build_model",
+    "export_model",
     "get_architecture",
     "list_architectures",
     "load_model",

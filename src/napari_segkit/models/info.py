@@ -56,7 +56,9 @@ class ModelInfo:
     normalization : dict
         ``{"mode": "percentile", "low": 1.0, "high": 99.8}`` (per image; ``"invert":
         "auto"`` flips bright-background images to dark-background ones), or
-        ``{"mode": "fixed", "mean": [...], "std": [...]}``, or ``{"mode": "none"}``.
+        ``{"mode": "meanstd"}`` (zero mean, unit variance per image; ``"per_channel"``,
+        ``"eps"``), ``{"mode": "fixed", "mean": [...], "std": [...]}``, or
+        ``{"mode": "none"}``.
     tile_size : list of int
         ``[H, W]`` the model was trained for.
     overlap : float
@@ -216,7 +218,16 @@ def read_model_info(path: str | os.PathLike) -> ModelInfo:
     ModelFileError
         A pickle / torch.save file (refused, never unpickled), a truncated or foreign
         file, or a description with a missing or invalid field (named).
+
+    Notes
+    -----
+    Exchanged models -- a bioimage.io package, or our ``.onnx`` / TorchScript exports
+    -- are described too (see :mod:`napari_segkit.models.imports`).
     """
+    from .imports import exchange_kind, read_exchanged_info
+
+    if exchange_kind(path):
+        return read_exchanged_info(path)
     _, metadata = read_header(path)
     if META_KEY not in metadata:
         raise ModelFileError(
@@ -323,6 +334,11 @@ def _check_normalization(raw: dict, bad) -> None:
                 bad("normalization", f"mode 'fixed' needs {key!r}: a number or list of numbers")
             if key == "std" and not all(v > 0 for v in values):
                 bad("normalization", "mode 'fixed' needs positive 'std' values")
+    if norm["mode"] == "meanstd":
+        if norm.get("per_channel", False) not in (False, True):
+            bad("normalization", "mode 'meanstd' needs 'per_channel' true or false")
+        if not _is_number(norm.get("eps", 1e-6)) or norm.get("eps", 1e-6) < 0:
+            bad("normalization", "mode 'meanstd' needs 'eps' >= 0")
     if norm["mode"] == "percentile":
         low, high = norm.get("low", 1.0), norm.get("high", 99.8)
         if not (_is_number(low) and _is_number(high) and 0 <= low < high <= 100):

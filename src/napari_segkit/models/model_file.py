@@ -165,8 +165,14 @@ def save_model(
     return path
 
 
-def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> ModelFile:
+def load_model(
+    path: str | os.PathLike, *, device: str | torch.device = "cpu", weights: str = "auto"
+) -> ModelFile:
     """Load a model file written by :func:`save_model`; never executes code from the file.
+
+    Also opens exchanged models (:mod:`napari_segkit.models.imports`): a local
+    bioimage.io package (``.zip``, its folder or ``rdf.yaml``) and our ``.onnx`` /
+    TorchScript exports -- the tile engine, the CLI and the widgets use them alike.
 
     Returns
     -------
@@ -177,6 +183,9 @@ def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu") -
     ----------
     path : path
     device : str or torch.device
+    weights : {"auto", "pytorch_state_dict", "torchscript", "onnx"}
+        Which weights of a bioimage.io package to load (see
+        :func:`~napari_segkit.models.bioimageio.load_bioimageio`).
 
     Raises
     ------
@@ -184,6 +193,10 @@ def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu") -
     """
     from safetensors.torch import load_model as st_load_model
 
+    from .imports import exchange_kind, load_exchanged
+
+    if exchange_kind(path):
+        return load_exchanged(path, device=device, weights=weights)
     info = read_model_info(path)
     tensors, _ = read_header(path)
     # build on the meta device first (no memory) and compare with the stored weights, so

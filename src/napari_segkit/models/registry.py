@@ -35,6 +35,11 @@ class Architecture:
         Option names and defaults (what ``build_model(..., **options)`` accepts).
     tiny_options : dict
         The smallest sensible configuration (for tests and quick checks).
+    network : callable, optional
+        ``network(options) -> (cls, kwargs)``: the class written here and the keyword
+        arguments ``build`` passes it (besides the channel and class counts), so that
+        an export can ship the architecture's source (see ``models.bioimageio``).
+        None for SMP's architectures (their source is SMP's).
     """
 
     name: str
@@ -44,6 +49,7 @@ class Architecture:
     divisor: Callable[[dict], int]
     options: dict
     tiny_options: dict
+    network: Callable[[dict], tuple[type, dict]] | None = None
 
 
 _REGISTRY: dict[str, Architecture] = {}
@@ -104,57 +110,59 @@ for _name in SMP_ARCHITECTURES:
         )
     )
 
-register(
-    Architecture(
-        "unet_original",
-        "segkit",
-        "Original U-Net (Ronneberger 2015), same padding; transpose/bilinear/unpool upsampling",
-        lambda cin, k, **o: UNet(cin, k, **o),
-        lambda o: 2 ** o.get("depth", 4),
-        _defaults(UNet.__init__),
-        {"width": 4, "depth": 2},
+
+def _register_segkit(name, description, network, divisor, options, tiny_options) -> None:
+    """Register an architecture written here: `network(options)` names its class and
+    keyword arguments, and ``build`` is that class called with them."""
+
+    def build(cin, k, **o):
+        cls, kwargs = network(o)
+        return cls(cin, k, **kwargs)
+
+    register(
+        Architecture(name, "segkit", description, build, divisor, options, tiny_options, network)
     )
+
+
+_register_segkit(
+    "unet_original",
+    "Original U-Net (Ronneberger 2015), same padding; transpose/bilinear/unpool upsampling",
+    lambda o: (UNet, dict(o)),
+    lambda o: 2 ** o.get("depth", 4),
+    _defaults(UNet.__init__),
+    {"width": 4, "depth": 2},
 )
-register(
-    Architecture(
-        "resunet",
-        "segkit",
-        "Residual U-Net (Drozdzal 2016): residual blocks inside the long skips",
-        lambda cin, k, **o: UNet(cin, k, **{"residual": True, **o}),
-        lambda o: 2 ** o.get("depth", 4),
-        {**_defaults(UNet.__init__), "residual": True},
-        {"width": 4, "depth": 2},
-    )
+_register_segkit(
+    "resunet",
+    "Residual U-Net (Drozdzal 2016): residual blocks inside the long skips",
+    lambda o: (UNet, {"residual": True, **o}),
+    lambda o: 2 ** o.get("depth", 4),
+    {**_defaults(UNet.__init__), "residual": True},
+    {"width": 4, "depth": 2},
 )
 for _name, _variant in DENSENET_VARIANTS.items():
-    register(
-        Architecture(
-            _name,
-            "segkit",
-            f"FC-DenseNet{_name[len('fcdensenet') :]} / Tiramisu (Jegou 2017)",
-            lambda cin, k, _v=_variant, **o: FCDenseNet(cin, k, **{**_v, **o}),
-            lambda o: 2 ** len(o.get("down_layers", (1,) * 5)),
-            {**_defaults(FCDenseNet.__init__), **_variant},
-            {
-                "down_layers": (1, 1, 1, 1, 1),
-                "bottleneck_layers": 1,
-                "growth_rate": 2,
-                "first_channels": 4,
-            },
-        )
+    _register_segkit(
+        _name,
+        f"FC-DenseNet{_name[len('fcdensenet') :]} / Tiramisu (Jegou 2017)",
+        lambda o, _v=_variant: (FCDenseNet, {**_v, **o}),
+        lambda o: 2 ** len(o.get("down_layers", (1,) * 5)),
+        {**_defaults(FCDenseNet.__init__), **_variant},
+        {
+            "down_layers": (1, 1, 1, 1, 1),
+            "bottleneck_layers": 1,
+            "growth_rate": 2,
+            "first_channels": 4,
+        },
     )
 for _variant in ("fcn32s", "fcn16s", "fcn8s"):
-    register(
-        Architecture(
-            _variant,
-            "segkit",
-            f"{_variant.upper().replace('S', 's')}: VGG16-style encoder, 1x1 scores, transposed-conv "
-            "upsampling" + ("" if _variant == "fcn32s" else " and skip sums") + " (Long 2015)",
-            lambda cin, k, _v=_variant, **o: FCN(cin, k, variant=_v, **o),
-            lambda o: 32,
-            _defaults(FCN.__init__, skip=("in_channels", "num_classes", "variant")),
-            {"width": 4, "fc_channels": 8},
-        )
+    _register_segkit(
+        _variant,
+        f"{_variant.upper().replace('S', 's')}: VGG16-style encoder, 1x1 scores, transposed-conv "
+        "upsampling" + ("" if _variant == "fcn32s" else " and skip sums") + " (Long 2015)",
+        lambda o, _v=_variant: (FCN, {"variant": _v, **o}),
+        lambda o: 32,
+        _defaults(FCN.__init__, skip=("in_channels", "num_classes", "variant")),
+        {"width": 4, "fc_channels": 8},
     )
 
 

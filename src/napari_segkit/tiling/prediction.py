@@ -68,6 +68,69 @@ def _resolve_model(model, device: torch.device) -> _Model:
 
 
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_ONNX: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+#: "auto" converts to ONNX for images at least this large (the conversion takes a few
+#: seconds once per loaded model; below this PyTorch finishes first)
+ONNXRUNTIME_MIN_PIXELS = 2048 * 2048
+RUNTIMES = ("auto", "torch", "onnxruntime")
+
+
+def _weights_state(module: torch.nn.Module) -> tuple:
+    return tuple((t.data_ptr(), t._version) for t in module.parameters())
+
+
+def _runtime_module(resolved: _Model, runtime: str, dev: torch.device, volume, client):
+    """The onnxruntime version of `resolved`'s module where `runtime` asks for it, else
+    None (PyTorch runs it). Converted once per loaded model and weights."""
+    import importlib.util
+
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime={runtime!r}: choose one of {', '.join(RUNTIMES)}")
+    module = resolved.module
+    if runtime == "torch" or not hasattr(module, "net") or client is not None:
+        return None  # exchanged models run in their own runtime; workers use PyTorch
+    if dev.type != "cpu":
+        if runtime == "onnxruntime":
+            raise ValueError(
+                f"runtime='onnxruntime' runs on the CPU here; got device {str(dev)!r} "
+                "(use device='cpu', or runtime='torch' on a GPU)"
+            )
+        return None
+    cached = _ONNX.get(module)
+    if cached is not None and cached[0] == _weights_state(module):
+        return cached[1]  # None: this architecture does not export
+    installed = all(importlib.util.find_spec(m) for m in ("onnxruntime", "onnx", "onnxscript"))
+    if runtime == "auto":
+        nz, ny, nx, _ = volume.shape
+        if not installed or nz * ny * nx < ONNXRUNTIME_MIN_PIXELS:
+            return None
+    elif not installed:
+        raise ImportError(
+            "runtime='onnxruntime' needs onnxruntime: `pip install napari-segkit[exchange]`"
+        )
+    from ..models.exchanged import ExchangedModel, digest_of
+    from ..models.export import ExportError, _session, to_onnx
+
+    try:
+        data, _ = to_onnx(module, resolved.info)
+    except ExportError as err:
+        _ONNX[module] = (_weights_state(module), None)
+        if runtime == "onnxruntime":
+            raise
+        warnings.warn(f"running with PyTorch: {err}", stacklevel=3)
+        return None
+    runner = ExchangedModel(
+        _session(data, threads=torch.get_num_threads()),
+        in_channels=resolved.in_channels,
+        num_classes=resolved.num_classes,
+        arch=f"onnxruntime:{module.arch}",
+        min_size=(module.divisor, module.divisor),
+        step=(module.divisor, module.divisor),
+        digest=digest_of(data),
+        pad_mode=module.pad_mode,
+    )
+    _ONNX[module] = (_weights_state(module), runner)
+    return runner
 
 
 def _compiled(module: torch.nn.Module, backend: str) -> torch.nn.Module:
@@ -88,6 +151,8 @@ def _on_device_eval(module: torch.nn.Module, device: torch.device) -> torch.nn.M
 
 def _fingerprint(model: _Model, settings: dict) -> str:
     h = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    # an ONNX network's weights live in its runtime, not in the module's state dict
+    h.update(getattr(model.module, "weights_digest", "").encode())
     for name, tensor in model.module.state_dict().items():
         h.update(name.encode())
         h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
@@ -123,6 +188,7 @@ def predict(
     optimize: bool = True,
     color: str | None = None,
     tile_progress=None,
+    runtime: str = _DEFAULTS.runtime,
 ):
     """Predict `image` tile by tile with `model`.
 
@@ -209,6 +275,14 @@ def predict(
         How the image's channels become the model's (see
         :class:`~napari_segkit.core.volume.Volume`); default: the model file's. E.g.
         ``color="gray"`` runs a one-channel model on an RGB image (its luminance).
+    runtime : {"auto", "torch", "onnxruntime"}
+        What runs the network on the CPU. "onnxruntime" converts the model to ONNX once
+        per loaded model (checked against PyTorch to 1e-4, see
+        :mod:`napari_segkit.models.export`) and runs it with onnxruntime; "auto" does so
+        on the CPU when onnxruntime is installed and the image has at least
+        :data:`ONNXRUNTIME_MIN_PIXELS` pixels (or the conversion is cached), falling
+        back to PyTorch when the architecture does not export. GPUs and dask workers
+        use PyTorch.
 
     Returns
     -------
@@ -265,16 +339,20 @@ def predict(
     if normalization == "model":
         normalization = info.normalization if info else None
     norm_stats = normalization_stats(volume, normalization)
-    module = (
-        prepare_for_inference(
+    runner = _runtime_module(resolved, runtime, dev, volume, client)
+    # an exchanged network (ONNX, TorchScript) is optimised by its own runtime
+    optimize = optimize and runner is None and not getattr(resolved.module, "weights_digest", 0)
+    if runner is not None:
+        module = runner
+    elif optimize:
+        module = prepare_for_inference(
             resolved.module,
             in_channels=resolved.in_channels,
             divisor=int(getattr(resolved.module, "divisor", 1)),
         )
-        if optimize
-        else resolved.module
-    )
-    if compile:
+    else:
+        module = resolved.module
+    if compile and runner is None:
         module = _compiled(module, "inductor" if compile is True else str(compile))
     engine = TileEngine(
         module,
