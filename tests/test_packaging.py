@@ -93,6 +93,7 @@ def test_npe2_finds_plugin_and_contributions():
         "Border weights",
         "Evaluate",
         "Export labels",
+        "Export model",
     }
     # every command resolves to a real callable
     for cmd in contrib.commands:

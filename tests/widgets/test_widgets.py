@@ -21,6 +21,17 @@ from napari_segkit.tiling import predict
 PLUGIN = "napari-segkit"
 
 
+DOCKS = (
+    "Load stack",
+    "Predict",
+    "Train",
+    "Border weights",
+    "Evaluate",
+    "Export labels",
+    "Export model",
+)
+
+
 def dock(viewer, name):
     """The widget, created as a user would: from the Plugins menu (the manifest)."""
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, name)
@@ -473,7 +484,7 @@ def test_every_dock_scrolls_and_fits_a_laptop_screen(make_napari_viewer):
 
     viewer = make_napari_viewer()
     docks = {}
-    for name in ("Load stack", "Predict", "Train", "Border weights", "Evaluate", "Export labels"):
+    for name in DOCKS:
         widget = docks[name] = dock(viewer, name)
         assert isinstance(widget, QScrollArea)
         assert widget.sizeHint().height() <= MAX_DOCK_HEIGHT
@@ -595,7 +606,7 @@ def test_every_field_has_a_tooltip_and_paths_show_their_file_name(make_napari_vi
 
     viewer = make_napari_viewer()
     docks = {}
-    for name in ("Load stack", "Predict", "Train", "Border weights", "Evaluate", "Export labels"):
+    for name in DOCKS:
         docks[name] = dock(viewer, name)
         form = docks[name].form
         for attr, field in vars(form).items():
@@ -728,3 +739,32 @@ def test_a_prediction_unlike_the_training_data_is_flagged(
         _wait(qtbot, widget)
     flagged = [n for n in notes() if "unlike the model's training images" in n]
     assert len(flagged) == 1 and "[odd]" in flagged[0] and "'nucleus'" in flagged[0]
+
+
+def test_export_model_widget_writes_a_package_that_loads(
+    make_napari_viewer, qtbot, tmp_path, tiny_model_path, notes
+):
+    pytest.importorskip("bioimageio.core")
+    from napari_segkit.models import load_model
+
+    viewer = make_napari_viewer()
+    viewer.add_image(make_nuclei((100, 120), seed=5).image, name="cells")
+    widget = dock(viewer, "Export model")
+    widget.model.value = tiny_model_path
+    assert str(widget.out.value).endswith("tiny.zip")  # next to the model, format's suffix
+    widget.format.value = "ONNX (.onnx)"
+    assert str(widget.out.value).endswith("tiny.onnx")
+    widget.format.value = "bioimage.io package (.zip)"
+    widget.out.value = tmp_path / "cells.zip"
+    widget.authors.value = "A. Tester, B. Tester"
+    widget.test_image.value = viewer.layers["cells"]
+    widget.run()
+    _wait(qtbot, widget, timeout=180_000)
+    assert any("Exported tiny.safetensors" in n for n in notes())
+    imported = load_model(tmp_path / "cells.zip")
+    assert imported.info.class_names == ["background", "cell", "edge"]
+    # a missing model file: a message, no job
+    widget.model.value = tmp_path / "missing.safetensors"
+    widget.run()
+    assert not widget.jobs.running
+    assert any("no model file" in n for n in notes())

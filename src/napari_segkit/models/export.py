@@ -14,8 +14,8 @@ instead of writing a file that is wrong at other sizes.
 
 ONNX uses torch's own exporters: ``torch.export`` (dynamo) first, then the older
 TorchScript-based one when the first fails. Architectures that neither exports with
-dynamic sizes (checked by ``tests/models/test_export.py``): ``pan``, ``pspnet`` and
-``upernet`` -- SMP's pyramid pooling (adaptive pooling whose bins depend on the input
+dynamic sizes (checked by ``tests/models/test_export.py``): ``pspnet`` and ``upernet``
+-- SMP's pyramid pooling (adaptive pooling whose bins depend on the input
 size), which the exporters either reject or freeze at the example size. Their
 TorchScript export works (scripting keeps the size computations). TorchScript uses
 ``torch.jit.trace`` (then ``torch.jit.script``), checked the same way.
@@ -88,8 +88,9 @@ def probabilities_module(model) -> Probabilities:
 
 def example_sizes(divisor: int) -> list[tuple[int, int, int]]:
     """(batch, H, W) the exports are traced at (first) and checked at (all): multiples of
-    `divisor`, at least 64 pixels, H != W so that a transposed size would show."""
-    base = max(64, 2 * divisor)
+    `divisor`, at least 128 pixels (SMP's PAN pools 64x), H != W so that a transposed
+    size would show."""
+    base = max(128, 2 * divisor)
     base = -(-base // divisor) * divisor
     return [(1, base, base + divisor), (2, base + 2 * divisor, base + divisor)]
 

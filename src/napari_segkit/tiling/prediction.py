@@ -98,7 +98,11 @@ def _runtime_module(resolved: _Model, runtime: str, dev: torch.device, volume, c
         return None
     cached = _ONNX.get(module)
     if cached is not None and cached[0] == _weights_state(module):
-        return cached[1]  # None: this architecture does not export
+        if not isinstance(cached[1], Exception):
+            return cached[1]
+        if runtime == "onnxruntime":  # this architecture does not export (remembered)
+            raise cached[1]
+        return None
     installed = all(importlib.util.find_spec(m) for m in ("onnxruntime", "onnx", "onnxscript"))
     if runtime == "auto":
         nz, ny, nx, _ = volume.shape
@@ -114,7 +118,7 @@ def _runtime_module(resolved: _Model, runtime: str, dev: torch.device, volume, c
     try:
         data, _ = to_onnx(module, resolved.info)
     except ExportError as err:
-        _ONNX[module] = (_weights_state(module), None)
+        _ONNX[module] = (_weights_state(module), err)
         if runtime == "onnxruntime":
             raise
         warnings.warn(f"running with PyTorch: {err}", stacklevel=3)

@@ -51,6 +51,15 @@ TOOLTIPS = {
         "init": "the model to continue from (never overwritten)",
         "predict_after": "segment the first image with the new model when training ends",
     },
+    "ExportModelWidget": {
+        "model": "the napari-segkit model file (.safetensors) to export",
+        "format": "bioimage.io runs in Fiji (deepImageJ), ilastik, QuPath, BiaPy; ONNX in "
+        "onnxruntime and OpenVINO; TorchScript in PyTorch without napari-segkit",
+        "out": "the file to write (.zip, .onnx or .pt); written whole or not at all",
+        "authors": "comma-separated names (default: the model file's, else you)",
+        "license": "SPDX licence id of the weights (bioimage.io packages)",
+        "test_image": "the image the package's test tensors and cover are cut from",
+    },
     "BorderWeightsWidget": {
         "source": "the labels layer (instances, or a semantic mask split into objects)",
         "kind": "what the layer holds; auto reads a 0/1 mask as semantic",
