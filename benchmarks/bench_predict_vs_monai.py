@@ -50,6 +50,7 @@ def run_segkit(model, image, tile, overlap, batch):
         device="cpu",
         output="probabilities",
         normalization=None,
+        runtime="torch",  # this benchmark measures our PyTorch engine (see bench_cpu_runtime)
     )
 
 

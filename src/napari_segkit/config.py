@@ -65,7 +65,8 @@ class PredictDefaults:
     #: Y/X side of zarr output chunks
     chunk_size: int = 512
     #: "auto": onnxruntime on the CPU when installed and the image is large enough to
-    #: repay the one-time conversion (README "A faster CPU runtime"), else PyTorch
+    #: repay the one-time conversion (3072 x 3072 pixels; README "A faster CPU runtime"),
+    #: else PyTorch
     runtime: str = "auto"
 
 

@@ -763,6 +763,14 @@ def test_export_model_widget_writes_a_package_that_loads(
     assert any("Exported tiny.safetensors" in n for n in notes())
     imported = load_model(tmp_path / "cells.zip")
     assert imported.info.class_names == ["background", "cell", "edge"]
+    # the package segments in the Predict widget like the model file it came from
+    predict_widget = dock(viewer, "Predict")
+    for model in (tiny_model_path, tmp_path / "cells.zip"):
+        predict_widget.model.value = model
+        predict_widget.run()
+        _wait(qtbot, predict_widget)
+    package_labels, file_labels = viewer.layers[-1].data, viewer.layers[-2].data
+    np.testing.assert_array_equal(package_labels, file_labels)
     # a missing model file: a message, no job
     widget.model.value = tmp_path / "missing.safetensors"
     widget.run()

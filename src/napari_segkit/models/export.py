@@ -12,8 +12,11 @@ and compared with the PyTorch model; a difference above :data:`TOLERANCE` -- e.g
 size baked into the graph by tracing -- refuses the export (:class:`ExportError`)
 instead of writing a file that is wrong at other sizes.
 
-ONNX uses torch's own exporters: ``torch.export`` (dynamo) first, then the older
-TorchScript-based one when the first fails. Architectures that neither exports with
+ONNX uses torch's own exporters: the TorchScript-based one first (10-20x faster:
+0.2-0.5 s for the bundled model and an SMP U-Net resnet18, against 3.5-6 s for
+``torch.export``, which matters when ``predict(runtime="auto")`` converts on the fly),
+then ``torch.export`` (dynamo) when the first fails or disagrees -- it is also the one
+left when torch drops the older exporter. Architectures that neither exports with
 dynamic sizes (checked by ``tests/models/test_export.py``): ``pspnet`` and ``upernet``
 -- SMP's pyramid pooling (adaptive pooling whose bins depend on the input
 size), which the exporters either reject or freeze at the example size. Their
@@ -231,18 +234,16 @@ def to_onnx(model, info=None) -> tuple[bytes, float]:
     module = probabilities_module(model)
     x = _inputs(model, example_sizes(model.divisor)[0], seed=0)
     reasons = []
-    for dynamo, label in ((True, "ONNX (torch.export)"), (False, "ONNX (TorchScript exporter)")):
+    for dynamo, label in ((False, "ONNX (TorchScript exporter)"), (True, "ONNX (torch.export)")):
         try:
             data = _onnx_bytes(module, x, dynamo)
             session = _session(data)
             difference = check_against_torch(
                 model, lambda a, s=session: s.run(None, {"input": a})[0], label
             )
-        except ExportError as err:
-            # a graph that runs but disagrees froze a size; the older exporter traces too
-            # and would freeze it the same way, so it is not tried
+        except ExportError as err:  # runs, but froze a size: the other exporter may not
             reasons.append(str(err))
-            break
+            continue
         except Exception as err:  # noqa: BLE001 -- exporters raise any type; say which, why
             first = str(err).strip().splitlines()[0] if str(err).strip() else ""
             reasons.append(f"{label} of {model.arch!r} failed: {type(err).__name__}: {first}")

@@ -21,8 +21,13 @@ def _worker_model(path: str, optimize: bool):
         _WORKER_MODELS.clear()
         model_file = load_model(path)
         model = model_file.model
-        fused = fuse_for_inference(
-            model, in_channels=model.in_channels, divisor=int(getattr(model, "divisor", 1))
+        # an exchanged network (ONNX, TorchScript) is optimised by its own runtime
+        fused = (
+            model
+            if getattr(model, "weights_digest", None)
+            else fuse_for_inference(
+                model, in_channels=model.in_channels, divisor=int(getattr(model, "divisor", 1))
+            )
         )
         _WORKER_MODELS[key] = (
             fused if optimize else model,

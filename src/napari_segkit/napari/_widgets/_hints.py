@@ -18,7 +18,8 @@ TOOLTIPS = {
     },
     "PredictWidget": {
         "image": "the image layer to segment (gray or RGB; 2D or a stack)",
-        "model": "a napari-segkit model file (.safetensors); the bundled nuclei model by default",
+        "model": "a napari-segkit model file (.safetensors), a bioimage.io package (.zip) or an "
+        ".onnx / TorchScript export; the bundled nuclei model by default",
         "tile_size": "side of the tiles the image is cut into; 0 uses the model file's own",
         "overlap": "fraction of a tile shared with its neighbours (blended away: no seams)",
         "blend": "how overlapping tiles are combined: gaussian weights the tile centres most",

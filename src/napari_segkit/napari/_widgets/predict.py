@@ -121,7 +121,7 @@ class PredictWidget(Container):
         self.model = FileEdit(
             label="model",
             mode="r",
-            filter="*.safetensors",
+            filter="*.safetensors *.zip *.onnx *.pt *.yaml",
             value=str(DEFAULT_MODEL) if DEFAULT_MODEL.exists() else "",
         )
         self.tile_size = SpinBox(label="tile size (0: model's)", value=0, min=0, max=8192, step=32)
