@@ -266,7 +266,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     read_model_info(args.model)  # a bad model file fails before torch loads
     from .core.io import read_stack
-    from .models import export_model
+    from .exchange import export_model
 
     options = {}
     if args.name:

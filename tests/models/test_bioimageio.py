@@ -14,10 +14,10 @@ import yaml
 from torch import nn
 
 from napari_segkit.core.synthetic import make_nuclei
+from napari_segkit.exchange import export_model
 from napari_segkit.models import (
     PackageError,
     build_model,
-    export_model,
     load_model,
     read_model_info,
     save_model,

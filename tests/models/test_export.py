@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from napari_segkit.core.synthetic import make_nuclei
+from napari_segkit.exchange import export_model
 from napari_segkit.models import (
     ExportError,
     ModelFileError,
     build_model,
-    export_model,
     get_architecture,
     list_architectures,
     load_model,
@@ -38,6 +38,15 @@ def _tiny(name: str, in_channels=1, num_classes=3):
     ).eval()
 
 
+def _other_input(model, n: int) -> torch.Tensor:
+    """A size the export was not traced at: (N, 1, H, W), or (N, 1, D, H, W) in 3D."""
+    if model.spatial_dims == 3:
+        dz, dy, dx = model.divisors
+        return torch.randn(n, 1, 3 * dz, 5 * dy, 3 * dx)
+    d = model.divisor
+    return torch.randn(n, 1, 4 * max(d, 32), 5 * max(d, 32))
+
+
 @pytest.mark.parametrize("name", ARCHITECTURES)
 def test_onnx_export_of_every_architecture_matches_pytorch(name):
     import onnxruntime as ort
@@ -51,8 +60,7 @@ def test_onnx_export_of_every_architecture_matches_pytorch(name):
     assert difference <= TOLERANCE
     # independently of the export's own check: another size, batch 3, channels 1
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-    d = model.divisor
-    x = torch.randn(3, 1, 4 * max(d, 32), 5 * max(d, 32))
+    x = _other_input(model, 3)
     with torch.inference_mode():
         expected = torch.softmax(model.net(x), 1).numpy()
     got = session.run(None, {"input": x.numpy()})[0]
@@ -64,8 +72,7 @@ def test_torchscript_export_of_every_architecture_matches_pytorch(name):
     model = _tiny(name, num_classes=1)  # one sigmoid channel
     scripted, difference = to_torchscript(model)
     assert difference <= TOLERANCE
-    d = model.divisor
-    x = torch.randn(2, 1, 5 * max(d, 32), 4 * max(d, 32))
+    x = _other_input(model, 2)
     with torch.inference_mode():
         assert torch.allclose(scripted(x), torch.sigmoid(model.net(x)), atol=TOLERANCE)
 

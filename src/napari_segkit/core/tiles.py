@@ -67,12 +67,12 @@ def tile_starts(size: int, tile: int, overlap: float, align: int = 1) -> list[in
 
 @lru_cache(maxsize=64)
 def blend_weights(
-    tile_shape: tuple[int, int],
+    tile_shape: tuple[int, ...],
     mode: str = "gaussian",
     overlap: float = 0.25,
-    at_border: tuple[bool, bool, bool, bool] = (False,) * 4,
+    at_border: tuple[bool, ...] | None = None,
 ) -> np.ndarray:
-    """Importance weights of one tile, shape `tile_shape`, float32, all > 0.
+    """Importance weights of one tile, shape `tile_shape` (2D or 3D), float32, all > 0.
 
     * ``"gaussian"``: a Gaussian centred on the tile, sigma = 1/8 of the tile side
       (as nnU-Net and MONAI), so tile borders, where context is missing, count least.
@@ -82,18 +82,19 @@ def blend_weights(
       pixel takes the prediction of the tile it lies deepest in (image borders still
       get a value).
 
-    `at_border` (top, bottom, left, right) marks tile sides lying on the image
-    border; in ``"centre"`` mode those sides get no border band, since nothing
-    better lies beyond them.
+    `at_border` (low, high per axis: top, bottom, left, right in 2D; front and back
+    first in 3D) marks tile sides lying on the image border; in ``"centre"`` mode those
+    sides get no border band, since nothing better lies beyond them. The weights are
+    the outer product of one profile per axis.
 
     The result is cached (read-only): do not modify it.
     """
     if mode not in BLEND_MODES:
         raise ValueError(f"blend must be one of {BLEND_MODES}, got {mode!r}")
+    at_border = tuple(at_border) if at_border is not None else (False,) * (2 * len(tile_shape))
     axes = []
-    for n, (low_at_border, high_at_border) in zip(
-        tile_shape, (at_border[:2], at_border[2:]), strict=False
-    ):
+    sides = [at_border[2 * i : 2 * i + 2] for i in range(len(tile_shape))]
+    for n, (low_at_border, high_at_border) in zip(tile_shape, sides, strict=True):
         x = np.arange(n, dtype=np.float64) + 0.5 - n / 2
         if mode == "gaussian":
             w = np.exp(-0.5 * (x / (n / 8)) ** 2)
@@ -108,7 +109,9 @@ def blend_weights(
             edge_distance = np.minimum(to_low, to_high)
             w = 1e-6 ** np.clip(1 - edge_distance / margin, 0, 1)
         axes.append(w)
-    weights = np.outer(axes[0], axes[1])
+    weights = axes[0]
+    for profile in axes[1:]:
+        weights = np.multiply.outer(weights, profile)
     weights = weights / weights.max()
     if mode != "centre":
         # a floor as MONAI's (1e-3): where only tile corners overlap, no tile's vanishing

@@ -26,7 +26,6 @@ _LAZY = {
     "list_architectures": "registry",
     "EncoderWeightsError": "smp_models",
     "ExportError": "export",
-    "export_model": "exchange",
     "PackageError": "bioimageio",
     "SegmentationModel": "wrapper",
 }
@@ -41,7 +40,6 @@ __all__ = [
     "PackageError",
     "SegmentationModel",
     "build_model",
-    "export_model",
     "get_architecture",
     "list_architectures",
     "load_model",

@@ -92,15 +92,32 @@ def probabilities_module(model) -> Probabilities:
 def example_sizes(divisor: int) -> list[tuple[int, int, int]]:
     """(batch, H, W) the exports are traced at (first) and checked at (all): multiples of
     `divisor`, at least 128 pixels (SMP's PAN pools 64x), H != W so that a transposed
-    size would show."""
+    size would show.
+
+    Parameters
+    ----------
+    divisor : int
+        The network's in-plane size multiple.
+
+    Returns
+    -------
+    list of (int, int, int)
+    """
     base = max(128, 2 * divisor)
     base = -(-base // divisor) * divisor
     return [(1, base, base + divisor), (2, base + 2 * divisor, base + divisor)]
 
 
 def _inputs(model, size, seed: int) -> torch.Tensor:
+    """Random ``(N, C, H, W)`` input of `size` (n, h, w); a 3D model gets
+    ``(N, C, D, H, W)`` with D two and three of its z multiples and H, W halved."""
     g = torch.Generator().manual_seed(seed)
     n, h, w = size
+    if getattr(model, "spatial_dims", 2) == 3:
+        dz, dy, dx = model.divisors
+        d = dz * (2 + seed % 2)
+        h, w = max(dy, h // 2 // dy * dy), max(dx, w // 2 // dx * dx) + dx * seed
+        return torch.randn(n, model.in_channels, d, h, w, generator=g)
     return torch.randn(n, model.in_channels, h, w, generator=g)
 
 
@@ -169,6 +186,7 @@ def _onnx_bytes(module: Probabilities, x: torch.Tensor, dynamo: bool) -> bytes:
     f = io.BytesIO()
     names = {"input_names": ["input"], "output_names": ["probabilities"]}
     with _quiet():
+        spatial = range(2, x.ndim)  # H, W (and D first, for a 3D network)
         if dynamo:
             dim = torch.export.Dim.DYNAMIC
             program = torch.onnx.export(
@@ -176,12 +194,13 @@ def _onnx_bytes(module: Probabilities, x: torch.Tensor, dynamo: bool) -> bytes:
                 (x,),
                 dynamo=True,
                 opset_version=OPSET,
-                dynamic_shapes=({0: dim, 2: dim, 3: dim},),
+                dynamic_shapes=({0: dim, **dict.fromkeys(spatial, dim)},),
                 **names,
             )
             program.save(f)
         else:
-            axes = {0: "batch", 2: "height", 3: "width"}
+            names_ = ("height", "width") if x.ndim == 4 else ("depth", "height", "width")
+            axes = {0: "batch", **dict(zip(spatial, names_, strict=True))}
             torch.onnx.export(
                 module,
                 (x,),

@@ -172,6 +172,11 @@ def load_exchanged(path, *, device="cpu", weights: str = "auto"):
         network = jit_load(path)
     else:
         raise ModelFileError(f"'{path}' is not an exchanged model file")
+    if info.spatial_dims == 3:
+        raise ModelFileError(
+            f"'{path}' is a 3D model export: run 3D models from their .safetensors file "
+            "(exported 3D graphs do not load here yet)"
+        )
     divisor = int(meta.get("divisor", 1))
     module = ExchangedModel(
         network,

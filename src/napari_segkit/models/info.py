@@ -22,8 +22,10 @@ from ..core.choices import COLOR_MODES, DEFAULT_NORMALIZATION, NORMALIZATION_MOD
 
 FORMAT = "napari-segkit-model"
 #: 2 added ``color`` and ``normalization["invert"]`` (version 1 readers would ignore them
-#: and misread colour images, so they are told to upgrade instead)
-FORMAT_VERSION = 2
+#: and misread colour images, so they are told to upgrade instead); 3 added
+#: ``spatial_dims`` (3D models) and ``spacing``. A file is written with the lowest
+#: version that holds what it uses, so plain 2D models stay readable by older versions.
+FORMAT_VERSION = 3
 META_KEY = "napari-segkit"
 #: a header longer than this is not one of ours (ours are a few kB)
 MAX_HEADER_BYTES = 100 * 2**20
@@ -60,13 +62,19 @@ class ModelInfo:
         ``"eps"``), ``{"mode": "fixed", "mean": [...], "std": [...]}``, or
         ``{"mode": "none"}``.
     tile_size : list of int
-        ``[H, W]`` the model was trained for.
+        ``[H, W]`` the model was trained for (``[D, H, W]`` for a 3D model).
     overlap : float
         Fraction of a tile shared with its neighbours when predicting.
     training : dict
         Provenance: data, loss, epochs, metrics, seed, ...
     versions : dict
         Package versions at save time.
+    spatial_dims : {2, 3}
+        2D models see planes (a stack is predicted plane by plane); 3D models see
+        ``(D, H, W)`` volumes.
+    spacing : list of float, optional
+        The voxel (or pixel) spacing the model was trained at: ``[z, y, x]`` (``[y, x]``
+        for 2D), in the images' unit; None when unknown.
     """
 
     arch: str
@@ -82,6 +90,8 @@ class ModelInfo:
     overlap: float = 0.25
     training: dict = field(default_factory=dict)
     versions: dict = field(default_factory=dict)
+    spatial_dims: int = 2
+    spacing: list | None = None
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 
@@ -307,18 +317,30 @@ def description_from_dict(raw, path: str | os.PathLike = "<model file>") -> Mode
     if color != "as-is" and raw["in_channels"] != {"gray": 1, "rgb": 3}[color]:
         bad("color", f"{color!r} needs {1 if color == 'gray' else 3} input channel(s)")
     tile = raw.get("tile_size", [256, 256])
+    dims = raw.get("spatial_dims", 2)
     if (
         not isinstance(tile, list)
-        or len(tile) != 2
+        or len(tile) != (3 if dims == 3 else 2)
         or not all(_is_int(t) and 1 <= t <= MAX_TILE for t in tile)
     ):
-        bad("tile_size", f"expected [height, width], integers from 1 to {MAX_TILE}")
+        shape = "[depth, height, width]" if dims == 3 else "[height, width]"
+        bad("tile_size", f"expected {shape}, integers from 1 to {MAX_TILE}")
     overlap = raw.get("overlap", 0.25)
     if not _is_number(overlap) or not 0 <= overlap < 1:
         bad("overlap", "expected a number in [0, 1)")
     for name in ("training", "versions"):
         if not isinstance(raw.get(name, {}), dict):
             bad(name, "expected a JSON object")
+    dims = raw.get("spatial_dims", 2)
+    if dims not in (2, 3) or isinstance(dims, bool):
+        bad("spatial_dims", "expected 2 or 3")
+    spacing = raw.get("spacing")
+    if spacing is not None and (
+        not isinstance(spacing, list)
+        or len(spacing) not in (2, 3)
+        or not all(_is_number(v) and v > 0 for v in spacing)
+    ):
+        bad("spacing", "expected [z, y, x] (or [y, x]) positive numbers, or null")
     return ModelInfo(**raw)
 
 

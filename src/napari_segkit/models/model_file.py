@@ -89,6 +89,7 @@ def save_model(
     tile_size=None,
     overlap: float | None = None,
     training: dict | None = None,
+    spacing=None,
 ) -> Path:
     """Save `model` and its description to one safetensors file, atomically.
 
@@ -101,8 +102,8 @@ def save_model(
     class_names, class_colors : list of str, optional
         One per class (default ``class_0``..., a fixed palette). For ``num_classes == 1``
         give two names (background, foreground).
-    normalization, color, tile_size, overlap, training : optional
-        See :class:`ModelInfo`.
+    normalization, color, tile_size, overlap, training, spacing : optional
+        See :class:`ModelInfo` (a 3D model's tile size is ``[D, H, W]``).
 
     Returns
     -------
@@ -143,10 +144,16 @@ def save_model(
     if normalization is not None:
         info.normalization = dict(normalization)
     info.color = color
+    info.spatial_dims = int(getattr(model, "spatial_dims", 2))
+    info.spacing = [float(v) for v in spacing] if spacing is not None else None
+    if info.spatial_dims == 3:
+        info.tile_size = [64, 128, 128]
     # a file only a newer reader understands says so (older ones then ask for an upgrade
-    # instead of reading colour images wrongly); plain models stay readable by version 1
-    if color != "as-is" or info.normalization.get("invert", False):
+    # instead of reading colour images or 3D models wrongly); plain models stay version 1
+    if info.spatial_dims == 3 or info.spacing is not None:
         info.format_version = FORMAT_VERSION
+    elif color != "as-is" or info.normalization.get("invert", False):
+        info.format_version = 2
     else:
         info.format_version = 1
     description_from_dict(asdict(info), path)  # a bad colour mode / spec fails before writing

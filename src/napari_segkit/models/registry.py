@@ -13,6 +13,7 @@ from .fcdensenet import FCDenseNet
 from .fcn import FCN
 from .smp_models import SMP_ARCHITECTURES, build_smp
 from .unet import UNet
+from .unet3d import UNet3D, divisors_3d
 from .wrapper import SegmentationModel
 
 
@@ -30,11 +31,14 @@ class Architecture:
     build : callable
         ``build(in_channels, num_classes, **options) -> nn.Module``.
     divisor : callable
-        ``divisor(options) -> int``: the spatial multiple the network needs.
+        ``divisor(options) -> int``: the spatial multiple the network needs (3D:
+        ``(dz, dy, dx)``).
     options : dict
         Option names and defaults (what ``build_model(..., **options)`` accepts).
     tiny_options : dict
         The smallest sensible configuration (for tests and quick checks).
+    spatial_dims : {2, 3}
+        2D networks take ``(N, C, H, W)``, 3D ones ``(N, C, D, H, W)``.
     network : callable, optional
         ``network(options) -> (cls, kwargs)``: the class written here and the keyword
         arguments ``build`` passes it (besides the channel and class counts), so that
@@ -50,6 +54,7 @@ class Architecture:
     options: dict
     tiny_options: dict
     network: Callable[[dict], tuple[type, dict]] | None = None
+    spatial_dims: int = 2
 
 
 _REGISTRY: dict[str, Architecture] = {}
@@ -111,7 +116,9 @@ for _name in SMP_ARCHITECTURES:
     )
 
 
-def _register_segkit(name, description, network, divisor, options, tiny_options) -> None:
+def _register_segkit(
+    name, description, network, divisor, options, tiny_options, spatial_dims=2
+) -> None:
     """Register an architecture written here: `network(options)` names its class and
     keyword arguments, and ``build`` is that class called with them."""
 
@@ -120,7 +127,17 @@ def _register_segkit(name, description, network, divisor, options, tiny_options)
         return cls(cin, k, **kwargs)
 
     register(
-        Architecture(name, "segkit", description, build, divisor, options, tiny_options, network)
+        Architecture(
+            name,
+            "segkit",
+            description,
+            build,
+            divisor,
+            options,
+            tiny_options,
+            network,
+            spatial_dims,
+        )
     )
 
 
@@ -165,6 +182,26 @@ for _variant in ("fcn32s", "fcn16s", "fcn8s"):
         {"width": 4, "fc_channels": 8},
     )
 
+_register_segkit(
+    "unet3d",
+    "3D U-Net (Cicek 2016), same padding; transpose/trilinear upsampling; anisotropic_levels "
+    "keep z for the first levels (coarse z spacing)",
+    lambda o: (UNet3D, dict(o)),
+    divisors_3d,
+    _defaults(UNet3D.__init__),
+    {"width": 2, "depth": 2},
+    spatial_dims=3,
+)
+_register_segkit(
+    "resunet3d",
+    "Residual 3D U-Net: residual blocks inside the long skips, anisotropic levels optional",
+    lambda o: (UNet3D, {"residual": True, **o}),
+    divisors_3d,
+    {**_defaults(UNet3D.__init__), "residual": True},
+    {"width": 2, "depth": 2},
+    spatial_dims=3,
+)
+
 
 def get_architecture(name: str) -> Architecture:
     """The registered architecture called `name` (case-insensitive).
@@ -196,7 +233,7 @@ def list_architectures() -> list[dict]:
     Returns
     -------
     list of dict
-        ``{"name", "family", "description", "options"}`` sorted by name.
+        ``{"name", "family", "description", "options", "spatial_dims"}`` sorted by name.
     """
     return [
         {
@@ -204,6 +241,7 @@ def list_architectures() -> list[dict]:
             "family": a.family,
             "description": a.description,
             "options": dict(a.options),
+            "spatial_dims": a.spatial_dims,
         }
         for a in sorted(_REGISTRY.values(), key=lambda a: a.name)
     ]
@@ -232,7 +270,8 @@ def build_model(
     Returns
     -------
     SegmentationModel
-        ``(N, C, H, W)`` -> ``(N, K, H, W)`` logits for any H, W.
+        ``(N, C, H, W)`` -> ``(N, K, H, W)`` logits for any H, W (3D architectures:
+        ``(N, C, D, H, W)`` -> ``(N, K, D, H, W)``).
 
     Examples
     --------
@@ -264,4 +303,5 @@ def build_model(
         num_classes=int(num_classes),
         divisor=spec.divisor(options),
         pad_mode=pad_mode,
+        spatial_dims=spec.spatial_dims,
     )

@@ -205,11 +205,13 @@ def predict(
         ``in_channels`` and ``num_classes`` attributes (K = 1: sigmoid).
     image : array (numpy, dask, zarr), Stack, or path
         ``(Y, X)``, ``(Y, X, C)``, ``(Z, Y, X)``, ``(Z, Y, X, C)``, or channel-first
-        with `axes`. Stacks are predicted plane by plane.
+        with `axes`. A 2D model predicts stacks plane by plane; a 3D model
+        (``unet3d``, ``resunet3d``) tiles them in (Z, Y, X) -- in memory for now.
     axes : str, optional
         Letters from ``"ZYXC"``; inferred from the shape and the model's channels.
     tile_size : int or (int, int)
-        Tile side in pixels (default: the model file's, else 256).
+        Tile side in pixels (default: the model file's, else 256); ``(d, h, w)`` for a
+        3D model.
     overlap : float
         Fraction of a tile shared with its neighbour, ``0 <= overlap < 1``
         (default: the model file's, else 0.25).
@@ -311,16 +313,21 @@ def predict(
         block_size=block_size,
         overlap=overlap,
     )
-    if tile_size is not None:
-        tile_pair(tile_size)
+    if tile_size is not None and not (
+        isinstance(tile_size, (tuple, list)) and len(tile_size) == 3
+    ):
+        tile_pair(tile_size)  # (d, h, w) tiles are for 3D models, checked there
     source_path = _input_path(image)
     if out is not None:
         check_output_path(out, source=source_path, overwrite=overwrite)
     dev = resolve_device(device)
     resolved = _resolve_model(model, dev)
     info = resolved.info
+    three_d = getattr(resolved.module, "spatial_dims", 2) == 3
     tile = tile_pair(
-        tile_size if tile_size is not None else (info.tile_size if info else _DEFAULTS.tile_size)
+        tile_size
+        if tile_size is not None and not three_d
+        else (info.tile_size[-2:] if info else _DEFAULTS.tile_size)
     )
     if tta == "d4" and tile[0] != tile[1]:
         raise ValueError(f"tta='d4' rotates tiles, so it needs square tiles; got {tile}")
@@ -344,6 +351,24 @@ def predict(
     if normalization == "model":
         normalization = info.normalization if info else None
     norm_stats = normalization_stats(volume, normalization)
+    if getattr(resolved.module, "spatial_dims", 2) == 3:
+        return _predict_3d(
+            resolved,
+            volume,
+            tile_size=tile_size,
+            overlap=overlap,
+            blend=blend,
+            batch_size=batch_size,
+            device=dev,
+            tta=tta,
+            norm_stats=norm_stats,
+            output=output,
+            prob_dtype=prob_dtype,
+            out=out,
+            client=client,
+            progress=tile_progress or progress,
+            cancel=cancel,
+        )
     runner = _runtime_module(resolved, runtime, dev, volume, client)
     # an exchanged network (ONNX, TorchScript) is optimised by its own runtime
     optimize = optimize and runner is None and not getattr(resolved.module, "weights_digest", 0)
@@ -402,6 +427,66 @@ def predict(
         profile=profile,
         tile_progress=tile_progress,
     )
+
+
+def _predict_3d(
+    resolved,
+    volume,
+    *,
+    tile_size,
+    overlap,
+    blend,
+    batch_size,
+    device,
+    tta,
+    norm_stats,
+    output,
+    prob_dtype,
+    out,
+    client,
+    progress,
+    cancel,
+):
+    """A 3D model over a stack, tiled in (Z, Y, X) (:mod:`.volume3d`), in memory."""
+    from .sink import encode_probabilities, labels_from_probabilities
+    from .volume3d import VolumeTiler, check_volume_for_3d
+
+    module = resolved.module
+    if out is not None or client is not None:
+        raise ValueError(
+            f"{module.arch} is a 3D model: it predicts in memory for now (zarr output, "
+            "resume and dask workers for 3D models are not built yet); call without out= "
+            "and client="
+        )
+    check_volume_for_3d(volume, module.divisors, module.arch)
+    info = resolved.info
+    if tile_size is None:
+        tile = info.tile_size if info and len(info.tile_size) == 3 else [64, 128, 128]
+    elif isinstance(tile_size, int):
+        tile = [tile_size] * 3
+    else:
+        tile = list(tile_size)
+    if len(tile) != 3 or not all(isinstance(t, int) and t >= 1 for t in tile):
+        raise ValueError(f"a 3D model's tile_size is an int or (d, h, w); got {tile_size!r}")
+    tiler = VolumeTiler(
+        _on_device_eval(module, device),
+        resolved.num_classes,
+        tile,
+        overlap,
+        blend,
+        batch_size or 2,
+        device,
+        tta,
+        norm_stats,
+        module.divisors,
+    )
+    probabilities = tiler.probabilities(volume, progress=progress, cancel=cancel)
+    labels = labels_from_probabilities(probabilities) if output != "probabilities" else None
+    if output != "labels":
+        probabilities = encode_probabilities(probabilities, prob_dtype)
+    return {"labels": labels, "probabilities": probabilities, "both": (labels, probabilities)}[
+        output
+    ]
 
 
 def _make_sink(out, ome_version: str, shards: bool, resolved):

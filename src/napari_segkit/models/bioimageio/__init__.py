@@ -1,6 +1,6 @@
 """bioimage.io model packages: export ours, import theirs (local files only, no code run).
 
-Export (:func:`export_bioimageio`) writes a zip that Fiji (deepImageJ), ilastik, QuPath,
+Export (:func:`napari_segkit.exchange.bioimageio_package.export_bioimageio`) writes a zip that Fiji (deepImageJ), ilastik, QuPath,
 BiaPy and ``bioimageio.core`` run, described with the bioimage.io model spec 0.5 as the
 installed ``bioimageio.spec`` writes it (its version is read from the package, never
 hard-coded): weights as a ``pytorch_state_dict`` with the architecture's source, plus
@@ -35,14 +35,12 @@ from ..imports import is_package
 from .common import CONFIG_KEY, WEIGHT_FORMATS, PackageError
 from .reading import load_bioimageio, package_info
 from .source import architecture_source
-from .writing import export_bioimageio
 
 __all__ = [
     "CONFIG_KEY",
     "WEIGHT_FORMATS",
     "PackageError",
     "architecture_source",
-    "export_bioimageio",
     "is_package",
     "load_bioimageio",
     "package_info",

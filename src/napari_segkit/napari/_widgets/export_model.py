@@ -63,7 +63,7 @@ class ExportModelWidget(Container):
 
     def run(self, *_) -> None:
         """Export in a worker; a message names the written file."""
-        from ...models import export_model
+        from ...exchange import export_model
 
         model, out = Path(str(self.model.value)), Path(str(self.out.value))
         if not model.is_file():

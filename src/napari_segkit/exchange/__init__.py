@@ -1,4 +1,10 @@
-"""``export_model``: one entry point for every export format (the CLI and widget call it)."""
+"""Model exchange: ``export_model``, one entry point for every export format (the CLI and
+the Export-model widget call it).
+
+Importing needs nothing from here: ``napari_segkit.models.load_model`` opens bioimage.io
+packages and ONNX / TorchScript exports itself. Exporting lives above ``models`` and
+``tiling`` because a bioimage.io package's test output comes from our tile engine.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +27,7 @@ def export_model(model, out: str | os.PathLike, *, format: str | None = None, **
     format : {"bioimageio", "onnx", "torchscript"}, optional
         Default: from `out`'s suffix (``.zip``, ``.onnx``, ``.pt``).
     **options
-        For "bioimageio": see :func:`~napari_segkit.models.bioimageio.export_bioimageio`
+        For "bioimageio": see :func:`~napari_segkit.exchange.bioimageio_package.export_bioimageio`
         (``authors``, ``license``, ``cite``, ``test_image``, ``name``, ...).
 
     Returns
@@ -39,9 +45,9 @@ def export_model(model, out: str | os.PathLike, *, format: str | None = None, **
     --------
     >>> export_model("nuclei.safetensors", "nuclei.zip")  # doctest: +SKIP
     """
-    from .bioimageio import export_bioimageio
-    from .export import save_onnx, save_torchscript
-    from .model_file import ModelFile, load_model
+    from ..models.export import save_onnx, save_torchscript
+    from ..models.model_file import ModelFile, load_model
+    from .bioimageio_package import export_bioimageio
 
     out = Path(out)
     fmt = format
@@ -64,3 +70,6 @@ def export_model(model, out: str | os.PathLike, *, format: str | None = None, **
     if not hasattr(model_file.model, "net"):
         raise ValueError(f"'{model_file.path}' is itself an exchanged model: export its source")
     return (save_onnx if fmt == "onnx" else save_torchscript)(model_file, out)
+
+
+__all__ = ["EXPORT_FORMATS", "export_model"]

@@ -1,4 +1,9 @@
-"""Writing a bioimage.io package of a napari-segkit model (see the package docstring)."""
+"""Writing a bioimage.io package of a napari-segkit model.
+
+What goes in is described in :mod:`napari_segkit.models.bioimageio`; this module lives
+above ``models`` and ``tiling`` because the package's test output is produced by our own
+tile engine.
+"""
 
 from __future__ import annotations
 
@@ -15,9 +20,9 @@ import numpy as np
 import tifffile
 import torch
 
-from ..info import ModelInfo
-from .common import ARCH_CALLABLE, CONFIG_KEY, WEIGHT_FORMATS, PackageError
-from .source import architecture_source
+from ..models.bioimageio.common import ARCH_CALLABLE, CONFIG_KEY, WEIGHT_FORMATS, PackageError
+from ..models.bioimageio.source import architecture_source
+from ..models.info import ModelInfo
 
 #: default citation per architecture family (the paper behind it)
 _CITATIONS = {
@@ -78,8 +83,8 @@ def _preprocessing(info: ModelInfo, m) -> list:
 def _test_tensors(model_file, image, size: int) -> tuple[np.ndarray, np.ndarray]:
     """(input (1, C, s, s) float32 raw values, output (1, K, s, s) probabilities) from our
     own tile engine on a centre crop of `image`."""
-    from ...core.volume import Volume
-    from ...tiling import predict
+    from ..core.volume import Volume
+    from ..tiling import predict
 
     info = model_file.info
     volume = Volume(np.asarray(image), in_channels=info.in_channels, color=info.color)
@@ -229,21 +234,26 @@ def export_bioimageio(
     ExportError
         A weight format this architecture cannot be converted to.
     """
-    from ..export import _require
+    from ..models.export import _require
 
     _require("bioimageio.spec", "onnx", "onnxruntime")
     from bioimageio.spec import save_bioimageio_package
     from bioimageio.spec.model import v0_5 as m
 
-    from ...core.atomic import atomic_path
-    from ..export import save_onnx, save_torchscript
-    from ..model_file import ModelFile, load_model
+    from ..core.atomic import atomic_path
+    from ..models.export import save_onnx, save_torchscript
+    from ..models.model_file import ModelFile, load_model
 
     if not isinstance(model_file, ModelFile):
         model_file = load_model(model_file)
     model, info = model_file.model, model_file.info
     if not hasattr(model, "net"):
         raise PackageError("only napari-segkit's own models can be exported (not imported ones)")
+    if info.spatial_dims == 3:
+        raise PackageError(
+            f"{info.arch} is a 3D model: bioimage.io packages of 3D models are not written yet "
+            "(export it as ONNX or TorchScript)"
+        )
     formats = ["pytorch_state_dict"] + [f for f in weight_formats if f != "pytorch_state_dict"]
     unknown = sorted(set(formats) - set(WEIGHT_FORMATS))
     if unknown:
@@ -366,7 +376,7 @@ def export_bioimageio(
 
 
 def _default_test_image(info: ModelInfo) -> np.ndarray:
-    from ...core.synthetic import make_nuclei
+    from ..core.synthetic import make_nuclei
 
     image = make_nuclei((384, 384), seed=7).image
     if info.in_channels == 3:

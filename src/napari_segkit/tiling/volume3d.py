@@ -1,0 +1,250 @@
+"""Sliding-window prediction of a 3D model over a volume: ``(Z, Y, X)`` tiles overlapping
+in all three axes, Gaussian (or linear / centre) weights in 3D, test-time flips in 3D.
+
+The volume is processed block by block (a block: a slab of planes and a region of them);
+each block gathers every tile of the volume's global tile grid that touches it and blends
+only inside itself, so a block's result does not depend on where the blocks are cut, and
+memory is bounded by the block plus one batch of tiles -- the same geometry as the 2D
+engine (:mod:`napari_segkit.tiling.engine`), one axis more.
+
+In memory only for now: zarr output, resume and dask workers for 3D models follow the
+2D engine next (issue 14).
+"""
+
+from __future__ import annotations
+
+from itertools import product
+
+import numpy as np
+import torch
+
+from ..core.errors import InputError
+from ..core.tiles import blend_weights, tile_starts
+from ..jobs import PredictionCancelled, raise_if_cancelled
+
+#: test-time augmentation in 3D: "flips" averages the 8 combinations of flipping z, y
+#: and x; "d4" the 4 in-plane rotations of each (32 transforms)
+TTA_3D = {None: 1, "flips": 8, "d4": 32}
+
+
+def _transforms_3d(tta):
+    """(forward, inverse) pairs on ``(N, C, D, H, W)`` tensors."""
+    flips = [()] if tta is None else [f for r in range(4) for f in _combinations(r)]
+    rotations = [0, 1, 2, 3] if tta == "d4" else [0]
+    out = []
+    for k in rotations:
+        for dims in flips:
+            out.append(
+                (
+                    lambda t, d=dims, k=k: torch.rot90(torch.flip(t, d) if d else t, k, (-2, -1)),
+                    lambda t, d=dims, k=k: (
+                        torch.flip(torch.rot90(t, -k, (-2, -1)), d)
+                        if d
+                        else torch.rot90(t, -k, (-2, -1))
+                    ),
+                )
+            )
+    return out
+
+
+def _combinations(r: int):
+    from itertools import combinations
+
+    return [tuple(c) for c in combinations((-3, -2, -1), r)]
+
+
+def fit_tile(tile, shape, divisors) -> tuple[int, int, int]:
+    """The tile for a volume: no larger than the volume rounded up to the network's
+    multiples (a thin volume is one tile deep, padded like a whole-volume prediction).
+
+    Parameters
+    ----------
+    tile : (int, int, int)
+        The requested (d, h, w).
+    shape : (int, int, int)
+        The volume's (Z, Y, X).
+    divisors : (int, int, int)
+
+    Returns
+    -------
+    tuple of int
+    """
+    return tuple(
+        min(int(t), -(-n // d) * d) for t, n, d in zip(tile, shape, divisors, strict=True)
+    )
+
+
+def read_region(volume, zs: slice, ys: slice, xs: slice) -> np.ndarray:
+    """``(C, d, h, w)`` float32 of `volume`; planes outside it are reflected, like rows
+    and columns.
+
+    Parameters
+    ----------
+    volume : Volume
+    zs, ys, xs : slice
+        May reach outside the volume.
+
+    Returns
+    -------
+    ndarray
+    """
+    nz = volume.shape[0]
+    planes = []
+    for z in range(zs.start, zs.stop):
+        zz = z
+        if nz > 1:  # reflect without repeating the edge plane, as torch's "reflect"
+            period = 2 * (nz - 1)
+            zz = abs(z) % period
+            zz = period - zz if zz >= nz else zz
+        else:
+            zz = 0
+        planes.append(volume.read(zz, ys, xs))
+    return np.stack(planes, axis=1)
+
+
+class VolumeTiler:
+    """Predicts a :class:`~napari_segkit.core.volume.Volume` with a 3D model.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        ``(N, C, D, H, W)`` -> ``(N, K, D, H, W)`` logits (a 3D SegmentationModel).
+    num_classes : int
+    tile : (int, int, int)
+    overlap : float
+    blend : str
+    batch_size : int
+    device : torch.device
+    tta : None, "flips" or "d4"
+    norm_stats : dict or None
+        ``{"offset": [C], "scale": [C]}`` (see ``normalization_stats``).
+    divisors : (int, int, int)
+        The network's multiples: tile starts are aligned to them.
+    """
+
+    def __init__(
+        self,
+        model,
+        num_classes,
+        tile,
+        overlap,
+        blend,
+        batch_size,
+        device,
+        tta,
+        norm_stats,
+        divisors,
+    ):
+        self.model = model
+        self.num_classes = num_classes
+        self.tile = tuple(int(t) for t in tile)
+        self.overlap = float(overlap)
+        self.blend = blend
+        self.batch_size = max(1, int(batch_size))
+        self.device = device
+        self.tta = tta
+        self.norm_stats = norm_stats
+        self.divisors = tuple(int(d) for d in divisors)
+
+    def plan(self, volume) -> tuple[tuple[int, int, int], list[list[int]]]:
+        """(tile, starts per axis) for `volume`."""
+        shape = volume.shape[:3]
+        tile = fit_tile(self.tile, shape, self.divisors)
+        starts = [
+            tile_starts(n, t, self.overlap, align=d if t % d == 0 else 1)
+            for n, t, d in zip(shape, tile, self.divisors, strict=True)
+        ]
+        return tile, starts
+
+    def count_tiles(self, volume) -> int:
+        """Forward passes (before test-time augmentation) `volume` needs."""
+        _, starts = self.plan(volume)
+        return int(np.prod([len(s) for s in starts]))
+
+    @torch.inference_mode()
+    def probabilities(self, volume, progress=None, cancel=None) -> np.ndarray:
+        """Blended class probabilities ``(K, Z, Y, X)`` float32 of the whole volume.
+
+        Parameters
+        ----------
+        volume : Volume
+        progress : callable, optional
+            ``progress(done, total)`` in tiles.
+        cancel : callable or threading.Event, optional
+
+        Returns
+        -------
+        ndarray
+        """
+        shape = volume.shape[:3]
+        tile, starts = self.plan(volume)
+        total = np.zeros((self.num_classes, *shape), np.float32)
+        weight_sum = np.zeros(shape, np.float32)
+        corners = list(product(*starts))
+        done = 0
+        for i in range(0, len(corners), self.batch_size):
+            raise_if_cancelled(cancel, PredictionCancelled, "prediction cancelled")
+            batch = corners[i : i + self.batch_size]
+            regions = np.stack(
+                [
+                    read_region(volume, *(slice(s, s + t) for s, t in zip(c, tile, strict=True)))
+                    for c in batch
+                ]
+            )
+            probs = self._forward(regions)
+            for corner, p in zip(batch, probs, strict=True):
+                at_border = []
+                for s, t, n, axis_starts in zip(corner, tile, shape, starts, strict=True):
+                    at_border += [s == axis_starts[0], s == axis_starts[-1] or s + t >= n]
+                weights = blend_weights(tile, self.blend, self.overlap, tuple(at_border))
+                inside = tuple(
+                    slice(0, min(t, n - s)) for s, t, n in zip(corner, tile, shape, strict=True)
+                )
+                target = tuple(slice(s, s + r.stop) for s, r in zip(corner, inside, strict=True))
+                total[(slice(None), *target)] += p[(slice(None), *inside)] * weights[inside]
+                weight_sum[target] += weights[inside]
+            done += len(batch)
+            if progress is not None:
+                progress(done, len(corners))
+        return total / weight_sum
+
+    def _forward(self, regions: np.ndarray) -> np.ndarray:
+        """``(B, C, d, h, w)`` raw -> probabilities ``(B, K, d, h, w)`` float32."""
+        x = torch.from_numpy(regions).to(self.device).float()
+        if self.norm_stats is not None:
+            offset = torch.tensor(self.norm_stats["offset"], device=self.device)
+            scale = torch.tensor(self.norm_stats["scale"], device=self.device)
+            x = (x - offset[:, None, None, None]) / scale[:, None, None, None]
+        transforms = _transforms_3d(self.tta)
+        total = None
+        for forward, inverse in transforms:
+            logits = inverse(self.model(forward(x)).float())
+            p = torch.sigmoid(logits) if self.num_classes == 1 else torch.softmax(logits, 1)
+            total = p if total is None else total + p
+        return (total / len(transforms)).cpu().numpy()
+
+
+def check_volume_for_3d(volume, divisors, name: str) -> None:
+    """Refuse inputs a 3D model cannot take, with the reason.
+
+    Parameters
+    ----------
+    volume : Volume
+    divisors : (int, int, int)
+    name : str
+        The model, for the message.
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    InputError
+        A single plane (a 2D image).
+    """
+    if volume.shape[0] < 2:
+        raise InputError(
+            f"{name} is a 3D model: it needs a stack (Z, Y, X), got a single 2D plane of "
+            f"shape {tuple(volume.shape[1:3])}; use a 2D model for 2D images"
+        )
