@@ -108,7 +108,7 @@ def blend_weights(
             to_high = np.inf if high_at_border else n / 2 - x
             edge_distance = np.minimum(to_low, to_high)
             w = 1e-6 ** np.clip(1 - edge_distance / margin, 0, 1)
-        axes.append(w)
+        axes.append(np.broadcast_to(w, x.shape))  # a tile on both borders: a constant
     weights = axes[0]
     for profile in axes[1:]:
         weights = np.multiply.outer(weights, profile)
