@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -27,3 +28,16 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data folder {SHARED_DATA} not present")
     return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _restore_environment():
+    """Undo what a test leaves in os.environ: dask.distributed's LocalCluster sets
+    OMP_NUM_THREADS=1 (and MKL / OpenBLAS) in the parent process and keeps them, so a
+    later test's subprocess would run torch on one thread -- and sum in another order
+    than the test process (1-ulp differences in "bit-identical" resume checks)."""
+    saved = dict(os.environ)
+    yield
+    if dict(os.environ) != saved:
+        os.environ.clear()
+        os.environ.update(saved)
