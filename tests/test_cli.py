@@ -423,3 +423,24 @@ def test_export_then_predict_with_the_package(tmp_path, capsys):
     assert "cannot tell the export format" in capsys.readouterr().err
     assert main(["export", str(SYNTHETIC_MODEL), str(package), "--cite", "no-equals"]) == 2
     assert "TEXT=DOI" in capsys.readouterr().err
+
+
+def test_demo_on_the_3d_sample_uses_the_bundled_3d_model(tmp_path, capsys):
+    """The 3D model (trained on other seeds of the 3D sample's generator) sees the stack in
+    3D and beats every 2D model's plane-by-plane Dice (0.88 synthetic, 0.91 DSB2018)."""
+    from napari_segkit.samples import DEFAULT_3D_MODEL, SYNTHETIC_MODEL
+
+    assert main(["demo", "--sample", "nuclei_3d", "--out", str(tmp_path), "-q"]) == 0
+    dice_3d = _nucleus_dice(capsys.readouterr().out)
+    assert dice_3d >= 0.95
+    labels = np.asarray(read_stack(tmp_path / "nuclei_3d_labels.zarr").data)
+    assert labels.shape == (24, 128, 128)
+    assert (tmp_path / "nuclei_3d_overlay.png").is_file()
+    args = ["demo", "--sample", "nuclei_3d", "--model", str(SYNTHETIC_MODEL)]
+    assert main([*args, "--out", str(tmp_path / "2d"), "-q"]) == 0
+    assert dice_3d > _nucleus_dice(capsys.readouterr().out)
+    assert DEFAULT_3D_MODEL.stat().st_size < 2_000_000
+
+
+def _nucleus_dice(text: str) -> float:
+    return next(float(line.split()[1]) for line in text.splitlines() if line.startswith("nucleus"))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .samples import default_model_path, load_sample
+from .samples import DEFAULT_3D_MODEL, default_model_path, load_sample
 
 
 def overlay_rgb(
@@ -71,7 +71,8 @@ def run_demo(
         (for a stack: its middle plane). Existing demo outputs there are replaced.
     sample : {"nuclei_2d", "nuclei_3d"}
     model : path or ModelFile, optional
-        Default: the bundled model.
+        Default: the bundled model (for "nuclei_3d": the bundled 3D model, which sees the
+        stack in 3D; pass the 2D model to predict it plane by plane).
     tile_size, overlap : tiling (smaller than the sample, so the demo really tiles).
     image : path, optional
         A real 2D image (PNG, TIFF, ...; gray or colour) to segment too: writes
@@ -94,6 +95,8 @@ def run_demo(
     from .models import ModelFile, load_model
     from .tiling import predict
 
+    if model is None and sample == "nuclei_3d" and DEFAULT_3D_MODEL.exists():
+        model = DEFAULT_3D_MODEL
     model_file = (
         model if isinstance(model, ModelFile) else load_model(model or default_model_path())
     )
@@ -103,17 +106,23 @@ def run_demo(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     labels_path = out_dir / f"{sample}_labels.zarr"
-    # the zarr arrays predict() returns are the written output: no need to reopen the store
-    result = predict(
-        model_file,
-        data.image,
-        tile_size=tile_size,
-        overlap=overlap,
-        out=labels_path,
-        overwrite=True,
-        output="both" if boundary else "labels",
-        progress=progress,
-    )
+    if info.spatial_dims == 3:  # 3D tiles in memory (its own tile size), then to zarr
+        from .core.io import write_labels
+
+        result = predict(model_file, data.image, overlap=overlap, tile_progress=progress)
+        write_labels(labels_path, result, overwrite=True)
+    else:
+        # the zarr arrays predict() returns are the written output: no need to reopen them
+        result = predict(
+            model_file,
+            data.image,
+            tile_size=tile_size,
+            overlap=overlap,
+            out=labels_path,
+            overwrite=True,
+            output="both" if boundary else "labels",
+            progress=progress,
+        )
     labels = np.asarray(result[0] if boundary else result)
     out = {"labels": labels_path}
     if boundary:  # interior and boundary together are the nuclei

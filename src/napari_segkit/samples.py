@@ -21,6 +21,10 @@ DEFAULT_MODEL = SAMPLE_DIR / "nuclei_dsb2018.safetensors"
 #: kept as a small, well-understood model for examples and tests
 SYNTHETIC_MODEL = SAMPLE_DIR / "nuclei_unet.safetensors"
 
+#: the bundled 3D model (a 3D U-Net trained on stacks from the 3D sample's generator, other
+#: seeds: scripts/train_default_3d_model.py); ``segkit demo --sample nuclei_3d`` uses it
+DEFAULT_3D_MODEL = SAMPLE_DIR / "nuclei_3d_unet.safetensors"
+
 #: the sample names :func:`load_sample` knows
 SAMPLES = ("nuclei_2d", "nuclei_3d")
 

@@ -1,4 +1,6 @@
-"""Data augmentation applied identically to an image, its labels and a weight map.
+"""Data augmentation applied identically to an image, its labels and a weight map, in 2D
+and in 3D (patches of stacks for 3D models: flips of z, y and x, in-plane rotations, and
+the same coarse-grid elastic deformation with a displacement per axis).
 
 Mirroring and 90-degree rotations (exact, no resampling), translation jitter, and
 elastic deformation as in the U-Net paper (Ronneberger et al. 2015: random
@@ -70,9 +72,9 @@ class Augmentation:
         Parameters
         ----------
         rng : numpy Generator
-        image : ndarray of float, shape (C, H, W)
-        labels : ndarray of int, shape (H, W)
-        weights : ndarray of float, shape (H, W), optional
+        image : ndarray of float, shape (C, H, W) or (C, D, H, W)
+        labels : ndarray of int, shape (H, W) or (D, H, W)
+        weights : ndarray of float, the labels' shape, optional
 
         Returns
         -------
@@ -80,19 +82,20 @@ class Augmentation:
             New arrays of the same shapes (weights None if not given); the inputs are
             never modified.
         """
-        if image.ndim != 3 or labels.shape != image.shape[1:]:
+        if image.ndim not in (3, 4) or labels.shape != image.shape[1:]:
             raise ValueError(
-                f"image (C, H, W) and labels (H, W) do not match: {image.shape} vs {labels.shape}"
+                "image (C, H, W) / (C, D, H, W) and labels (H, W) / (D, H, W) do not match: "
+                f"{image.shape} vs {labels.shape}"
             )
         if weights is not None and weights.shape != labels.shape:
             raise ValueError(f"weights {weights.shape} must have the labels' shape {labels.shape}")
         arrays = [image, labels[None], None if weights is None else weights[None]]
         arrays = [a for a in arrays if a is not None]
         if self.flips:
-            for axis in (-1, -2):
+            for axis in range(-1, -labels.ndim - 1, -1):  # x, y (and z)
                 if rng.random() < 0.5:
                     arrays = [np.flip(a, axis) for a in arrays]
-        if self.rotate90 and image.shape[1] == image.shape[2]:
+        if self.rotate90 and image.shape[-2] == image.shape[-1]:
             k = int(rng.integers(4))
             arrays = [np.rot90(a, k, axes=(-2, -1)) for a in arrays]
         coords = self._coordinates(rng, image.shape[1:])
@@ -113,12 +116,15 @@ class Augmentation:
         return out_image, out_labels, out_weights
 
     def _coordinates(self, rng, shape):
-        """Sampling coordinates (2, H, W) for translation + elastic deformation, or None."""
+        """Sampling coordinates (ndim, *shape) for translation + elastic deformation, or None."""
         if self.translate <= 0 and self.elastic_sigma <= 0:
             return None
         grid = np.indices(shape, dtype=np.float32)
         if self.translate > 0:
-            grid += rng.uniform(-self.translate, self.translate, size=(2, 1, 1)).astype(np.float32)
+            shift = rng.uniform(
+                -self.translate, self.translate, size=(len(shape),) + (1,) * len(shape)
+            )
+            grid += shift.astype(np.float32)
         if self.elastic_sigma > 0:
             grid += elastic_displacement(rng, shape, self.elastic_sigma, self.elastic_grid)
         return grid
@@ -134,18 +140,19 @@ class Augmentation:
 
 
 def elastic_displacement(
-    rng: np.random.Generator, shape: tuple[int, int], sigma: float, grid: int = 3
+    rng: np.random.Generator, shape: tuple[int, ...], sigma: float, grid: int = 3
 ) -> np.ndarray:
-    """Smooth random displacement field (2, H, W) in pixels, U-Net style.
+    """Smooth random displacement field (ndim, *shape) in pixels, U-Net style.
 
-    Displacements are drawn on a coarse ``grid x grid`` lattice from N(0, sigma) and
-    interpolated bicubically to every pixel, so the deformation is smooth.
+    Displacements are drawn on a coarse ``grid x grid`` (x ``grid`` in 3D) lattice from
+    N(0, sigma) and interpolated with cubic splines to every pixel, so the deformation
+    is smooth.
 
     Parameters
     ----------
     rng : numpy.random.Generator
-    shape : (int, int)
-        ``(H, W)`` of the field.
+    shape : (int, int) or (int, int, int)
+        ``(H, W)`` or ``(D, H, W)`` of the field.
     sigma : float
         Standard deviation of the coarse displacements, in pixels.
     grid : int
@@ -153,16 +160,16 @@ def elastic_displacement(
 
     Returns
     -------
-    ndarray of float32, shape (2, H, W)
-        Row and column displacements in pixels.
+    ndarray of float32, shape (ndim, *shape)
+        Displacements per axis in pixels (rows and columns; planes first in 3D).
     """
     if grid < 2:
         raise ValueError(f"elastic_grid must be >= 2, got {grid}")
-    coarse = rng.normal(0, sigma, size=(2, grid, grid))
+    ndim = len(shape)
+    coarse = rng.normal(0, sigma, size=(ndim,) + (grid,) * ndim)
     # cubic spline through the lattice points, evaluated on the full-resolution grid
-    ys = np.linspace(0, grid - 1, shape[0], dtype=np.float64)
-    xs = np.linspace(0, grid - 1, shape[1], dtype=np.float64)
-    yy, xx = np.meshgrid(ys, xs, indexing="ij")
+    axes = [np.linspace(0, grid - 1, n, dtype=np.float64) for n in shape]
+    where = np.meshgrid(*axes, indexing="ij")
     return np.stack(
-        [ndi.map_coordinates(c, [yy, xx], order=3, mode="nearest") for c in coarse]
+        [ndi.map_coordinates(c, where, order=3, mode="nearest") for c in coarse]
     ).astype(np.float32)

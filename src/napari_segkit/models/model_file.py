@@ -159,6 +159,11 @@ def save_model(
     description_from_dict(asdict(info), path)  # a bad colour mode / spec fails before writing
     if tile_size is not None:
         info.tile_size = [int(t) for t in tile_size]
+        if len(info.tile_size) != (3 if info.spatial_dims == 3 else 2):
+            raise ValueError(
+                f"tile_size {tuple(info.tile_size)} for a {info.spatial_dims}D model: give "
+                + ("(depth, height, width)" if info.spatial_dims == 3 else "(height, width)")
+            )
     if overlap is not None:
         info.overlap = float(overlap)
     path = Path(path)

@@ -74,7 +74,8 @@ def fuse_for_inference(
 
 
 def _fuse_sequential_pairs(module: nn.Module) -> None:
-    """Fold each Conv2d directly followed by a BatchNorm2d inside an nn.Sequential.
+    """Fold each Conv2d (Conv3d) directly followed by a BatchNorm2d (BatchNorm3d) inside an
+    nn.Sequential.
 
     In a Sequential the convolution's output feeds only the batch norm, so folding
     needs no tracing; the batch norm becomes an Identity.
@@ -87,7 +88,8 @@ def _fuse_sequential_pairs(module: nn.Module) -> None:
         names = list(child._modules)
         for first, second in zip(names, names[1:], strict=False):
             conv, bn = child._modules[first], child._modules[second]
-            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+            pair_2d = isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)
+            if pair_2d or (isinstance(conv, nn.Conv3d) and isinstance(bn, nn.BatchNorm3d)):
                 child._modules[first] = fuse_conv_bn_eval(conv, bn)
                 child._modules[second] = nn.Identity()
 
@@ -170,3 +172,38 @@ def _fuse_children(module: nn.Module) -> None:
             _fuse_children(child)
             continue
         setattr(module, name, traced)
+
+
+_PREPARED_3D: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def prepare_3d(model: nn.Module) -> nn.Module:
+    """A 3D model with its conv + batch-norm pairs folded (a copy, made once per weights),
+    checked against the model on a small random volume; the plain model if they disagree.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A 3D SegmentationModel (``divisors``, ``in_channels``); not modified.
+
+    Returns
+    -------
+    torch.nn.Module
+    """
+    state = tuple((t.data_ptr(), t._version) for t in (*model.parameters(), *model.buffers()))
+    cached = _PREPARED_3D.get(model)
+    if cached is not None and cached[0] == state:
+        return cached[1]
+    fused = copy.deepcopy(model).eval()
+    _fuse_sequential_pairs(fused)
+    fused = fused.to(memory_format=torch.channels_last_3d)
+    device = next(model.parameters(), torch.empty(0)).device
+    size = [2 * d for d in model.divisors]
+    x = torch.randn(1, model.in_channels, *size, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        expected, got = model.eval()(x.to(device)), fused(x.to(device))
+    scale = float(expected.abs().max()) or 1.0
+    if float((got - expected).abs().max()) > 1e-3 * scale:
+        fused = model
+    _PREPARED_3D[model] = (state, fused)
+    return fused

@@ -468,8 +468,10 @@ def _predict_3d(
         tile = list(tile_size)
     if len(tile) != 3 or not all(isinstance(t, int) and t >= 1 for t in tile):
         raise ValueError(f"a 3D model's tile_size is an int or (d, h, w); got {tile_size!r}")
+    from .optimize import prepare_3d
+
     tiler = VolumeTiler(
-        _on_device_eval(module, device),
+        prepare_3d(_on_device_eval(module, device)),
         resolved.num_classes,
         tile,
         overlap,

@@ -211,6 +211,7 @@ class VolumeTiler:
     def _forward(self, regions: np.ndarray) -> np.ndarray:
         """``(B, C, d, h, w)`` raw -> probabilities ``(B, K, d, h, w)`` float32."""
         x = torch.from_numpy(regions).to(self.device).float()
+        x = x.contiguous(memory_format=torch.channels_last_3d)
         if self.norm_stats is not None:
             offset = torch.tensor(self.norm_stats["offset"], device=self.device)
             scale = torch.tensor(self.norm_stats["scale"], device=self.device)

@@ -30,8 +30,9 @@ class TrainingSet:
     Attributes
     ----------
     images : list of ndarray, float32, shape (C, H, W)
-        Normalised planes (stacks are split into their Z planes).
-    targets : list of ndarray, int64, shape (H, W)
+        Normalised planes (stacks are split into their Z planes); for 3D models whole
+        volumes ``(C, D, H, W)``.
+    targets : list of ndarray, int64, shape (H, W) (or (D, H, W))
         Class ids ``0 .. K-1``, or ``IGNORE_INDEX`` where unlabeled.
     num_classes : int
     source : list of (int, int)
@@ -72,8 +73,10 @@ def prepare_training_set(
     in_channels: int = 1,
     normalization: dict | None = None,
     color: str = "as-is",
+    spatial_dims: int = 2,
 ) -> TrainingSet:
-    """Check (image, labels) pairs and turn them into normalised 2D planes.
+    """Check (image, labels) pairs and turn them into normalised 2D planes (or, for a 3D
+    model, normalised volumes).
 
     Parameters
     ----------
@@ -92,6 +95,8 @@ def prepare_training_set(
         How images' channels become the model's (see
         :class:`~napari_segkit.core.volume.Volume`): "gray" trains a 1-channel model on
         gray and colour images alike.
+    spatial_dims : {2, 3}
+        3: keep each stack whole, for a 3D model (every labels image must be a stack).
 
     Returns
     -------
@@ -141,7 +146,27 @@ def prepare_training_set(
             stats = normalization_stats(volume, normalization)
         except InputError as err:
             raise TrainingDataError(f"image #{i}: {err}") from err
-        planes = label[None] if label.ndim == 2 else label
+        if spatial_dims == 3:
+            if label.ndim != 3:
+                raise TrainingDataError(
+                    f"labels #{i} have shape {label.shape}: a 3D model trains on stacks "
+                    "(Z, Y, X); use a 2D architecture for 2D images"
+                )
+            planes = [
+                apply_normalization(
+                    volume.read(z, slice(0, volume.shape[1]), slice(0, volume.shape[2])), stats
+                )
+                for z in range(label.shape[0])
+            ]
+            stacked = np.stack(planes, axis=1).astype(np.float32)
+            if not np.isfinite(stacked).all():
+                raise TrainingDataError(f"image #{i} contains NaN or infinite values")
+            out_images.append(stacked)
+            out_targets.append(label.astype(np.int64))
+            source.append((i, None))
+            planes = []
+        else:
+            planes = label[None] if label.ndim == 2 else label
         for z, plane_labels in enumerate(planes):
             plane = volume.read(z, slice(0, volume.shape[1]), slice(0, volume.shape[2]))
             if not np.isfinite(plane).all():
@@ -204,6 +229,7 @@ class PatchDataset(torch.utils.data.Dataset):
     ----------
     data : TrainingSet
     patch_size : int
+        Side of the patches: squares, or for volumes ``(min(p, deepest volume), p, p)``.
     length : int
         Patches per epoch.
     augmentation : Augmentation, optional
@@ -220,7 +246,7 @@ class PatchDataset(torch.utils.data.Dataset):
     Items
     -----
     ``(image (C, P, P) float32, target (P, P) int64, weights (P, P) float32)``; the
-    weights are ones without `border_weights`.
+    weights are ones without `border_weights` (volumes: ``(C, Pz, P, P)`` and so on).
     """
 
     def __init__(
@@ -247,6 +273,10 @@ class PatchDataset(torch.utils.data.Dataset):
             ]
         )
         self.seed, self.epoch = seed, 0
+        p = int(patch_size)
+        depth = max((t.shape[0] for t in data.targets if t.ndim == 3), default=p)
+        #: per spatial axis: (P, P), or (min(P, deepest volume), P, P)
+        self.patch_shape = (min(p, depth), p, p) if data.targets[0].ndim == 3 else (p, p)
         # where each class occurs (flat indices per plane), for rare-class sampling
         self.class_pixels = [
             [np.flatnonzero(t == c) for t in data.targets] for c in range(data.num_classes)
@@ -282,7 +312,7 @@ class PatchDataset(torch.utils.data.Dataset):
             return plane, np.unravel_index(flat, self.data.targets[plane].shape)
         plane = int(rng.integers(len(self.data.images)))
         shape = self.data.targets[plane].shape
-        return plane, (int(rng.integers(shape[0])), int(rng.integers(shape[1])))
+        return plane, tuple(int(rng.integers(n)) for n in shape)
 
     def _crop(self, plane: int, centre):
         """A patch around `centre`, shifted inside the plane; reflect-padded if the plane is small.
@@ -291,15 +321,15 @@ class PatchDataset(torch.utils.data.Dataset):
         """
         image, target = self.data.images[plane], self.data.targets[plane]
         weights = None if self.weight_maps is None else self.weight_maps[plane]
-        p = self.patch_size
+        sizes = self.patch_shape
         starts = [
             int(np.clip(c - p // 2, 0, max(n - p, 0)))
-            for c, n in zip(centre, target.shape, strict=False)
+            for c, n, p in zip(centre, target.shape, sizes, strict=True)
         ]
-        sl = tuple(slice(s, s + p) for s in starts)
+        sl = tuple(slice(s, s + p) for s, p in zip(starts, sizes, strict=True))
         image, target = image[(slice(None), *sl)], target[sl]
         weights = None if weights is None else weights[sl]
-        pad = [(0, p - n) for n in target.shape]
+        pad = [(0, p - n) for n, p in zip(target.shape, sizes, strict=True)]
         if any(b for _, b in pad):
             image = np.pad(
                 image, [(0, 0), *pad], mode="reflect" if min(target.shape) > 1 else "edge"

@@ -424,7 +424,7 @@ def validate(model, val: TrainingSet, device) -> dict:
         labels, probs = predict(
             model,
             image,
-            axes="CYX",
+            axes="CYX" if image.ndim == 3 else "CZYX",
             device=str(device),
             normalization=None,
             tile_size=256,
@@ -519,14 +519,14 @@ def split_validation(data: TrainingSet, fraction: float, seed: int = 0):
 def _split_single_plane(data: TrainingSet, fraction: float):
     """(top / left part, bottom / right strip) of the one plane, or (data, None) if too small."""
     image, target = data.images[0], data.targets[0]
-    axis = 0 if target.shape[0] >= target.shape[1] else 1
+    axis = int(np.argmax(target.shape))  # the longest side (ties: rows)
     length = target.shape[axis]
     strip = int(round(length * fraction))
     if strip < 32 or length - strip < 32:
         return data, None
     cut = length - strip
-    keep = [slice(None), slice(None)]
-    held = [slice(None), slice(None)]
+    keep = [slice(None)] * target.ndim
+    held = [slice(None)] * target.ndim
     keep[axis], held[axis] = slice(0, cut), slice(cut, length)
 
     def part(where):
@@ -597,6 +597,7 @@ def train_iter(
     color: str = "as-is",
     normalization: dict | None = None,
     provenance: dict | None = None,
+    spacing=None,
     **config_overrides,
 ):
     """Train a model on annotated images, as a generator of :class:`TrainReport` objects.
@@ -649,6 +650,13 @@ def train_iter(
     provenance : dict, optional
         Recorded in the model file's ``training`` section too (JSON-able: e.g. the data
         set, its split and the script that trained the model).
+    spacing : sequence of float, optional
+        The images' voxel spacing ``(z, y, x)``, recorded in the model file.
+
+    A 3D architecture (``unet3d``, ``resunet3d``) trains on stacks: random 3D patches of
+    ``(min(patch_size, deepest stack), patch_size, patch_size)``, augmented in 3D (flips
+    of z, y and x, in-plane rotations, 3D elastic deformation, intensity), validated
+    with the 3D tile engine.
 
     Yields
     ------
@@ -683,7 +691,22 @@ def train_iter(
         class_names = class_names or ["background", "interior", "boundary"]
     if base is not None:
         color, normalization = base.info.color, normalization or base.info.normalization
-    prep = {"sparse": sparse, "color": color, "normalization": normalization}
+    from ..models.registry import get_architecture
+
+    spatial_dims = (
+        base.info.spatial_dims if base is not None else get_architecture(arch).spatial_dims
+    )
+    if spatial_dims == 3 and get_loss_spec(config.loss).weight_map:
+        raise ValueError(
+            f"loss {config.loss!r} needs border weight maps, which are computed per plane "
+            "(2D distances); 3D models train with dice, ce or dice+ce for now"
+        )
+    prep = {
+        "sparse": sparse,
+        "color": color,
+        "normalization": normalization,
+        "spatial_dims": spatial_dims,
+    }
     data = _prepare(images, labels, num_classes=num_classes, **prep)
     if base is not None and (
         (base.info.in_channels, base.info.num_classes) != (data.in_channels, data.num_classes)
@@ -724,9 +747,18 @@ def train_iter(
                 "target": target,
                 **({"boundary_width": boundary_width} if target == "boundary" else {}),
             },
-            reading={"color": color, "normalization": normalization},
+            reading={"color": color, "normalization": normalization, "spacing": spacing},
         )
     )
+
+
+def _tile_size(data: TrainingSet, patch: int) -> tuple:
+    """The tile size recorded for prediction: the patch (a 3D model's is as deep as the
+    deepest training stack allows, and at least 16 planes)."""
+    if data.targets[0].ndim == 3:
+        depth = max(t.shape[0] for t in data.targets)
+        return (max(16, min(patch, depth)), patch, patch)
+    return (patch, patch)
 
 
 def _boundary_targets(labels, width: int) -> list:
@@ -745,7 +777,7 @@ def _load_init(init):
 
 
 def _prepare(
-    images, labels, *, num_classes, sparse, color="as-is", normalization=None
+    images, labels, *, num_classes, sparse, color="as-is", normalization=None, spatial_dims=2
 ) -> TrainingSet:
     from ..core.choices import COLOR_MODES
     from .data import prepare_training_set
@@ -764,6 +796,7 @@ def _prepare(
         in_channels=in_channels,
         color=color,
         normalization=normalization,
+        spatial_dims=spatial_dims,
     )
 
 
@@ -800,7 +833,8 @@ def _train_one(
         "color": reading.get("color") or "as-is",
         "normalization": reading.get("normalization"),
         "class_names": class_names,
-        "tile_size": (config.patch_size, config.patch_size),
+        "tile_size": _tile_size(train_set, config.patch_size),
+        "spacing": reading.get("spacing"),
         "training": {
             "loss": config.loss,
             "sparse": sparse,

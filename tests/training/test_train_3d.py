@@ -1,0 +1,104 @@
+"""Training 3D models on stacks: 3D patches, 3D augmentation, 3D validation, resume."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_segkit.core.augment import Augmentation, elastic_displacement
+from napari_segkit.core.synthetic import make_nuclei
+from napari_segkit.models import read_model_info
+from napari_segkit.tiling import predict
+from napari_segkit.training import TrainingCancelled, TrainingDataError, train, train_iter
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_3d_elastic_deformation_keeps_labels_integer_and_aligned(seed):
+    """A known pattern: the image is a function of the labels (10 * label + 1), so after
+    flips, rotations, translation and elastic deformation in 3D the image must still be
+    that function of the labels at every voxel (nearest-neighbour resampling of both)."""
+    rng = np.random.default_rng(seed)
+    labels = np.zeros((12, 24, 24), np.int64)
+    labels[2:9, 3:15, 5:20] = 1
+    labels[5:11, 12:22, 2:9] = 2
+    image = (10.0 * labels + 1.0)[None].astype(np.float32)
+    augment = Augmentation(
+        translate=3,
+        elastic_sigma=4,
+        image_order=0,
+        intensity_scale=0,
+        intensity_shift=0,
+    )
+    out_image, out_labels, _ = augment(rng, image, labels)
+    assert out_labels.dtype == np.int64 and set(np.unique(out_labels)) <= {0, 1, 2}
+    assert out_image.shape == image.shape and out_labels.shape == labels.shape
+    np.testing.assert_array_equal(out_image[0], 10.0 * out_labels + 1.0)
+    assert not np.array_equal(out_labels, labels)  # it did deform
+    field = elastic_displacement(rng, (12, 24, 24), sigma=4)
+    assert field.shape == (3, 12, 24, 24)
+    assert np.abs(np.diff(field, axis=1)).max() < 4  # smooth
+
+
+@pytest.fixture(scope="module")
+def stacks():
+    samples = [make_nuclei((12, 40, 40), radius=(4.0, 7.0), seed=s) for s in (11, 12, 13)]
+    return [s.image for s in samples], [s.semantic for s in samples]
+
+
+def _options(**extra):
+    return {
+        "arch": "unet3d",
+        "arch_options": {"width": 2, "depth": 1},
+        "epochs": 2,
+        "steps_per_epoch": 4,
+        "batch_size": 2,
+        "patch_size": 24,
+        "num_workers": 0,
+        **extra,
+    }
+
+
+def test_a_3d_model_trains_on_stacks_and_predicts_them(tmp_path, stacks):
+    images, labels = stacks
+    reports = []
+    model = train(
+        images[:2],
+        labels[:2],
+        validation=([images[2]], [labels[2]]),
+        out=tmp_path / "m3d.safetensors",
+        spacing=(2.0, 0.5, 0.5),
+        progress=reports.append,
+        **_options(),
+    )
+    info = read_model_info(tmp_path / "m3d.safetensors")
+    assert info.spatial_dims == 3 and info.spacing == [2.0, 0.5, 0.5]
+    assert info.tile_size == [16, 24, 24]  # at least 16 planes deep, the patch in-plane
+    validated = [r.val for r in reports if r.val is not None]
+    assert validated and len(validated[-1]["dice"]) == 2  # scored by the 3D tile engine
+    labels_3d = predict(model, images[2])
+    assert labels_3d.shape == images[2].shape
+
+
+def test_3d_training_resumes_after_an_interruption(tmp_path, stacks):
+    images, labels = stacks
+    out = tmp_path / "r3d.safetensors"
+    steps = []
+    with pytest.raises(TrainingCancelled):
+        for report in train_iter(
+            images, labels, out=out, cancel=lambda: len(steps) >= 6, **_options()
+        ):
+            steps.append(report.step)
+    assert out.with_name(out.name + ".state.pt").exists()  # one epoch (4 steps) was saved
+    resumed = list(train_iter(images, labels, out=out, resume=True, **_options()))
+    assert resumed[0].step == 5 and resumed[-1].end_of_epoch
+    assert read_model_info(out).spatial_dims == 3
+
+
+def test_3d_training_refuses_what_it_cannot_do(tmp_path, stacks):
+    images, labels = stacks
+    flat = make_nuclei((40, 40), seed=3)
+    with pytest.raises(TrainingDataError, match=r"3D model trains on stacks"):
+        train([flat.image], [flat.semantic], out=tmp_path / "a.safetensors", **_options())
+    with pytest.raises(ValueError, match="border weight maps"):
+        train(images, labels, out=tmp_path / "b.safetensors", **_options(loss="border_ce"))
+    assert not list(tmp_path.iterdir())
