@@ -200,6 +200,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             progress=progress,
             client=client,
             runtime=args.runtime,
+            resample=args.resample,
+            spacing=tuple(float(v) for v in args.spacing.split(",")) if args.spacing else None,
         )
     if not to_zarr:
         write = write_labels if args.output == "labels" else write_stack
@@ -296,6 +298,21 @@ def _citation(text: str) -> dict:
     return {"text": label, "url" if ref.startswith(("http://", "https://")) else "doi": ref}
 
 
+def _stack_spacing(args) -> tuple | None:
+    """The voxel spacing (z, y, x) of the first --images file, for a 3D architecture (read
+    from its metadata: OME-TIFF, ImageJ TIFF, NIfTI, DICOM); --spacing overrides it."""
+    if getattr(args, "spacing", None):
+        return tuple(float(v) for v in args.spacing.split(","))
+    from .models.registry import get_architecture
+
+    if get_architecture(args.arch).spatial_dims != 3 or not args.images:
+        return None
+    from .core.io import read_stack
+
+    scale = read_stack(args.images[0]).spatial_scale
+    return tuple(float(s) for s in scale) if len(scale) == 3 else None
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a model from image and label files; keep the best checkpoint."""
     import time
@@ -368,6 +385,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         "normalization": normalization,
         "cancel": (lambda: time.monotonic() - started > limit) if limit else None,
     }
+    spacing = _stack_spacing(args)
+    if spacing is not None:
+        options["spacing"] = spacing
     total = args.epochs * args.steps_per_epoch * (args.folds or 1)
     try:
         with progress_bar("train", "step", quiet=args.quiet, total=total) as (bar, _):
@@ -729,6 +749,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--output", choices=config.OUTPUTS, default=pred.output)
     p.add_argument("--prob-dtype", choices=config.PROB_DTYPES, default=pred.prob_dtype)
+    p.add_argument(
+        "--spacing",
+        metavar="Z,Y,X",
+        help="3D models: the input's voxel spacing (default: from its metadata)",
+    )
+    p.add_argument(
+        "--resample",
+        action="store_true",
+        help="3D models: predict at the model's voxel spacing and map the result back",
+    )
     p.add_argument("--array", help="array path inside a zarr group input")
     p.add_argument(
         "--level", type=int, default=0, help="OME-Zarr input: resolution level (0 = full)"
@@ -776,6 +806,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", required=True, help="model file to write (.safetensors)")
     p.add_argument("--arch", default=config.DEFAULT_ARCH, help="architecture (see segkit models)")
+    p.add_argument(
+        "--spacing",
+        metavar="Z,Y,X",
+        help="3D architectures: the stacks' voxel spacing, recorded in the model (default: "
+        "the first image's metadata)",
+    )
     p.add_argument(
         "--arch-option",
         action="append",

@@ -94,11 +94,31 @@ def test_3d_training_resumes_after_an_interruption(tmp_path, stacks):
     assert read_model_info(out).spatial_dims == 3
 
 
-def test_3d_training_refuses_what_it_cannot_do(tmp_path, stacks):
-    images, labels = stacks
+def test_3d_training_refuses_2d_labels(tmp_path):
     flat = make_nuclei((40, 40), seed=3)
     with pytest.raises(TrainingDataError, match=r"3D model trains on stacks"):
         train([flat.image], [flat.semantic], out=tmp_path / "a.safetensors", **_options())
-    with pytest.raises(ValueError, match="border weight maps"):
-        train(images, labels, out=tmp_path / "b.safetensors", **_options(loss="border_ce"))
     assert not list(tmp_path.iterdir())
+
+
+def test_3d_border_weighted_training_uses_3d_distances(tmp_path, stacks):
+    """A border-weighted loss on stacks: the patches' weight maps are the 3D maps (with the
+    training spacing), not plane-by-plane ones."""
+    from napari_segkit.core.weight_maps import unet_weight_map
+    from napari_segkit.training.data import PatchDataset, prepare_training_set
+
+    images, labels = stacks
+    data = prepare_training_set(images[:1], labels[:1], spatial_dims=3)
+    dataset = PatchDataset(
+        data, patch_size=64, border_weights={"w0": 10, "sigma": 3, "spacing": (2, 1, 1)}
+    )
+    expected = unet_weight_map(
+        (labels[0] > 0).astype(np.uint8), w0=10, sigma=3, kind="semantic", spacing=(2, 1, 1)
+    )
+    np.testing.assert_allclose(dataset.weight_maps[0], expected)
+    per_plane = unet_weight_map((labels[0] > 0).astype(np.uint8), w0=10, sigma=3, kind="semantic")
+    assert not np.allclose(dataset.weight_maps[0], per_plane)
+    model = train(
+        images, labels, out=tmp_path / "b.safetensors", **_options(loss="dice+border_ce")
+    )
+    assert model.info.spatial_dims == 3

@@ -64,6 +64,7 @@ def unet_weight_map(
     class_weights=None,
     kind: str = "auto",
     tol: float = 1e-4,
+    spacing=None,
 ) -> np.ndarray:
     """U-Net border weight map (Ronneberger et al. 2015, eq. 2), exact to `tol`.
 
@@ -71,7 +72,8 @@ def unet_weight_map(
     ----------
     labels : ndarray of int or bool, shape (Y, X) or (Z, Y, X)
         Instance labels (0 background, one id per object) or a semantic mask.
-        Stacks are processed slice by slice (2D distances in each Z plane).
+        Without `spacing`, stacks are processed slice by slice (2D distances in each Z
+        plane); with it, as one volume (3D distances).
     w0 : float
         Border weight (10 in the paper).
     sigma : float
@@ -86,6 +88,10 @@ def unet_weight_map(
         mask into connected components (4-connectivity), each one object.
     tol : float
         Largest allowed difference to the exact formula.
+    spacing : sequence of float, optional
+        Pixel / voxel spacing per axis (``(z, y, x)`` for a stack): distances are measured
+        in its unit (anisotropic voxels count their true size), and `sigma` is in that
+        unit too. A stack with a spacing is one 3D volume.
 
     Returns
     -------
@@ -114,11 +120,14 @@ def unet_weight_map(
     )
     weights = class_balance_map(labels if semantic else (labels > 0), class_weights)
     cutoff = border_cutoff(w0, sigma, tol)
-    planes = labels[None] if labels.ndim == 2 else labels
-    out_planes = weights[None] if labels.ndim == 2 else weights
+    if spacing is not None and len(spacing) != labels.ndim:
+        raise ValueError(f"spacing {tuple(spacing)} does not match labels of shape {labels.shape}")
+    whole = labels.ndim == 2 or spacing is not None  # one 2D image, or one 3D volume
+    planes = labels[None] if whole else labels
+    out_planes = weights[None] if whole else weights
     for plane, out in zip(planes, out_planes, strict=False):
         instances = _connected_components(plane) if semantic else plane
-        d1, d2 = two_nearest_distances(instances, cutoff)
+        d1, d2 = two_nearest_distances(instances, cutoff, spacing=spacing)
         border = w0 * np.exp(-((d1 + d2) ** 2) / (2 * sigma**2))
         out += np.where(instances == 0, border, 0).astype(np.float32)
     return weights
@@ -130,34 +139,41 @@ def _connected_components(mask: np.ndarray) -> np.ndarray:
     return label(mask, connectivity=1, background=0)
 
 
-def two_nearest_distances(instances: np.ndarray, cutoff: float) -> tuple[np.ndarray, np.ndarray]:
+def two_nearest_distances(
+    instances: np.ndarray, cutoff: float, *, spacing=None
+) -> tuple[np.ndarray, np.ndarray]:
     """Distances to the nearest and second-nearest object, exact up to `cutoff`.
 
     Parameters
     ----------
-    instances : ndarray of int, shape (Y, X)
+    instances : ndarray of int, shape (Y, X) or (Z, Y, X)
         0 background, one id per object.
     cutoff : float
         Distances beyond it are reported as ``inf`` (they only matter below it).
+    spacing : sequence of float, optional
+        Spacing per axis (distances in its unit); default 1.
 
     Returns
     -------
-    d1, d2 : ndarray of float32, shape (Y, X)
+    d1, d2 : ndarray of float32, the shape of `instances`
         ``d1 <= d2``; 0 on the pixels of an object for that object.
     """
     d1 = np.full(instances.shape, np.inf, np.float32)
     d2 = np.full(instances.shape, np.inf, np.float32)
-    margin = int(np.ceil(cutoff)) + 1
+    spacing = (1.0,) * instances.ndim if spacing is None else tuple(float(s) for s in spacing)
+    margins = [int(np.ceil(cutoff / s)) + 1 for s in spacing]  # the cutoff, in pixels per axis
     for index, box in enumerate(ndi.find_objects(instances)):
         if box is None:
             continue
         window = tuple(
-            slice(max(0, s.start - margin), min(n, s.stop + margin))
-            for s, n in zip(box, instances.shape, strict=False)
+            slice(max(0, s.start - m), min(n, s.stop + m))
+            for s, n, m in zip(box, instances.shape, margins, strict=True)
         )
         # the object lies whole inside its window, so this distance is exact there,
         # and pixels outside the window are farther than the cutoff
-        dist = ndi.distance_transform_edt(instances[window] != index + 1).astype(np.float32)
+        dist = ndi.distance_transform_edt(instances[window] != index + 1, sampling=spacing).astype(
+            np.float32
+        )
         dist[dist > cutoff] = np.inf
         w1, w2 = d1[window], d2[window]
         closer = dist < w1

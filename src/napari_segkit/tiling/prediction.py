@@ -194,6 +194,8 @@ def predict(
     color: str | None = None,
     tile_progress=None,
     runtime: str = _DEFAULTS.runtime,
+    spacing=None,
+    resample: bool = False,
 ):
     """Predict `image` tile by tile with `model`.
 
@@ -206,7 +208,8 @@ def predict(
     image : array (numpy, dask, zarr), Stack, or path
         ``(Y, X)``, ``(Y, X, C)``, ``(Z, Y, X)``, ``(Z, Y, X, C)``, or channel-first
         with `axes`. A 2D model predicts stacks plane by plane; a 3D model
-        (``unet3d``, ``resunet3d``) tiles them in (Z, Y, X) -- in memory for now.
+        (``unet3d``, ``resunet3d``) tiles them in (Z, Y, X), in memory or into a plain
+        ``.zarr`` `out` (not yet on dask workers).
     axes : str, optional
         Letters from ``"ZYXC"``; inferred from the shape and the model's channels.
     tile_size : int or (int, int)
@@ -282,6 +285,15 @@ def predict(
         How the image's channels become the model's (see
         :class:`~napari_segkit.core.volume.Volume`); default: the model file's. E.g.
         ``color="gray"`` runs a one-channel model on an RGB image (its luminance).
+    spacing : sequence of float, optional
+        The image's voxel spacing ``(z, y, x)`` (default: from the file's metadata when
+        `image` is a path or a read stack). Compared with the spacing a 3D model was
+        trained at (its file records it).
+    resample : bool
+        When the two spacings differ by more than 10 % on an axis: resample the image to
+        the model's spacing, predict, and resample the class probabilities back (labels
+        are their argmax, so no blocky nearest-neighbour steps). Without it such a
+        mismatch is an error that says so.
     runtime : {"auto", "torch", "onnxruntime"}
         What runs the network on the CPU. "onnxruntime" converts the model to ONNX once
         per loaded model (checked against PyTorch to 1e-4, see
@@ -366,8 +378,16 @@ def predict(
             prob_dtype=prob_dtype,
             out=out,
             client=client,
-            progress=tile_progress or progress,
+            progress=tile_progress or progress if out is None else progress,
             cancel=cancel,
+            spacing=spacing if spacing is not None else volume.scale,
+            resample=resample,
+            zarr_options={
+                "block_size": block_size,
+                "overwrite": overwrite,
+                "resume": resume,
+                "image": source,
+            },
         )
     runner = _runtime_module(resolved, runtime, dev, volume, client)
     # an exchanged network (ONNX, TorchScript) is optimised by its own runtime
@@ -446,17 +466,26 @@ def _predict_3d(
     client,
     progress,
     cancel,
+    spacing=None,
+    resample=False,
+    zarr_options=None,
 ):
-    """A 3D model over a stack, tiled in (Z, Y, X) (:mod:`.volume3d`), in memory."""
+    """A 3D model over a stack, tiled in (Z, Y, X) (:mod:`.volume3d`): in memory
+    (resampled to the model's voxel spacing and back when asked), or block by block into
+    a plain zarr store (resumable)."""
     from .sink import encode_probabilities, labels_from_probabilities
     from .volume3d import VolumeTiler, check_volume_for_3d
 
     module = resolved.module
-    if out is not None or client is not None:
+    if client is not None:
         raise ValueError(
-            f"{module.arch} is a 3D model: it predicts in memory for now (zarr output, "
-            "resume and dask workers for 3D models are not built yet); call without out= "
-            "and client="
+            f"{module.arch} is a 3D model: dask workers for 3D models are not built yet; "
+            "call without client= (a zarr output is still written block by block)"
+        )
+    if out is not None and str(out).rstrip("/").lower().endswith(".ome.zarr"):
+        raise ValueError(
+            f"{module.arch} is a 3D model: it writes plain .zarr outputs for now, not "
+            f".ome.zarr; got '{out}'"
         )
     check_volume_for_3d(volume, module.divisors, module.arch)
     info = resolved.info
@@ -482,13 +511,130 @@ def _predict_3d(
         norm_stats,
         module.divisors,
     )
-    probabilities = tiler.probabilities(volume, progress=progress, cancel=cancel)
+    factors = _resampling(info, spacing, resample, volume)
+    if out is not None:
+        if factors is not None:
+            raise ValueError("resample=True predicts in memory: call without out=")
+        return _predict_3d_to_zarr(
+            tiler,
+            resolved,
+            volume,
+            Path(out),
+            output,
+            prob_dtype,
+            progress,
+            cancel,
+            **zarr_options,
+        )
+    if factors is None:
+        probabilities = tiler.probabilities(volume, progress=progress, cancel=cancel)
+    else:
+        from .volume3d import resampled_probabilities
+
+        probabilities = resampled_probabilities(tiler, volume, factors, progress, cancel)
     labels = labels_from_probabilities(probabilities) if output != "probabilities" else None
     if output != "labels":
         probabilities = encode_probabilities(probabilities, prob_dtype)
     return {"labels": labels, "probabilities": probabilities, "both": (labels, probabilities)}[
         output
     ]
+
+
+def _predict_3d_to_zarr(
+    tiler,
+    resolved,
+    volume,
+    out,
+    output,
+    prob_dtype,
+    progress,
+    cancel,
+    *,
+    block_size,
+    overwrite,
+    resume,
+    image,
+):
+    """Blocks of whole chunks -- (32 planes, `block_size`, `block_size`) at most -- each
+    computed from the tiles that touch it and written with its marker (resumable)."""
+    from .volume3d import predict_to_zarr_3d
+
+    shape = volume.spatial_shape
+    chunk_z, chunk = min(32, shape[0]), min(_DEFAULTS.chunk_size, block_size)
+    block_yx = max(chunk, block_size // chunk * chunk)
+    chunks = (chunk_z, min(chunk, shape[1]), min(chunk, shape[2]))
+    block = (chunk_z, block_yx, block_yx)
+    settings = {
+        "input_shape": list(np.shape(volume.image)),
+        "input_dtype": str(np.dtype(volume.image.dtype)),
+        "axes": volume.axes,
+        "tile_size": list(tiler.tile),
+        "overlap": tiler.overlap,
+        "blend": tiler.blend,
+        "tta": tiler.tta,
+        "output": output,
+        "prob_dtype": prob_dtype,
+        "normalization": tiler.norm_stats,
+        "block": list(block),
+        "num_classes": tiler.num_classes,
+        "batch_size": tiler.batch_size,
+        "spatial_dims": 3,
+        "input": {"path": _input_path(image), "signature": _content_signature(volume)},
+        "format": "ZarrSink",
+    }
+    sink = ZarrSink(out)
+
+    def prepare(n_blocks):
+        return sink.prepare(
+            spatial_shape=shape,
+            chunks=chunks,
+            num_classes=tiler.num_classes,
+            output=output,
+            prob_dtype=prob_dtype,
+            settings=settings,
+            fingerprint=_fingerprint(resolved, settings),
+            n_blocks=n_blocks,
+            overwrite=overwrite,
+            resume=resume,
+        )
+
+    with output_lock(out):  # one run per output at a time
+        return predict_to_zarr_3d(
+            tiler,
+            volume,
+            sink,
+            block=block,
+            output=output,
+            prob_dtype=prob_dtype,
+            prepare=prepare,
+            progress=progress,
+            cancel=cancel,
+        )
+
+
+def _resampling(info, spacing, resample: bool, volume):
+    """Zoom factors (z, y, x) from the image's spacing to the model's, or None (same
+    spacing, or one of them unknown). A mismatch without `resample` is an InputError."""
+    from ..core.errors import InputError
+
+    model_spacing = info.spacing if info is not None else None
+    if spacing is None or model_spacing is None:
+        return None
+    spacing = [float(s) for s in spacing][-3:]
+    if len(spacing) != 3 or len(model_spacing) != 3 or min(spacing) <= 0:
+        raise InputError(f"a stack's spacing is (z, y, x), positive; got {tuple(spacing)}")
+    factors = [s / m for s, m in zip(spacing, model_spacing, strict=True)]
+    if all(abs(f - 1) <= 0.1 for f in factors):
+        return None
+    if not resample:
+        raise InputError(
+            f"the image's voxel spacing {tuple(spacing)} differs from the one the model was "
+            f"trained at {tuple(model_spacing)}: pass resample=True (segkit predict "
+            "--resample) to predict at the model's spacing and map the result back, or "
+            "spacing= if the image's metadata is wrong"
+        )
+    new_shape = [max(1, round(n * f)) for n, f in zip(volume.shape[:3], factors, strict=True)]
+    return tuple(new_shape)
 
 
 def _make_sink(out, ome_version: str, shards: bool, resolved):

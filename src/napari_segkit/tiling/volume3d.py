@@ -7,8 +7,8 @@ only inside itself, so a block's result does not depend on where the blocks are 
 memory is bounded by the block plus one batch of tiles -- the same geometry as the 2D
 engine (:mod:`napari_segkit.tiling.engine`), one axis more.
 
-In memory only for now: zarr output, resume and dask workers for 3D models follow the
-2D engine next (issue 14).
+In memory, or block by block into a zarr store (:func:`predict_to_zarr_3d`: bounded
+memory, resumable); dask workers for 3D models are not built yet.
 """
 
 from __future__ import annotations
@@ -88,6 +88,8 @@ def read_region(volume, zs: slice, ys: slice, xs: slice) -> np.ndarray:
     -------
     ndarray
     """
+    if volume.is_stack:
+        return volume.read_slab(zs, ys, xs)  # one read per tile
     nz = volume.shape[0]
     planes = []
     for z in range(zs.start, zs.stop):
@@ -161,7 +163,6 @@ class VolumeTiler:
         _, starts = self.plan(volume)
         return int(np.prod([len(s) for s in starts]))
 
-    @torch.inference_mode()
     def probabilities(self, volume, progress=None, cancel=None) -> np.ndarray:
         """Blended class probabilities ``(K, Z, Y, X)`` float32 of the whole volume.
 
@@ -176,11 +177,41 @@ class VolumeTiler:
         -------
         ndarray
         """
+        whole = tuple(slice(0, n) for n in volume.shape[:3])
+        return self.block_probabilities(volume, whole, progress=progress, cancel=cancel)
+
+    def block_tiles(self, volume, block) -> list[tuple[int, int, int]]:
+        """Corners of the volume's global tile grid whose tiles touch `block`."""
+        tile, starts = self.plan(volume)
+        near = [
+            [s for s in axis if s < b.stop and s + t > b.start]
+            for axis, b, t in zip(starts, block, tile, strict=True)
+        ]
+        return list(product(*near))
+
+    @torch.inference_mode()
+    def block_probabilities(self, volume, block, progress=None, cancel=None) -> np.ndarray:
+        """Blended probabilities ``(K, d, h, w)`` of one block ``(zs, ys, xs)``: every tile
+        of the global grid that touches it contributes, so the result does not depend on
+        where blocks are cut (a block equals the same region of the whole volume).
+
+        Parameters
+        ----------
+        volume : Volume
+        block : tuple of slice
+        progress, cancel : optional
+            As for :meth:`probabilities`.
+
+        Returns
+        -------
+        ndarray of float32
+        """
         shape = volume.shape[:3]
         tile, starts = self.plan(volume)
-        total = np.zeros((self.num_classes, *shape), np.float32)
-        weight_sum = np.zeros(shape, np.float32)
-        corners = list(product(*starts))
+        size = tuple(b.stop - b.start for b in block)
+        total = np.zeros((self.num_classes, *size), np.float32)
+        weight_sum = np.zeros(size, np.float32)
+        corners = self.block_tiles(volume, block)
         done = 0
         for i in range(0, len(corners), self.batch_size):
             raise_if_cancelled(cancel, PredictionCancelled, "prediction cancelled")
@@ -197,10 +228,19 @@ class VolumeTiler:
                 for s, t, n, axis_starts in zip(corner, tile, shape, starts, strict=True):
                     at_border += [s == axis_starts[0], s == axis_starts[-1] or s + t >= n]
                 weights = blend_weights(tile, self.blend, self.overlap, tuple(at_border))
+                # the part of the tile inside the volume and the block, in tile coordinates
+                low = [max(s, b.start) for s, b in zip(corner, block, strict=True)]
+                high = [
+                    min(s + t, b.stop, n)
+                    for s, t, b, n in zip(corner, tile, block, shape, strict=True)
+                ]
                 inside = tuple(
-                    slice(0, min(t, n - s)) for s, t, n in zip(corner, tile, shape, strict=True)
+                    slice(lo - s, hi - s) for lo, hi, s in zip(low, high, corner, strict=True)
                 )
-                target = tuple(slice(s, s + r.stop) for s, r in zip(corner, inside, strict=True))
+                target = tuple(
+                    slice(lo - b.start, hi - b.start)
+                    for lo, hi, b in zip(low, high, block, strict=True)
+                )
                 total[(slice(None), *target)] += p[(slice(None), *inside)] * weights[inside]
                 weight_sum[target] += weights[inside]
             done += len(batch)
@@ -249,3 +289,93 @@ def check_volume_for_3d(volume, divisors, name: str) -> None:
             f"{name} is a 3D model: it needs a stack (Z, Y, X), got a single 2D plane of "
             f"shape {tuple(volume.shape[1:3])}; use a 2D model for 2D images"
         )
+
+
+def resampled_probabilities(tiler, volume, shape, progress=None, cancel=None) -> np.ndarray:
+    """Probabilities ``(K, Z, Y, X)`` of `volume` predicted at another voxel `shape`:
+    the image is resampled (linearly) to `shape` -- the model's spacing --, predicted,
+    and the probabilities resampled (linearly) back, so the labels (their argmax) follow
+    smooth boundaries instead of nearest-neighbour steps.
+
+    Parameters
+    ----------
+    tiler : VolumeTiler
+    volume : Volume
+    shape : (int, int, int)
+        The volume's (Z, Y, X) at the model's spacing.
+    progress, cancel : optional
+        As for :meth:`VolumeTiler.probabilities`.
+
+    Returns
+    -------
+    ndarray of float32
+    """
+    from skimage.transform import resize
+
+    from ..core.volume import Volume
+
+    original = volume.shape[:3]
+    image = read_region(
+        volume, slice(0, original[0]), slice(0, original[1]), slice(0, original[2])
+    )
+    # linear interpolation both ways; anti-aliasing smooths the image when it shrinks
+    zoomed = np.stack(
+        [
+            resize(c, shape, order=1, mode="edge", preserve_range=True, anti_aliasing=None)
+            for c in image
+        ]
+    ).astype(np.float32)
+    resampled = Volume(np.moveaxis(zoomed, 0, -1), axes="ZYXC", in_channels=zoomed.shape[0])
+    probabilities = tiler.probabilities(resampled, progress=progress, cancel=cancel)
+    out = np.stack(
+        [resize(p, original, order=1, mode="edge", anti_aliasing=False) for p in probabilities]
+    )
+    return np.ascontiguousarray(out / out.sum(0, keepdims=True), dtype=np.float32)
+
+
+def predict_to_zarr_3d(
+    tiler, volume, sink, *, block, output, prob_dtype, prepare, progress, cancel
+):
+    """Predict `volume` block by block into `sink` (a :class:`~.sink.ZarrSink`); blocks
+    already written by an interrupted run are skipped.
+
+    Parameters
+    ----------
+    tiler : VolumeTiler
+    volume : Volume
+    sink : ZarrSink
+    block : (int, int, int)
+        Block shape (whole output chunks, so no two blocks share a chunk).
+    output, prob_dtype : str
+    prepare : callable
+        ``prepare(n_blocks) -> finished block ids`` (creates or reopens the store).
+    progress : callable, optional
+        ``progress(done, total)`` in blocks.
+    cancel : optional
+
+    Returns
+    -------
+    zarr array, or (labels, probabilities)
+    """
+    from ..core.tiles import block_plan
+    from ..jobs import report
+    from .engine import BlockResult
+    from .sink import encode_probabilities, labels_from_probabilities
+
+    blocks = block_plan(volume.shape[:3], block)
+    finished = prepare(len(blocks))
+    report(progress, len(finished), len(blocks))
+    done = len(finished)
+    for i, region in enumerate(blocks):
+        if i in finished:
+            continue
+        p = tiler.block_probabilities(volume, region, cancel=cancel)
+        result = BlockResult(
+            labels=labels_from_probabilities(p) if output != "probabilities" else None,
+            probabilities=encode_probabilities(p, prob_dtype) if output != "labels" else None,
+        )
+        sink.write_block(i, region, result)
+        done += 1
+        report(progress, done, len(blocks))
+    sink.mark_complete()
+    return sink.open_results(output)

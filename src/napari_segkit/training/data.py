@@ -237,7 +237,8 @@ class PatchDataset(torch.utils.data.Dataset):
         Fraction of patches centred on a pixel of a randomly chosen class (all classes
         equally likely), so rare classes are seen often enough.
     border_weights : dict, optional
-        ``{"w0": 10, "sigma": 5}``: also return the U-Net border weight map of each patch.
+        ``{"w0": 10, "sigma": 5}``: also return the U-Net border weight map of each patch
+        (for volumes with 3D distances; ``"spacing": (z, y, x)`` gives the voxel size).
         The maps are computed once per plane (objects cut by a patch edge keep their
         true distances, and no patch pays for the distance transforms again), then
         cropped and augmented with the patch.
@@ -264,14 +265,20 @@ class PatchDataset(torch.utils.data.Dataset):
         self.augmentation = augmentation
         self.rare_class_fraction = rare_class_fraction
         self.border_weights = border_weights
-        self.weight_maps = (
-            None
-            if border_weights is None
-            else [
-                unet_weight_map((t > 0).astype(np.uint8), kind="semantic", **border_weights)
+        self.weight_maps = None
+        if border_weights is not None:
+            options = dict(border_weights)
+            spacing = options.pop("spacing", None)
+            # a volume's map has 3D distances (with its voxel spacing; isotropic if unknown)
+            self.weight_maps = [
+                unet_weight_map(
+                    (t > 0).astype(np.uint8),
+                    kind="semantic",
+                    spacing=(spacing or (1.0,) * 3) if t.ndim == 3 else None,
+                    **options,
+                )
                 for t in data.targets
             ]
-        )
         self.seed, self.epoch = seed, 0
         p = int(patch_size)
         depth = max((t.shape[0] for t in data.targets if t.ndim == 3), default=p)

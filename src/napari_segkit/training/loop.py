@@ -295,7 +295,11 @@ def _fit(model, train, val, config, out: Path, save_kwargs, cancel, resume):
         length=config.steps_per_epoch * config.batch_size,
         augmentation=config.augmentation,
         seed=config.seed,
-        border_weights={"w0": config.w0, "sigma": config.sigma} if needs_weight_map else None,
+        border_weights=(
+            {"w0": config.w0, "sigma": config.sigma, "spacing": (save_kwargs or {}).get("spacing")}
+            if needs_weight_map
+            else None
+        ),
     )
     start_epoch, best_score, stale = 0, -np.inf, 0
     run = run_identity(model, config, train, val)
@@ -696,11 +700,6 @@ def train_iter(
     spatial_dims = (
         base.info.spatial_dims if base is not None else get_architecture(arch).spatial_dims
     )
-    if spatial_dims == 3 and get_loss_spec(config.loss).weight_map:
-        raise ValueError(
-            f"loss {config.loss!r} needs border weight maps, which are computed per plane "
-            "(2D distances); 3D models train with dice, ce or dice+ce for now"
-        )
     prep = {
         "sparse": sparse,
         "color": color,
