@@ -127,21 +127,7 @@ class Volume:
         _, ny, nx, _ = self.shape
         y0, y1, x0, x1 = max(ys.start, 0), min(ys.stop, ny), max(xs.start, 0), min(xs.stop, nx)
         index = {"Z": z, "Y": slice(y0, y1), "X": slice(x0, x1), "C": slice(None)}
-        key = tuple(index[a] for a in self.axes)
-        try:
-            region = self.image[key]
-            if hasattr(region, "dask"):
-                # the caller's thread is the parallelism (the engine's reader thread, a
-                # dask worker): dask's own thread pool per region only adds overhead
-                region = region.compute(scheduler="synchronous")
-            region = np.asarray(region, dtype=dtype)
-        except MemoryError:
-            raise
-        except Exception as err:  # noqa: BLE001 -- codecs and stores raise anything
-            raise InputError(
-                f"cannot read plane {z}, rows {y0}:{y1}, columns {x0}:{x1} of {self.name}: "
-                f"{type(err).__name__}: {err} (a corrupt or unreadable chunk?)"
-            ) from err
+        region = self._fetch(index, dtype, f"plane {z}, rows {y0}:{y1}, columns {x0}:{x1}")
         kept = [a for a in self.axes if a != "Z"]
         region = region.transpose([kept.index(a) for a in "CYX" if a in kept])
         if "C" not in kept:
@@ -150,6 +136,24 @@ class Volume:
         if any(p for pair in pad for p in pair):
             region = _reflect_pad(region, pad)
         return region
+
+    def _fetch(self, index: dict, dtype, what: str) -> np.ndarray:
+        """``self.image`` at `index` (by axis letter) as a numpy array of `dtype`; an
+        unreadable chunk is an InputError naming `what` was read."""
+        try:
+            region = self.image[tuple(index[a] for a in self.axes)]
+            if hasattr(region, "dask"):
+                # the caller's thread is the parallelism (the engine's reader thread, a
+                # dask worker): dask's own thread pool per region only adds overhead
+                region = region.compute(scheduler="synchronous")
+            return np.asarray(region, dtype=dtype)
+        except MemoryError:
+            raise
+        except Exception as err:  # noqa: BLE001 -- codecs and stores raise anything
+            raise InputError(
+                f"cannot read {what} of {self.name}: {type(err).__name__}: {err} (a corrupt "
+                "or unreadable chunk?)"
+            ) from err
 
     def read_slab(self, zs: slice, ys: slice, xs: slice) -> np.ndarray:
         """Region ``[zs, ys, xs]`` as ``(C, d, h, w)`` float32 in one read of the source
@@ -171,18 +175,8 @@ class Volume:
         z0, z1 = max(zs.start, 0), min(zs.stop, nz)
         y0, y1, x0, x1 = max(ys.start, 0), min(ys.stop, ny), max(xs.start, 0), min(xs.stop, nx)
         index = {"Z": slice(z0, z1), "Y": slice(y0, y1), "X": slice(x0, x1), "C": slice(None)}
-        try:
-            region = self.image[tuple(index[a] for a in self.axes)]
-            if hasattr(region, "dask"):
-                region = region.compute(scheduler="synchronous")
-            region = np.asarray(region, dtype=np.float32)
-        except MemoryError:
-            raise
-        except Exception as err:  # noqa: BLE001 -- codecs and stores raise anything
-            raise InputError(
-                f"cannot read planes {z0}:{z1}, rows {y0}:{y1}, columns {x0}:{x1} of "
-                f"{self.name}: {type(err).__name__}: {err} (a corrupt or unreadable chunk?)"
-            ) from err
+        what = f"planes {z0}:{z1}, rows {y0}:{y1}, columns {x0}:{x1}"
+        region = self._fetch(index, np.float32, what)
         region = region.transpose([self.axes.index(a) for a in "CZYX" if a in self.axes])
         if "C" not in self.axes:
             region = region[None]
