@@ -217,3 +217,29 @@ def test_3d_kill_9_then_rerun_is_bit_identical(tmp_path, unet3d):
     reference = predict(str(model_path), volume, out=tmp_path / "ref.zarr", **options)
     np.testing.assert_array_equal(labels[:], reference[0][:])
     np.testing.assert_array_equal(probs[:], reference[1][:])
+
+
+def test_3d_dask_local_cluster_equals_local(tmp_path, unet3d):
+    distributed = pytest.importorskip("distributed")
+    model_path = save_model(tmp_path / "m3d.safetensors", unet3d)
+    volume = np.random.default_rng(5).random((40, 70, 66), dtype=np.float32)
+    options = {"tile_size": 32, "block_size": 64, "output": "both", "normalization": None}
+    local = predict(str(model_path), volume, out=tmp_path / "local.zarr", **options)
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        seen = []
+        remote = predict(
+            str(model_path),
+            volume,
+            out=tmp_path / "dask.zarr",
+            client=client,
+            progress=lambda d, t: seen.append((d, t)),
+            **options,
+        )
+    assert seen[-1] == (8, 8)
+    np.testing.assert_array_equal(remote[0][:], local[0][:])
+    np.testing.assert_allclose(remote[1][:], local[1][:], atol=1e-6)

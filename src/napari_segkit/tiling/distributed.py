@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import os
 from dataclasses import replace
 
@@ -37,14 +39,53 @@ def _worker_model(path: str, optimize: bool):
     return _WORKER_MODELS[key]
 
 
-def _run_block(model_path, engine, image, axes, sink, block_id, z, block, encode):
-    """One block on a worker: read, predict, write, mark done. Returns the block id."""
+def _open_image(image):
+    """What a worker predicts: an array, or a Stack read lazily from its path."""
     from ..core.io import read_stack
 
     if isinstance(image, tuple):  # (path, read_stack options) of a Stack
-        image = read_stack(image[0], **image[1])
-    elif isinstance(image, str):
-        image = read_stack(image)
+        return read_stack(image[0], **image[1])
+    if isinstance(image, str):
+        return read_stack(image)
+    return image
+
+
+_WORKER_3D: dict = {}
+
+
+def _run_block_3d(model_path, tiler, image, axes, sink, block_id, block, encode):
+    """One 3D block on a worker: the tiles touching it, blended, written, marked done."""
+    import copy
+
+    from .engine import BlockResult
+    from .optimize import prepare_3d
+    from .sink import encode_probabilities, labels_from_probabilities
+
+    key = (model_path, os.path.getmtime(model_path))
+    if key not in _WORKER_3D:
+        from ..models import load_model
+
+        _WORKER_3D.clear()
+        model_file = load_model(model_path)
+        _WORKER_3D[key] = (prepare_3d(model_file.model), model_file.info)
+    module, info = _WORKER_3D[key]
+    local = copy.copy(tiler)
+    local.device = resolve_device("auto")
+    local.model = module.to(local.device)
+    volume = Volume(_open_image(image), axes=axes, in_channels=info.in_channels, color=info.color)
+    p = local.block_probabilities(volume, block)
+    want_labels, prob_dtype = encode
+    result = BlockResult(
+        labels=labels_from_probabilities(p) if want_labels else None,
+        probabilities=encode_probabilities(p, prob_dtype) if prob_dtype else None,
+    )
+    sink.write_block(block_id, block, result)
+    return block_id
+
+
+def _run_block(model_path, engine, image, axes, sink, block_id, z, block, encode):
+    """One block on a worker: read, predict, write, mark done. Returns the block id."""
+    image = _open_image(image)
     module, in_channels, color = _worker_model(model_path, engine.optimized)
     device = resolve_device("auto")
     local = replace(engine, model=module.to(device), device=device)
@@ -57,7 +98,19 @@ def _run_block(model_path, engine, image, axes, sink, block_id, z, block, encode
 
 
 def run_on_cluster(
-    client, resolved, engine, image, axes, sink, blocks, todo, encode, progress, cancel, n_done
+    client,
+    resolved,
+    engine,
+    image,
+    axes,
+    sink,
+    blocks,
+    todo,
+    encode,
+    progress,
+    cancel,
+    n_done,
+    task=_run_block,
 ):
     """Submit the unfinished blocks to `client`; report progress as they finish.
 
@@ -65,13 +118,15 @@ def run_on_cluster(
     ----------
     client : dask.distributed.Client
     resolved : the resolved model (must come from a model file: workers load it)
-    engine : TileEngine
+    engine : TileEngine or VolumeTiler
         Settings; workers use their own copy of the model.
     image : array, Stack or path
         numpy arrays are scattered once; a Stack travels as its path.
     axes : str or None
     sink : ZarrSink
-    blocks : list of (z, (slice, slice))
+    blocks : list of (z, (slice, slice)), or of ((slice, slice, slice),) for 3D
+    task : callable
+        What a worker runs per block (``_run_block``, ``_run_block_3d`` for 3D models).
     todo : list of int
         Ids of the blocks still to predict.
     encode : (bool, str or None)
@@ -103,10 +158,15 @@ def run_on_cluster(
     elif hasattr(image, "data") and hasattr(image, "axes") and hasattr(image, "path"):  # a Stack
         options = {k: image.metadata[k] for k in ("array", "level") if image.metadata.get(k)}
         image, axes = (image.path, options), axes or image.axes
-    light = replace(engine, model=None)  # workers use their own copy of the model
+    # workers use their own copy of the model
+    if dataclasses.is_dataclass(engine):
+        light = replace(engine, model=None)
+    else:
+        light = copy.copy(engine)
+        light.model = None
     futures = [
         client.submit(
-            _run_block,
+            task,
             resolved.path,
             light,
             image,

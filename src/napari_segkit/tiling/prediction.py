@@ -209,7 +209,7 @@ def predict(
         ``(Y, X)``, ``(Y, X, C)``, ``(Z, Y, X)``, ``(Z, Y, X, C)``, or channel-first
         with `axes`. A 2D model predicts stacks plane by plane; a 3D model
         (``unet3d``, ``resunet3d``) tiles them in (Z, Y, X), in memory or into a plain
-        ``.zarr`` `out` (not yet on dask workers).
+        ``.zarr`` `out` (also on dask workers).
     axes : str, optional
         Letters from ``"ZYXC"``; inferred from the shape and the model's channels.
     tile_size : int or (int, int)
@@ -477,11 +477,8 @@ def _predict_3d(
     from .volume3d import VolumeTiler, check_volume_for_3d
 
     module = resolved.module
-    if client is not None:
-        raise ValueError(
-            f"{module.arch} is a 3D model: dask workers for 3D models are not built yet; "
-            "call without client= (a zarr output is still written block by block)"
-        )
+    if client is not None and out is None:
+        raise ValueError("client= needs out= (workers write their blocks to a zarr store)")
     if out is not None and str(out).rstrip("/").lower().endswith(".ome.zarr"):
         raise ValueError(
             f"{module.arch} is a 3D model: it writes plain .zarr outputs for now, not "
@@ -524,6 +521,7 @@ def _predict_3d(
             prob_dtype,
             progress,
             cancel,
+            client=client,
             **zarr_options,
         )
     if factors is None:
@@ -554,6 +552,7 @@ def _predict_3d_to_zarr(
     overwrite,
     resume,
     image,
+    client=None,
 ):
     """Blocks of whole chunks -- (32 planes, `block_size`, `block_size`) at most -- each
     computed from the tiles that touch it and written with its marker (resumable)."""
@@ -609,6 +608,9 @@ def _predict_3d_to_zarr(
             prepare=prepare,
             progress=progress,
             cancel=cancel,
+            cluster=None
+            if client is None
+            else {"client": client, "resolved": resolved, "image": image, "axes": volume.axes},
         )
 
 

@@ -8,7 +8,7 @@ memory is bounded by the block plus one batch of tiles -- the same geometry as t
 engine (:mod:`napari_segkit.tiling.engine`), one axis more.
 
 In memory, or block by block into a zarr store (:func:`predict_to_zarr_3d`: bounded
-memory, resumable); dask workers for 3D models are not built yet.
+memory, resumable, on dask workers too).
 """
 
 from __future__ import annotations
@@ -334,7 +334,7 @@ def resampled_probabilities(tiler, volume, shape, progress=None, cancel=None) ->
 
 
 def predict_to_zarr_3d(
-    tiler, volume, sink, *, block, output, prob_dtype, prepare, progress, cancel
+    tiler, volume, sink, *, block, output, prob_dtype, prepare, progress, cancel, cluster=None
 ):
     """Predict `volume` block by block into `sink` (a :class:`~.sink.ZarrSink`); blocks
     already written by an interrupted run are skipped.
@@ -352,6 +352,9 @@ def predict_to_zarr_3d(
     progress : callable, optional
         ``progress(done, total)`` in blocks.
     cancel : optional
+    cluster : dict, optional
+        ``{"client", "resolved", "image", "axes"}``: run the blocks on a dask cluster (each
+        worker loads the model file once).
 
     Returns
     -------
@@ -366,6 +369,26 @@ def predict_to_zarr_3d(
     finished = prepare(len(blocks))
     report(progress, len(finished), len(blocks))
     done = len(finished)
+    if cluster is not None:
+        from .distributed import _run_block_3d, run_on_cluster
+
+        run_on_cluster(
+            cluster["client"],
+            cluster["resolved"],
+            tiler,
+            cluster["image"],
+            cluster["axes"],
+            sink,
+            [(region,) for region in blocks],
+            [i for i in range(len(blocks)) if i not in finished],
+            (output != "probabilities", prob_dtype if output != "labels" else None),
+            progress,
+            cancel,
+            done,
+            task=_run_block_3d,
+        )
+        sink.mark_complete()
+        return sink.open_results(output)
     for i, region in enumerate(blocks):
         if i in finished:
             continue
