@@ -72,6 +72,8 @@ def test_a_3d_model_trains_on_stacks_and_predicts_them(tmp_path, stacks):
     )
     info = read_model_info(tmp_path / "m3d.safetensors")
     assert info.spatial_dims == 3 and info.spacing == [2.0, 0.5, 0.5]
+    # z is 4x coarser than y and x: the first level keeps z (planned as nnU-Net does)
+    assert info.options["anisotropic_levels"] == 1
     assert info.tile_size == [16, 24, 24]  # at least 16 planes deep, the patch in-plane
     validated = [r.val for r in reports if r.val is not None]
     assert validated and len(validated[-1]["dice"]) == 2  # scored by the 3D tile engine

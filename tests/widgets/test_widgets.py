@@ -776,3 +776,27 @@ def test_export_model_widget_writes_a_package_that_loads(
     widget.run()
     assert not widget.jobs.running
     assert any("no model file" in n for n in notes())
+
+
+def test_train_widget_trains_a_3d_model_on_a_stack_layer(make_napari_viewer, qtbot, tmp_path):
+    """A 3D architecture on a stack: 3D patches, the layer's scale recorded as the voxel
+    spacing, and the new model's 3D prediction added over the stack."""
+    from napari_segkit.models import read_model_info
+
+    viewer = make_napari_viewer()
+    sample = make_nuclei((10, 40, 40), radius=(4.0, 7.0), seed=31)
+    viewer.add_image(sample.image, name="stack", scale=(2.0, 0.5, 0.5))
+    viewer.add_labels(sample.semantic, name="nuclei", scale=(2.0, 0.5, 0.5))
+    widget = dock(viewer, "Train")
+    widget.image_layers.value = [viewer.layers["stack"]]
+    widget.label_layers.value = [viewer.layers["nuclei"]]
+    widget.arch.value = "unet3d"
+    widget.epochs.value, widget.steps.value = 1, 2
+    widget.patch_size.value, widget.batch_size.value = 16, 1
+    widget.val_fraction.value = 0.0
+    widget.out.value = tmp_path / "stack3d.safetensors"
+    widget.run()
+    _wait(qtbot, widget)
+    info = read_model_info(tmp_path / "stack3d.safetensors")
+    assert info.spatial_dims == 3 and info.spacing == [2.0, 0.5, 0.5]
+    assert viewer.layers[-1].data.shape == (10, 40, 40)

@@ -751,6 +751,47 @@ def train_iter(
     )
 
 
+def _plan_anisotropy(arch: str, options: dict, spacing) -> dict:
+    """For a 3D U-Net on coarse-z voxels, keep z for the first levels (as nnU-Net plans
+    them): one anisotropic level per halving that brings the z spacing below twice the
+    in-plane spacing. Explicit ``anisotropic_levels`` win; 2D models are untouched.
+
+    Parameters
+    ----------
+    arch : str
+    options : dict
+        The architecture options asked for.
+    spacing : sequence of float or None
+        ``(z, y, x)`` voxel spacing of the training stacks.
+
+    Returns
+    -------
+    dict
+        `options`, with ``anisotropic_levels`` added when planned.
+
+    Examples
+    --------
+    >>> _plan_anisotropy("unet3d", {"depth": 3}, (4.0, 1.0, 1.0))
+    {'depth': 3, 'anisotropic_levels': 2}
+    >>> _plan_anisotropy("unet3d", {"depth": 3}, (1.0, 1.0, 1.0))
+    {'depth': 3}
+    """
+    from ..models.registry import get_architecture
+
+    spec = get_architecture(arch)
+    if spec.spatial_dims != 3 or spacing is None or "anisotropic_levels" not in spec.options:
+        return dict(options)
+    if "anisotropic_levels" in options:
+        return dict(options)
+    depth = int(options.get("depth", spec.options.get("depth", 3)))
+    ratio = float(spacing[0]) / max(min(float(s) for s in spacing[1:]), 1e-12)
+    levels = 0
+    while ratio >= 2 and levels < depth:
+        levels += 1
+        ratio /= 2
+    return {**options, "anisotropic_levels": levels} if levels else dict(options)
+
+
 def _tile_size(data: TrainingSet, patch: int) -> tuple:
     """The tile size recorded for prediction: the patch (a 3D model's is as deep as the
     deepest training stack allows, and at least 16 planes)."""
@@ -825,6 +866,7 @@ def _train_one(
     else:
         if arch_options is None:
             arch_options = DEFAULT_ARCH_OPTIONS.get(arch, {})
+        arch_options = _plan_anisotropy(arch, arch_options, (reading or {}).get("spacing"))
         torch.manual_seed(config.seed)
         model = build_model(arch, train_set.in_channels, train_set.num_classes, **arch_options)
     reading = reading or {}

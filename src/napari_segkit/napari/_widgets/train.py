@@ -192,6 +192,11 @@ class TrainWidget(Container):
                 f"Train: one image, so validation uses a held-out strip of it "
                 f"({options['val_fraction']:.0%} of its longer side), not seen in training"
             )
+        from ...models.registry import get_architecture
+
+        if get_architecture(options["arch"]).spatial_dims == 3 and labels[0].data.ndim == 3:
+            # a 3D model records the voxel spacing it learnt at: the layer's scale
+            options["spacing"] = tuple(float(s) for s in labels[0].scale[-3:])
         # snapshot the layers: the user may keep painting while the model trains
         image_data = [np.array(layer.data) for layer in images]
         label_data = [np.array(layer.data) for layer in labels]
