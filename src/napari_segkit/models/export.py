@@ -213,7 +213,19 @@ def _onnx_bytes(module: Probabilities, x: torch.Tensor, dynamo: bool) -> bytes:
     return f.getvalue()
 
 
-def _session(data: bytes, threads: int | None = None):
+def onnx_session(data: bytes, threads: int | None = None):
+    """An onnxruntime CPU session of a serialised graph, logging errors only.
+
+    Parameters
+    ----------
+    data : bytes
+    threads : int, optional
+        Intra-op threads (the engine passes torch's count, for comparable runs).
+
+    Returns
+    -------
+    onnxruntime.InferenceSession
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -256,7 +268,7 @@ def to_onnx(model, info=None) -> tuple[bytes, float]:
     for dynamo, label in ((False, "ONNX (TorchScript exporter)"), (True, "ONNX (torch.export)")):
         try:
             data = _onnx_bytes(module, x, dynamo)
-            session = _session(data)
+            session = onnx_session(data)
             difference = check_against_torch(
                 model, lambda a, s=session: s.run(None, {"input": a})[0], label
             )

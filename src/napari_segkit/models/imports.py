@@ -122,9 +122,9 @@ def read_exchanged_info(path) -> ModelInfo:
 
         return package_info(path)
     if kind == "onnx":
-        from .export import _session
+        from .export import onnx_session
 
-        return _onnx_description(path, _session(path.read_bytes()))[0]
+        return _onnx_description(path, onnx_session(path.read_bytes()))[0]
     if kind == "torchscript":
         with zipfile.ZipFile(path) as z:
             return _described(z.read(_torchscript_member(path)).decode(), path)[0]
@@ -159,9 +159,9 @@ def load_exchanged(path, *, device="cpu", weights: str = "auto"):
         return load_bioimageio(path, weights=weights, device=device)
     data = path.read_bytes()
     if kind == "onnx":
-        from .export import _session
+        from .export import onnx_session
 
-        network = _session(data, threads=torch.get_num_threads())
+        network = onnx_session(data, threads=torch.get_num_threads())
         info, meta = _onnx_description(path, network)
     elif kind == "torchscript":
         from .exchanged import jit_load

@@ -28,7 +28,11 @@ UPSAMPLING_MODES = ("transpose", "bilinear", "unpool")
 
 
 class ConvBlock(nn.Module):
-    """Two 3x3 convolutions with ReLU (plain) or as a residual block (x + F(x))."""
+    """Two 3x3 convolutions with ReLU (plain) or as a residual block (x + F(x)).
+
+    `dims` 3 makes them 3x3x3 (the 3D U-Net's), or 1x3x3 with `planar` (a level that
+    keeps z, for coarse-z voxels).
+    """
 
     def __init__(
         self,
@@ -39,29 +43,37 @@ class ConvBlock(nn.Module):
         batch_norm: bool,
         residual: bool,
         dilation: int = 1,
+        dims: int = 2,
+        planar: bool = False,
     ):
         super().__init__()
+        conv_cls, norm_cls = (
+            (nn.Conv2d, nn.BatchNorm2d) if dims == 2 else (nn.Conv3d, nn.BatchNorm3d)
+        )
+        kernel, padding, spread = 3, dilation, dilation
+        if planar:
+            kernel, padding, spread = (1, 3, 3), (0, dilation, dilation), (1, dilation, dilation)
 
         def conv(a, b):
             layers = [
-                nn.Conv2d(
+                conv_cls(
                     a,
                     b,
-                    3,
-                    padding=dilation,
-                    dilation=dilation,
+                    kernel,
+                    padding=padding,
+                    dilation=spread,
                     padding_mode=padding_mode,
                     bias=not batch_norm,
                 )
             ]
             if batch_norm:
-                layers.append(nn.BatchNorm2d(b))
+                layers.append(norm_cls(b))
             return layers
 
         self.body = nn.Sequential(*conv(cin, cout), nn.ReLU(inplace=True), *conv(cout, cout))
         self.residual = residual
         if residual:
-            self.shortcut = nn.Identity() if cin == cout else nn.Conv2d(cin, cout, 1, bias=False)
+            self.shortcut = nn.Identity() if cin == cout else conv_cls(cin, cout, 1, bias=False)
         self.act = nn.ReLU(inplace=True)
 
     def forward(self, x):

@@ -22,34 +22,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .unet import ConvBlock
+
 UPSAMPLING_MODES_3D = ("transpose", "trilinear")
-
-
-class ConvBlock3d(nn.Module):
-    """Two convolutions (3x3x3, or 1x3x3 in an anisotropic level) with BN and ReLU; a
-    residual block (x + F(x)) when `residual`."""
-
-    def __init__(self, cin: int, cout: int, *, planar: bool, batch_norm: bool, residual: bool):
-        super().__init__()
-        kernel, padding = ((1, 3, 3), (0, 1, 1)) if planar else (3, 1)
-
-        def conv(a, b):
-            layers = [nn.Conv3d(a, b, kernel, padding=padding, bias=not batch_norm)]
-            if batch_norm:
-                layers.append(nn.BatchNorm3d(b))
-            return layers
-
-        self.body = nn.Sequential(*conv(cin, cout), nn.ReLU(inplace=True), *conv(cout, cout))
-        self.residual = residual
-        if residual:
-            self.shortcut = nn.Identity() if cin == cout else nn.Conv3d(cin, cout, 1, bias=False)
-        self.act = nn.ReLU(inplace=True)
-
-    def forward(self, x):
-        y = self.body(x)
-        if self.residual:
-            y = y + self.shortcut(x)
-        return self.act(y)
 
 
 class UNet3D(nn.Module):
@@ -101,15 +76,15 @@ class UNet3D(nn.Module):
             )
         widths = [width * 2**i for i in range(depth + 1)]
         planar = [i < anisotropic_levels for i in range(depth + 1)]
-        kw = {"batch_norm": batch_norm, "residual": residual}
+        kw = {"batch_norm": batch_norm, "residual": residual, "padding_mode": "zeros", "dims": 3}
         self.down = nn.ModuleList(
-            ConvBlock3d(a, b, planar=planar[i], **kw)
+            ConvBlock(a, b, planar=planar[i], **kw)
             for i, (a, b) in enumerate(zip([in_channels] + widths[:-2], widths[:-1], strict=False))
         )
         self.pools = nn.ModuleList(
             nn.MaxPool3d((1, 2, 2) if planar[i] else 2) for i in range(depth)
         )
-        self.bottleneck = ConvBlock3d(widths[-2], widths[-1], planar=planar[depth], **kw)
+        self.bottleneck = ConvBlock(widths[-2], widths[-1], planar=planar[depth], **kw)
         self.ups = nn.ModuleList()
         self.up_blocks = nn.ModuleList()
         for i in reversed(range(depth)):
@@ -122,7 +97,7 @@ class UNet3D(nn.Module):
                     nn.Conv3d(widths[i + 1], widths[i], 1),
                 )
             self.ups.append(up)
-            self.up_blocks.append(ConvBlock3d(2 * widths[i], widths[i], planar=planar[i], **kw))
+            self.up_blocks.append(ConvBlock(2 * widths[i], widths[i], planar=planar[i], **kw))
         self.head = nn.Conv3d(width, num_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -57,9 +57,8 @@ def _run_block_3d(model_path, tiler, image, axes, sink, block_id, block, encode)
     """One 3D block on a worker: the tiles touching it, blended, written, marked done."""
     import copy
 
-    from .engine import BlockResult
     from .optimize import prepare_3d
-    from .sink import encode_probabilities, labels_from_probabilities
+    from .volume3d import block_result
 
     key = (model_path, os.path.getmtime(model_path))
     if key not in _WORKER_3D:
@@ -73,13 +72,9 @@ def _run_block_3d(model_path, tiler, image, axes, sink, block_id, block, encode)
     local.device = resolve_device("auto")
     local.model = module.to(local.device)
     volume = Volume(_open_image(image), axes=axes, in_channels=info.in_channels, color=info.color)
-    p = local.block_probabilities(volume, block)
-    want_labels, prob_dtype = encode
-    result = BlockResult(
-        labels=labels_from_probabilities(p) if want_labels else None,
-        probabilities=encode_probabilities(p, prob_dtype) if prob_dtype else None,
+    sink.write_block(
+        block_id, block, block_result(local.block_probabilities(volume, block), encode)
     )
-    sink.write_block(block_id, block, result)
     return block_id
 
 

@@ -114,7 +114,7 @@ def _runtime_module(resolved: _Model, runtime: str, dev: torch.device, volume, c
             "runtime='onnxruntime' needs onnxruntime: `pip install napari-segkit[exchange]`"
         )
     from ..models.exchanged import ExchangedModel, digest_of
-    from ..models.export import ExportError, _session, to_onnx
+    from ..models.export import ExportError, onnx_session, to_onnx
 
     try:
         data, _ = to_onnx(module, resolved.info)
@@ -125,7 +125,7 @@ def _runtime_module(resolved: _Model, runtime: str, dev: torch.device, volume, c
         warnings.warn(f"running with PyTorch: {err}", stacklevel=3)
         return None
     runner = ExchangedModel(
-        _session(data, threads=torch.get_num_threads()),
+        onnx_session(data, threads=torch.get_num_threads()),
         in_channels=resolved.in_channels,
         num_classes=resolved.num_classes,
         arch=f"onnxruntime:{module.arch}",
@@ -473,8 +473,7 @@ def _predict_3d(
     """A 3D model over a stack, tiled in (Z, Y, X) (:mod:`.volume3d`): in memory
     (resampled to the model's voxel spacing and back when asked), or block by block into
     a plain zarr store (resumable)."""
-    from .sink import encode_probabilities, labels_from_probabilities
-    from .volume3d import VolumeTiler, check_volume_for_3d
+    from .volume3d import VolumeTiler, block_result, check_volume_for_3d
 
     module = resolved.module
     if client is not None and out is None:
@@ -484,7 +483,7 @@ def _predict_3d(
             f"{module.arch} is a 3D model: it writes plain .zarr outputs for now, not "
             f".ome.zarr; got '{out}'"
         )
-    check_volume_for_3d(volume, module.divisors, module.arch)
+    check_volume_for_3d(volume, module.arch)
     info = resolved.info
     if tile_size is None:
         tile = info.tile_size if info and len(info.tile_size) == 3 else [64, 128, 128]
@@ -508,9 +507,9 @@ def _predict_3d(
         norm_stats,
         module.divisors,
     )
-    factors = _resampling(info, spacing, resample, volume)
+    resampled_shape = _resampling(info, spacing, resample, volume)
     if out is not None:
-        if factors is not None:
+        if resampled_shape is not None:
             raise ValueError("resample=True predicts in memory: call without out=")
         return _predict_3d_to_zarr(
             tiler,
@@ -524,18 +523,18 @@ def _predict_3d(
             client=client,
             **zarr_options,
         )
-    if factors is None:
+    if resampled_shape is None:
         probabilities = tiler.probabilities(volume, progress=progress, cancel=cancel)
     else:
         from .volume3d import resampled_probabilities
 
-        probabilities = resampled_probabilities(tiler, volume, factors, progress, cancel)
-    labels = labels_from_probabilities(probabilities) if output != "probabilities" else None
-    if output != "labels":
-        probabilities = encode_probabilities(probabilities, prob_dtype)
-    return {"labels": labels, "probabilities": probabilities, "both": (labels, probabilities)}[
-        output
-    ]
+        probabilities = resampled_probabilities(tiler, volume, resampled_shape, progress, cancel)
+    result = block_result(probabilities, _encoding(output, prob_dtype))
+    return {
+        "labels": result.labels,
+        "probabilities": result.probabilities,
+        "both": (result.labels, result.probabilities),
+    }[output]
 
 
 def _predict_3d_to_zarr(
@@ -563,24 +562,17 @@ def _predict_3d_to_zarr(
     block_yx = max(chunk, block_size // chunk * chunk)
     chunks = (chunk_z, min(chunk, shape[1]), min(chunk, shape[2]))
     block = (chunk_z, block_yx, block_yx)
-    settings = {
-        "input_shape": list(np.shape(volume.image)),
-        "input_dtype": str(np.dtype(volume.image.dtype)),
-        "axes": volume.axes,
-        "tile_size": list(tiler.tile),
-        "overlap": tiler.overlap,
-        "blend": tiler.blend,
-        "tta": tiler.tta,
-        "output": output,
-        "prob_dtype": prob_dtype,
-        "normalization": tiler.norm_stats,
-        "block": list(block),
-        "num_classes": tiler.num_classes,
-        "batch_size": tiler.batch_size,
-        "spatial_dims": 3,
-        "input": {"path": _input_path(image), "signature": _content_signature(volume)},
-        "format": "ZarrSink",
-    }
+    settings = _output_identity(
+        tiler,
+        volume,
+        image,
+        output,
+        prob_dtype,
+        block=list(block),
+        batch_size=tiler.batch_size,
+        format="ZarrSink",
+        spatial_dims=3,
+    )
     sink = ZarrSink(out)
 
     def prepare(n_blocks):
@@ -604,7 +596,7 @@ def _predict_3d_to_zarr(
             sink,
             block=block,
             output=output,
-            prob_dtype=prob_dtype,
+            encode=_encoding(output, prob_dtype),
             prepare=prepare,
             progress=progress,
             cancel=cancel,
@@ -615,8 +607,8 @@ def _predict_3d_to_zarr(
 
 
 def _resampling(info, spacing, resample: bool, volume):
-    """Zoom factors (z, y, x) from the image's spacing to the model's, or None (same
-    spacing, or one of them unknown). A mismatch without `resample` is an InputError."""
+    """The volume's (Z, Y, X) shape at the model's voxel spacing, or None (same spacing
+    within 10 %, or one of them unknown). A mismatch without `resample` is an InputError."""
     from ..core.errors import InputError
 
     model_spacing = info.spacing if info is not None else None
@@ -787,6 +779,29 @@ def _run_blocks(
         profile(times.summary())
 
 
+def _output_identity(engine, volume, image, output, prob_dtype, **specific) -> dict:
+    """The settings a zarr output records (and a resume must match): the input, the
+    tiling of `engine` (a TileEngine or a 3D VolumeTiler), what is written, and the
+    engine-`specific` entries (block, batch size, format, ...)."""
+    return {
+        "input_shape": list(np.shape(volume.image)),
+        "input_dtype": str(np.dtype(volume.image.dtype)),
+        "axes": volume.axes,
+        "tile_size": list(engine.tile),
+        "overlap": engine.overlap,
+        "blend": engine.blend,
+        "tta": engine.tta,
+        "output": output,
+        "prob_dtype": prob_dtype,
+        "normalization": engine.norm_stats,
+        "num_classes": engine.num_classes,
+        # which input: its path and a signature of its content (a resume with another
+        # image of the same shape must not mix the two)
+        "input": {"path": _input_path(image), "signature": _content_signature(volume)},
+        **specific,
+    }
+
+
 def _predict_to_zarr(
     engine,
     resolved,
@@ -812,27 +827,18 @@ def _predict_to_zarr(
     blocks = _plane_blocks(volume, block)
     chunks = ((1,) if volume.is_stack else ()) + (chunk, chunk)
     chunks = tuple(min(c, s) for c, s in zip(chunks, volume.spatial_shape, strict=False))
-    settings = {
-        "input_shape": list(np.shape(volume.image)),
-        "input_dtype": str(np.dtype(volume.image.dtype)),
-        "axes": volume.axes,
-        "tile_size": list(engine.tile),
-        "overlap": engine.overlap,
-        "blend": engine.blend,
-        "tta": engine.tta,
-        "output": output,
-        "prob_dtype": prob_dtype,
-        "normalization": engine.norm_stats,
-        "block": block,
-        "num_classes": engine.num_classes,
+    settings = _output_identity(
+        engine,
+        volume,
+        image,
+        output,
+        prob_dtype,
+        block=block,
         # results differ in the last float bits with the batch size: part of the identity
-        "batch_size": getattr(engine, "requested_batch", engine.batch_size) or "auto",
-        # which input: its path and a signature of its content (a resume with another
-        # image of the same shape must not mix the two)
-        "input": {"path": _input_path(image), "signature": _content_signature(volume)},
-        "format": type(sink).__name__ + (f" {sink.version}" if hasattr(sink, "version") else ""),
-        "shards": getattr(sink, "shards", False),
-    }
+        batch_size=getattr(engine, "requested_batch", engine.batch_size) or "auto",
+        format=type(sink).__name__ + (f" {sink.version}" if hasattr(sink, "version") else ""),
+        shards=getattr(sink, "shards", False),
+    )
     if getattr(sink, "wants_image", False):
         info = resolved.info
         k = max(engine.num_classes, 2)

@@ -74,36 +74,6 @@ def fit_tile(tile, shape, divisors) -> tuple[int, int, int]:
     )
 
 
-def read_region(volume, zs: slice, ys: slice, xs: slice) -> np.ndarray:
-    """``(C, d, h, w)`` float32 of `volume`; planes outside it are reflected, like rows
-    and columns.
-
-    Parameters
-    ----------
-    volume : Volume
-    zs, ys, xs : slice
-        May reach outside the volume.
-
-    Returns
-    -------
-    ndarray
-    """
-    if volume.is_stack:
-        return volume.read_slab(zs, ys, xs)  # one read per tile
-    nz = volume.shape[0]
-    planes = []
-    for z in range(zs.start, zs.stop):
-        zz = z
-        if nz > 1:  # reflect without repeating the edge plane, as torch's "reflect"
-            period = 2 * (nz - 1)
-            zz = abs(z) % period
-            zz = period - zz if zz >= nz else zz
-        else:
-            zz = 0
-        planes.append(volume.read(zz, ys, xs))
-    return np.stack(planes, axis=1)
-
-
 class VolumeTiler:
     """Predicts a :class:`~napari_segkit.core.volume.Volume` with a 3D model.
 
@@ -218,7 +188,7 @@ class VolumeTiler:
             batch = corners[i : i + self.batch_size]
             regions = np.stack(
                 [
-                    read_region(volume, *(slice(s, s + t) for s, t in zip(c, tile, strict=True)))
+                    volume.read_slab(*(slice(s, s + t) for s, t in zip(c, tile, strict=True)))
                     for c in batch
                 ]
             )
@@ -265,13 +235,12 @@ class VolumeTiler:
         return (total / len(transforms)).cpu().numpy()
 
 
-def check_volume_for_3d(volume, divisors, name: str) -> None:
+def check_volume_for_3d(volume, name: str) -> None:
     """Refuse inputs a 3D model cannot take, with the reason.
 
     Parameters
     ----------
     volume : Volume
-    divisors : (int, int, int)
     name : str
         The model, for the message.
 
@@ -315,9 +284,7 @@ def resampled_probabilities(tiler, volume, shape, progress=None, cancel=None) ->
     from ..core.volume import Volume
 
     original = volume.shape[:3]
-    image = read_region(
-        volume, slice(0, original[0]), slice(0, original[1]), slice(0, original[2])
-    )
+    image = volume.read_slab(*(slice(0, n) for n in original))
     # linear interpolation both ways; anti-aliasing smooths the image when it shrinks
     zoomed = np.stack(
         [
@@ -334,7 +301,7 @@ def resampled_probabilities(tiler, volume, shape, progress=None, cancel=None) ->
 
 
 def predict_to_zarr_3d(
-    tiler, volume, sink, *, block, output, prob_dtype, prepare, progress, cancel, cluster=None
+    tiler, volume, sink, *, block, output, encode, prepare, progress, cancel, cluster=None
 ):
     """Predict `volume` block by block into `sink` (a :class:`~.sink.ZarrSink`); blocks
     already written by an interrupted run are skipped.
@@ -346,7 +313,10 @@ def predict_to_zarr_3d(
     sink : ZarrSink
     block : (int, int, int)
         Block shape (whole output chunks, so no two blocks share a chunk).
-    output, prob_dtype : str
+    output : str
+        What :meth:`ZarrSink.open_results` returns.
+    encode : (bool, str or None)
+        Labels wanted, probabilities storage dtype (see :func:`block_result`).
     prepare : callable
         ``prepare(n_blocks) -> finished block ids`` (creates or reopens the store).
     progress : callable, optional
@@ -362,8 +332,6 @@ def predict_to_zarr_3d(
     """
     from ..core.tiles import block_plan
     from ..jobs import report
-    from .engine import BlockResult
-    from .sink import encode_probabilities, labels_from_probabilities
 
     blocks = block_plan(volume.shape[:3], block)
     finished = prepare(len(blocks))
@@ -381,7 +349,7 @@ def predict_to_zarr_3d(
             sink,
             [(region,) for region in blocks],
             [i for i in range(len(blocks)) if i not in finished],
-            (output != "probabilities", prob_dtype if output != "labels" else None),
+            encode,
             progress,
             cancel,
             done,
@@ -393,12 +361,32 @@ def predict_to_zarr_3d(
         if i in finished:
             continue
         p = tiler.block_probabilities(volume, region, cancel=cancel)
-        result = BlockResult(
-            labels=labels_from_probabilities(p) if output != "probabilities" else None,
-            probabilities=encode_probabilities(p, prob_dtype) if output != "labels" else None,
-        )
-        sink.write_block(i, region, result)
+        sink.write_block(i, region, block_result(p, encode))
         done += 1
         report(progress, done, len(blocks))
     sink.mark_complete()
     return sink.open_results(output)
+
+
+def block_result(probabilities: np.ndarray, encode):
+    """What is kept of a block's ``(K, d, h, w)`` probabilities: a BlockResult with its
+    labels (when `encode` wants them) and probabilities in the storage dtype (or None).
+
+    Parameters
+    ----------
+    probabilities : ndarray of float32
+    encode : (bool, str or None)
+        Labels wanted, probabilities dtype ("float32", "float16", "uint8") or None.
+
+    Returns
+    -------
+    BlockResult
+    """
+    from .engine import BlockResult
+    from .sink import encode_probabilities, labels_from_probabilities
+
+    want_labels, prob_dtype = encode
+    return BlockResult(
+        labels=labels_from_probabilities(probabilities) if want_labels else None,
+        probabilities=encode_probabilities(probabilities, prob_dtype) if prob_dtype else None,
+    )

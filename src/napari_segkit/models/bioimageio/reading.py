@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import zipfile
-from dataclasses import asdict
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -238,9 +238,9 @@ def load_bioimageio(path, *, weights: str = "auto", device="cpu"):
         outputs = "probabilities" if ours is not None else _outputs_kind(tensor_out, num_classes)
         data = weights_path.read_bytes()
         if fmt == "onnx":
-            from ..export import _session
+            from ..export import onnx_session
 
-            network = _session(data, threads=torch.get_num_threads())
+            network = onnx_session(data, threads=torch.get_num_threads())
         else:
             network = jit_load(weights_path)
         module = ExchangedModel(
@@ -255,7 +255,7 @@ def load_bioimageio(path, *, weights: str = "auto", device="cpu"):
             digest=digest_of(data),
         )
         info = ours or _foreign_info(descr, tensor_in, tensor_out, in_channels, class_names)
-        info = _with_arch(info, module, fmt, descr)
+        info = _with_source(info, fmt, descr)
         return ModelFile(module.to(device).eval(), info, str(path))
     finally:
         cleanup()
@@ -379,10 +379,10 @@ def _colors(n: int) -> list[str]:
     return [DEFAULT_COLORS[i % len(DEFAULT_COLORS)] for i in range(n)]
 
 
-def _with_arch(info: ModelInfo, module, fmt: str, descr) -> ModelInfo:
-    info = ModelInfo(**asdict(info))
-    info.training = {**info.training, "bioimageio_weights": fmt, "bioimageio_name": descr.name}
-    return info
+def _with_source(info: ModelInfo, fmt: str, descr) -> ModelInfo:
+    """`info` recording which of the package's weights were loaded."""
+    training = {**info.training, "bioimageio_weights": fmt, "bioimageio_name": descr.name}
+    return replace(info, training=training)
 
 
 def _unpacked(path: Path):

@@ -60,22 +60,6 @@ def architecture_source(model) -> tuple[str, dict]:
     parts.append(
         f'''
 
-class _Probabilities(nn.Module):
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x):
-        # the wrapper's own state dict keys (net.*) are kept by delegating
-        return self.model(x)
-
-    def state_dict(self, *args, **kwargs):
-        return self.model.state_dict(*args, **kwargs)
-
-    def load_state_dict(self, state_dict, strict=True, assign=False):
-        return self.model.load_state_dict(state_dict, strict=strict, assign=assign)
-
-
 class _SegkitNetwork(SegmentationModel):
     def forward(self, x):
         logits = super().forward(x)
