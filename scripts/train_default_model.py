@@ -18,7 +18,10 @@ against it (one luminance channel, bright backgrounds inverted when normalising)
 README "The bundled default model" for that comparison.
 
 Training runs on the CPU here (2 cores: ``--minutes`` bounds it; ``--resume``
-continues an interrupted run, with more ``--epochs`` if wanted) or on a GPU.
+continues an interrupted run, with more ``--epochs`` if wanted) or on a GPU. ``--init
+FILE`` starts a further stage from a finished file's weights with a new schedule (``--lr``,
+``--seed``, ``--epochs``); the new file records the earlier stages (``earlier_stages``).
+The bundled file was made in two stages: README "The bundled default model" has the commands.
 """
 
 from __future__ import annotations
@@ -118,6 +121,13 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--color", choices=("gray", "rgb"), help="override CONFIG['color']")
     parser.add_argument("--epochs", type=int, help="override CONFIG['epochs']")
+    parser.add_argument(
+        "--init",
+        type=Path,
+        help="continue from this model file's weights (a second stage: a new schedule)",
+    )
+    parser.add_argument("--lr", type=float, help="override CONFIG['lr']")
+    parser.add_argument("--seed", type=int, help="override CONFIG['seed']")
     parser.add_argument("--minutes", type=float, help="stop after this long (keeps the best)")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--device", default="auto")
@@ -139,6 +149,25 @@ def main(argv=None) -> int:
         config["normalization"] = {**config["normalization"], "invert": "auto"}
     if args.epochs:
         config["epochs"] = args.epochs
+    if args.lr:
+        config["lr"] = args.lr
+    if args.seed is not None:
+        config["seed"] = args.seed
+    earlier_stages = []
+    if args.init:
+        from napari_segkit.models import read_model_info
+
+        base = read_model_info(args.init).training
+        # the file keeps how every stage was made: the earlier stages' configs and lengths
+        earlier_stages = [
+            *base.get("earlier_stages", []),
+            {
+                "script_config": base.get("script_config"),
+                "planned_epochs": base.get("config", {}).get("epochs"),
+                "best_epoch": base.get("epochs"),
+                "validation": base.get("validation"),
+            },
+        ]
     if args.threads:
         torch.set_num_threads(args.threads)
     train_samples, val_samples, kinds = load_split(args.data / "stage1_train", config)
@@ -187,7 +216,9 @@ def main(argv=None) -> int:
                 "script_config": config,
                 "validation_ids": sorted(s.id for s in val_samples),
                 "validation_kinds": {s.id: kinds[s.id] for s in val_samples},
+                **({"earlier_stages": earlier_stages} if earlier_stages else {}),
             },
+            init=args.init,
             progress=progress,
             cancel=(lambda: time.monotonic() - started > limit) if limit else None,
             **fit_options,

@@ -13,7 +13,8 @@ from napari_segkit.samples import DEFAULT_MODEL
 
 #: mean DSB2018 AP (IoU 0.5:0.95) over the three images below must stay above this. Set
 #: from the split's scores (README table) well below them, far above what an untrained or
-#: broken network gets (0.0 - 0.02 on these images)
+#: broken network gets (0.0 - 0.02 on these images). Measured with the bundled file: 0.40
+#: (fluorescence 0.64, bright-field 0.37, tissue 0.19)
 MEAN_AP_FLOOR = 0.30
 
 
@@ -23,9 +24,13 @@ def test_the_default_model_file_is_small_safe_and_says_how_it_was_made():
     info = read_model_info(DEFAULT_MODEL)
     assert info.color == "rgb" and info.in_channels == 3 and info.num_classes == 3
     training = info.training
-    assert training["target"] == "boundary" and training["seed"] == 0
+    assert training["target"] == "boundary"
     assert training["script"] == "scripts/train_default_model.py"
+    assert training["seed"] == training["script_config"]["seed"]
     assert training["script_config"]["arch"] == info.arch == "unet_original"
+    # a model continued from an earlier file keeps how every earlier stage was made
+    for stage in training.get("earlier_stages", []):
+        assert stage["script_config"]["arch"] == info.arch and stage["planned_epochs"] > 0
     assert "DSB2018" in training["dataset"] and len(training["validation_ids"]) == 82
     tuned = training["postprocessing"]
     assert {"threshold", "seed_threshold", "min_size"} <= set(tuned)
