@@ -128,6 +128,8 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--lr", type=float, help="override CONFIG['lr']")
     parser.add_argument("--seed", type=int, help="override CONFIG['seed']")
+    parser.add_argument("--patch-size", type=int, help="override CONFIG['patch_size']")
+    parser.add_argument("--batch-size", type=int, help="override CONFIG['batch_size']")
     parser.add_argument("--minutes", type=float, help="stop after this long (keeps the best)")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--device", default="auto")
@@ -153,6 +155,10 @@ def main(argv=None) -> int:
         config["lr"] = args.lr
     if args.seed is not None:
         config["seed"] = args.seed
+    if args.patch_size:
+        config["patch_size"] = args.patch_size
+    if args.batch_size:
+        config["batch_size"] = args.batch_size
     earlier_stages = []
     if args.init:
         from napari_segkit.models import read_model_info
