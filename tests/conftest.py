@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -41,3 +42,22 @@ def _restore_environment():
     if dict(os.environ) != saved:
         os.environ.clear()
         os.environ.update(saved)
+
+
+@pytest.fixture
+def local_cluster():
+    """Start a real dask.distributed cluster of processes (one thread each) when called:
+    ``with local_cluster(n_workers=2) as client: ...`` (skipped without distributed)."""
+    distributed = pytest.importorskip("distributed")
+
+    @contextlib.contextmanager
+    def start(n_workers: int = 2):
+        with (
+            distributed.LocalCluster(
+                n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None
+            ) as cluster,
+            distributed.Client(cluster) as client,
+        ):
+            yield client
+
+    return start

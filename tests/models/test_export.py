@@ -162,18 +162,12 @@ def test_auto_runtime_falls_back_to_pytorch_for_unexportable_architectures(monke
         predict(model, image, runtime="onnxruntime")
 
 
-def test_exported_model_runs_on_a_dask_cluster(model_path, tmp_path):
+def test_exported_model_runs_on_a_dask_cluster(model_path, tmp_path, local_cluster):
     """Workers load the .onnx export themselves (a session cannot be pickled to them)."""
-    distributed = pytest.importorskip("distributed")
     onnx_path = export_model(model_path, tmp_path / "tiny.onnx")
     image = make_nuclei((80, 96), seed=7).image
     local = predict(str(onnx_path), image, out=tmp_path / "local.zarr", block_size=32)
-    with (
-        distributed.LocalCluster(
-            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
+    with local_cluster(n_workers=1) as client:
         remote = predict(
             str(onnx_path), image, out=tmp_path / "dask.zarr", block_size=32, client=client
         )

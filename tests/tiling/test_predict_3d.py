@@ -219,18 +219,12 @@ def test_3d_kill_9_then_rerun_is_bit_identical(tmp_path, unet3d):
     np.testing.assert_array_equal(probs[:], reference[1][:])
 
 
-def test_3d_dask_local_cluster_equals_local(tmp_path, unet3d):
-    distributed = pytest.importorskip("distributed")
+def test_3d_dask_local_cluster_equals_local(tmp_path, unet3d, local_cluster):
     model_path = save_model(tmp_path / "m3d.safetensors", unet3d)
     volume = np.random.default_rng(5).random((40, 70, 66), dtype=np.float32)
     options = {"tile_size": 32, "block_size": 64, "output": "both", "normalization": None}
     local = predict(str(model_path), volume, out=tmp_path / "local.zarr", **options)
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
+    with local_cluster(n_workers=2) as client:
         seen = []
         remote = predict(
             str(model_path),

@@ -83,8 +83,7 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path, model_file):
     assert not done_dir.exists()
 
 
-def test_dask_local_cluster_equals_local(tmp_path, model_file):
-    distributed = pytest.importorskip("distributed")
+def test_dask_local_cluster_equals_local(tmp_path, model_file, local_cluster):
     image = np.random.default_rng(1).random((3, 70, 80), dtype=np.float32)
     write_stack(tmp_path / "image.zarr", image, chunks=(1, 32, 32))
     local = predict(
@@ -94,12 +93,7 @@ def test_dask_local_cluster_equals_local(tmp_path, model_file):
         block_size=32,
         output="both",
     )
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
+    with local_cluster(n_workers=2) as client:
         seen = []
         remote = predict(
             str(model_file),
