@@ -21,7 +21,7 @@ Training runs on the CPU here (2 cores: ``--minutes`` bounds it; ``--resume``
 continues an interrupted run, with more ``--epochs`` if wanted) or on a GPU. ``--init
 FILE`` starts a further stage from a finished file's weights with a new schedule (``--lr``,
 ``--seed``, ``--epochs``); the new file records the earlier stages (``earlier_stages``).
-The bundled file was made in two stages: README "The bundled default model" has the commands.
+The bundled file was made in three stages: README "The bundled default model" has the commands.
 """
 
 from __future__ import annotations
@@ -149,16 +149,9 @@ def main(argv=None) -> int:
         config["color"] = args.color
     if args.color == "gray":  # the alternative measured against: gray + auto inversion
         config["normalization"] = {**config["normalization"], "invert": "auto"}
-    if args.epochs:
-        config["epochs"] = args.epochs
-    if args.lr:
-        config["lr"] = args.lr
-    if args.seed is not None:
-        config["seed"] = args.seed
-    if args.patch_size:
-        config["patch_size"] = args.patch_size
-    if args.batch_size:
-        config["batch_size"] = args.batch_size
+    for key in ("epochs", "lr", "seed", "patch_size", "batch_size"):
+        if getattr(args, key) is not None:
+            config[key] = getattr(args, key)
     earlier_stages = []
     if args.init:
         from napari_segkit.models import read_model_info
