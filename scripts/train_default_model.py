@@ -39,6 +39,10 @@ CONFIG = {
     "color": "rgb",
     "normalization": {"mode": "percentile", "low": 1.0, "high": 99.8},
     "loss": "dice+ce",
+    # U-Net border weights (Ronneberger et al.), used by the "dice+border_ce" loss only:
+    # for this boundary target they weight the pixels between touching interiors
+    "w0": 10.0,
+    "sigma": 5.0,
     "epochs": 16,
     "steps_per_epoch": 500,
     "batch_size": 8,
@@ -126,6 +130,9 @@ def main(argv=None) -> int:
         type=Path,
         help="continue from this model file's weights (a second stage: a new schedule)",
     )
+    parser.add_argument(
+        "--loss", choices=("dice+ce", "dice+border_ce"), help="override CONFIG['loss']"
+    )
     parser.add_argument("--lr", type=float, help="override CONFIG['lr']")
     parser.add_argument("--seed", type=int, help="override CONFIG['seed']")
     parser.add_argument("--patch-size", type=int, help="override CONFIG['patch_size']")
@@ -149,7 +156,7 @@ def main(argv=None) -> int:
         config["color"] = args.color
     if args.color == "gray":  # the alternative measured against: gray + auto inversion
         config["normalization"] = {**config["normalization"], "invert": "auto"}
-    for key in ("epochs", "lr", "seed", "patch_size", "batch_size"):
+    for key in ("epochs", "loss", "lr", "seed", "patch_size", "batch_size"):
         if getattr(args, key) is not None:
             config[key] = getattr(args, key)
     earlier_stages = []
@@ -190,6 +197,7 @@ def main(argv=None) -> int:
         k: config[k]
         for k in ("loss", "epochs", "steps_per_epoch", "batch_size", "patch_size", "lr")
     }
+    fit_options.update({k: config[k] for k in ("w0", "sigma") if k in config})
     try:
         train(
             [s.image for s in train_samples],

@@ -315,6 +315,56 @@ def test_a_loss_added_to_the_table_trains_without_other_edits(tmp_path):
     assert result.info.training["config"]["loss"] == "toy_l1"
 
 
+def test_border_weights_of_a_boundary_target_separate_touching_objects(tmp_path):
+    """Two touching squares are one foreground region; with the boundary target the
+    border weights come from their interiors, so the pixels between them weigh most."""
+    from napari_segkit.losses import LOSSES, LossSpec, register_loss
+
+    seen = []
+
+    class RecordingCE(torch.nn.Module):
+        def __init__(self, ignore_index=None):
+            super().__init__()
+            self.ignore_index = ignore_index
+
+        def forward(self, logits, target, weight_map):
+            seen.append((target.clone(), weight_map.clone()))
+            return torch.nn.functional.cross_entropy(
+                logits, target, ignore_index=self.ignore_index
+            )
+
+    register_loss(
+        LossSpec("recording_ce", RecordingCE, "CE", weight_map=True, class_weights="never")
+    )
+    touching = np.zeros((32, 32), np.int32)
+    touching[6:26, 2:16], touching[6:26, 16:30] = 1, 2
+    image = (touching > 0).astype(np.float32) + 0.1
+    try:
+        train_fn(
+            [image],
+            [touching],
+            out=tmp_path / "b.safetensors",
+            target="boundary",
+            loss="recording_ce",
+            epochs=1,
+            steps_per_epoch=1,
+            batch_size=1,
+            patch_size=32,
+            val_fraction=0,
+            w0=10,
+            sigma=5,
+            arch_options={"width": 4, "depth": 2},
+        )
+    finally:
+        del LOSSES["recording_ce"]
+    ((target, weights),) = seen
+    boundary = weights[target == 2]
+    # the boundary pixels where the squares touch weigh most (from the whole foreground
+    # region, every weight would be 1: one object, no second-nearest one)
+    assert boundary.max() > 5
+    assert np.median(boundary) < 2  # the outer edges, far from the other square, do not
+
+
 def test_boundary_target_trains_a_three_class_model_from_instances(tmp_path):
     sample = make_nuclei((64, 64), seed=7)
     result = train_fn(

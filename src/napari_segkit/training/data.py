@@ -239,7 +239,10 @@ class PatchDataset(torch.utils.data.Dataset):
     border_weights : dict, optional
         ``{"w0": 10, "sigma": 5}``: also return the U-Net border weight map of each patch
         (for volumes with 3D distances; ``"spacing": (z, y, x)`` gives the voxel size).
-        The maps are computed once per plane (objects cut by a patch edge keep their
+        ``"objects": "interior"`` measures the distances to the connected regions of
+        class 1 instead of the whole foreground: for background / interior / boundary
+        targets, whose touching objects form one foreground region, so that the border
+        term lands on the boundary pixels between touching objects. The maps are computed once per plane (objects cut by a patch edge keep their
         true distances, and no patch pays for the distance transforms again), then
         cropped and augmented with the patch.
     seed : int
@@ -269,10 +272,13 @@ class PatchDataset(torch.utils.data.Dataset):
         if border_weights is not None:
             options = dict(border_weights)
             spacing = options.pop("spacing", None)
+            objects = options.pop("objects", "foreground")
+            if objects not in ("foreground", "interior"):
+                raise ValueError(f"objects must be 'foreground' or 'interior', got {objects!r}")
             # a volume's map has 3D distances (with its voxel spacing; isotropic if unknown)
             self.weight_maps = [
                 unet_weight_map(
-                    (t > 0).astype(np.uint8),
+                    ((t == 1) if objects == "interior" else (t > 0)).astype(np.uint8),
                     kind="semantic",
                     spacing=(spacing or (1.0,) * 3) if t.ndim == 3 else None,
                     **options,

@@ -266,6 +266,11 @@ def fit(
         return (yield from _fit(model, train, val, config, out, save_kwargs, cancel, resume))
 
 
+def _target_of(save_kwargs) -> str:
+    """The training target ("semantic" or "boundary") recorded for the model file."""
+    return ((save_kwargs or {}).get("training") or {}).get("target", "semantic")
+
+
 def _remove_stale_partials(out: Path) -> None:
     """Temporary files a killed save left beside `out` (the lock says no save is running)."""
     for name in (out.name, out.name + ".state.pt"):
@@ -296,7 +301,14 @@ def _fit(model, train, val, config, out: Path, save_kwargs, cancel, resume):
         augmentation=config.augmentation,
         seed=config.seed,
         border_weights=(
-            {"w0": config.w0, "sigma": config.sigma, "spacing": (save_kwargs or {}).get("spacing")}
+            {
+                "w0": config.w0,
+                "sigma": config.sigma,
+                "spacing": (save_kwargs or {}).get("spacing"),
+                # touching objects share one foreground region in a boundary target: the
+                # border term must separate their interiors instead
+                "objects": "interior" if _target_of(save_kwargs) == "boundary" else "foreground",
+            }
             if needs_weight_map
             else None
         ),
