@@ -9,7 +9,7 @@ The validation split holds out 15 % of every image kind (fluorescence, colour ti
 bright-field: :func:`napari_segkit.kaggle.split_by_kind`), seed 0; ``scripts/
 evaluate_default_model.py`` scores on exactly these ids.
 
-The model is a small original U-Net (width 16, depth 4: 1.9 M parameters, 7.4 MB)
+The model is a small original U-Net (width 16, depth 4: 1.9 M parameters, 7.5 MB)
 trained on background / interior / boundary targets (touching nuclei are split by a
 watershed from the interiors). It is colour-aware: it reads every image as RGB (a gray
 image as three equal channels, ``color="rgb"``), so one model serves fluorescence,
@@ -21,7 +21,7 @@ Training runs on the CPU here (2 cores: ``--minutes`` bounds it; ``--resume``
 continues an interrupted run, with more ``--epochs`` if wanted) or on a GPU. ``--init
 FILE`` starts a further stage from a finished file's weights with a new schedule (``--lr``,
 ``--seed``, ``--epochs``); the new file records the earlier stages (``earlier_stages``).
-The bundled file was made in three stages: README "The bundled default model" has the commands.
+The bundled file was made in four stages: README "The bundled default model" has the commands.
 """
 
 from __future__ import annotations
