@@ -195,9 +195,17 @@ def main(argv=None) -> int:
 
     fit_options = {
         k: config[k]
-        for k in ("loss", "epochs", "steps_per_epoch", "batch_size", "patch_size", "lr")
+        for k in (
+            "loss",
+            "epochs",
+            "steps_per_epoch",
+            "batch_size",
+            "patch_size",
+            "lr",
+            "w0",
+            "sigma",
+        )
     }
-    fit_options.update({k: config[k] for k in ("w0", "sigma") if k in config})
     try:
         train(
             [s.image for s in train_samples],

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 import torch
@@ -274,10 +276,20 @@ def test_explicit_validation_and_fine_tuning_in_one_call(tmp_path):
         )
 
 
-def test_a_loss_added_to_the_table_trains_without_other_edits(tmp_path):
-    """Adding a loss is one table entry: train() builds it, passes what it asks for."""
+@contextlib.contextmanager
+def registered_loss(name, module, **spec_options):
+    """`module` in the loss table as `name` while the block runs (a test-only loss)."""
     from napari_segkit.losses import LOSSES, LossSpec, register_loss
 
+    register_loss(LossSpec(name, module, name, **spec_options))
+    try:
+        yield name
+    finally:
+        del LOSSES[name]
+
+
+def test_a_loss_added_to_the_table_trains_without_other_edits(tmp_path):
+    """Adding a loss is one table entry: train() builds it, passes what it asks for."""
     calls = []
 
     class ToyL1(torch.nn.Module):
@@ -292,10 +304,7 @@ def test_a_loss_added_to_the_table_trains_without_other_edits(tmp_path):
             error = (logits.softmax(1) - onehot.movedim(-1, 1).float()).abs().sum(1)
             return (error * weight_map * valid).mean()
 
-    register_loss(
-        LossSpec("toy_l1", ToyL1, "L1 on probabilities", weight_map=True, class_weights="never")
-    )
-    try:
+    with registered_loss("toy_l1", ToyL1, weight_map=True, class_weights="never"):
         sample = make_nuclei((64, 64), seed=7)
         result = train_fn(
             [sample.image],
@@ -309,8 +318,6 @@ def test_a_loss_added_to_the_table_trains_without_other_edits(tmp_path):
             val_fraction=0,
             arch_options={"width": 4, "depth": 2},
         )
-    finally:
-        del LOSSES["toy_l1"]
     assert calls == [(2, 32, 32)]  # called once, with the border weight map it asked for
     assert result.info.training["config"]["loss"] == "toy_l1"
 
@@ -318,8 +325,6 @@ def test_a_loss_added_to_the_table_trains_without_other_edits(tmp_path):
 def test_border_weights_of_a_boundary_target_separate_touching_objects(tmp_path):
     """Two touching squares are one foreground region; with the boundary target the
     border weights come from their interiors, so the pixels between them weigh most."""
-    from napari_segkit.losses import LOSSES, LossSpec, register_loss
-
     seen = []
 
     class RecordingCE(torch.nn.Module):
@@ -333,13 +338,10 @@ def test_border_weights_of_a_boundary_target_separate_touching_objects(tmp_path)
                 logits, target, ignore_index=self.ignore_index
             )
 
-    register_loss(
-        LossSpec("recording_ce", RecordingCE, "CE", weight_map=True, class_weights="never")
-    )
     touching = np.zeros((32, 32), np.int32)
     touching[6:26, 2:16], touching[6:26, 16:30] = 1, 2
     image = (touching > 0).astype(np.float32) + 0.1
-    try:
+    with registered_loss("recording_ce", RecordingCE, weight_map=True, class_weights="never"):
         train_fn(
             [image],
             [touching],
@@ -355,8 +357,6 @@ def test_border_weights_of_a_boundary_target_separate_touching_objects(tmp_path)
             sigma=5,
             arch_options={"width": 4, "depth": 2},
         )
-    finally:
-        del LOSSES["recording_ce"]
     ((target, weights),) = seen
     boundary = weights[target == 2]
     # the boundary pixels where the squares touch weigh most (from the whole foreground

@@ -242,9 +242,10 @@ class PatchDataset(torch.utils.data.Dataset):
         ``"objects": "interior"`` measures the distances to the connected regions of
         class 1 instead of the whole foreground: for background / interior / boundary
         targets, whose touching objects form one foreground region, so that the border
-        term lands on the boundary pixels between touching objects. The maps are computed once per plane (objects cut by a patch edge keep their
-        true distances, and no patch pays for the distance transforms again), then
-        cropped and augmented with the patch.
+        term lands on the boundary pixels between touching objects. The maps are
+        computed once per plane (objects cut by a patch edge keep their true distances,
+        and no patch pays for the distance transforms again), then cropped and augmented
+        with the patch.
     seed : int
 
     Items
