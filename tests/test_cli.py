@@ -187,6 +187,9 @@ def test_train_options_arch_loss_and_explicit_validation(tmp_path, capsys):
                 "2",
                 "--patch-size",
                 "32",
+                "--zoom",
+                "0.8",
+                "1.25",
                 "-q",
             ]
         )
@@ -194,6 +197,7 @@ def test_train_options_arch_loss_and_explicit_validation(tmp_path, capsys):
     )
     info = load_model(out).info
     assert info.options["width"] == 4 and info.class_names == ["background", "nucleus"]
+    assert info.training["config"]["augmentation"]["zoom"] == [0.8, 1.25]
     assert info.training["n_val_planes"] == 1 and info.training["config"]["schedule"] == "cosine"
     assert len(info.training["config"]["class_weights"]) == 2
     assert (

@@ -385,6 +385,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         "normalization": normalization,
         "cancel": (lambda: time.monotonic() - started > limit) if limit else None,
     }
+    if args.zoom:
+        from .core.augment import Augmentation
+
+        options["augmentation"] = Augmentation(zoom=tuple(args.zoom))
     spacing = _stack_spacing(args)
     if spacing is not None:
         options["spacing"] = spacing
@@ -859,6 +863,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="k-fold cross-validation: train K models; --out is then a folder receiving "
         "fold0.safetensors ... (each records its validation images)",
+    )
+    p.add_argument(
+        "--zoom",
+        type=float,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+        help="random zoom of the training patches, log-uniform in [LOW, HIGH] (e.g. 0.67 "
+        "1.5): objects seen at other pixel sizes, for images from other microscopes",
     )
     p.add_argument("--class-names", help="comma-separated, one per class")
     p.add_argument("--sparse", action="store_true", help="label 0 = unlabeled, classes 1..K")

@@ -76,3 +76,69 @@ def test_intensity_and_noise_touch_only_the_image():
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError, match="do not match"):
         Augmentation()(np.random.default_rng(0), np.zeros((1, 8, 8)), np.zeros((8, 9), int))
+
+
+def _square(size=64, side=8):
+    """A centred square object (label 1) that the image encodes exactly."""
+    labels = np.zeros((size, size), np.uint8)
+    start = (size - side) // 2
+    labels[start : start + side, start : start + side] = 1
+    return labels.astype(np.float32)[None] * 10, labels
+
+
+@pytest.mark.parametrize(("zoom", "side"), [(2.0, 16), (0.5, 4)])
+def test_zoom_scales_objects_about_the_centre(zoom, side):
+    image, labels = _square()
+    aug = Augmentation(
+        flips=False,
+        rotate90=False,
+        zoom=(zoom, zoom),
+        elastic_sigma=0,
+        intensity_scale=0,
+        intensity_shift=0,
+        image_order=0,
+    )
+    out_image, out_labels, _ = aug(np.random.default_rng(0), image, labels)
+    assert out_labels.shape == labels.shape
+    # (zooming out fills the borders by reflection, as translation does: look at the centre)
+    ys, xs = np.nonzero(out_labels[16:48, 16:48])
+    # the 8-pixel square is `side` pixels wide and still centred (to a pixel)
+    assert np.ptp(ys) + 1 == side and np.ptp(xs) + 1 == side
+    assert abs(ys.mean() - 15.5) <= 0.5 and abs(xs.mean() - 15.5) <= 0.5
+    np.testing.assert_array_equal(out_image[0], out_labels * 10.0)
+
+
+def test_zoom_is_log_uniform_within_its_range_and_off_draws_nothing():
+    aug = Augmentation(zoom=(0.5, 2.0))
+    zooms = np.array([aug.draw_zoom(np.random.default_rng(s)) for s in range(400)])
+    assert zooms.min() >= 0.5 and zooms.max() <= 2.0
+    # log-uniform: as many zooms below 1 as above, with the extremes reached
+    assert 0.4 < np.mean(zooms < 1) < 0.6 and zooms.min() < 0.55 and zooms.max() > 1.8
+    rng = np.random.default_rng(3)
+    assert Augmentation().draw_zoom(rng) == 1.0
+    # without zoom the random stream is untouched: earlier seeds give the same patches
+    assert rng.random() == np.random.default_rng(3).random()
+    with pytest.raises(ValueError, match="zoom"):
+        Augmentation(zoom=(2.0, 1.0)).draw_zoom(rng)
+
+
+def test_a_window_is_resampled_to_out_shape_and_a_stack_keeps_its_planes():
+    image, labels = _square(size=32, side=8)
+    aug = Augmentation(
+        flips=False,
+        rotate90=False,
+        elastic_sigma=0,
+        intensity_scale=0,
+        intensity_shift=0,
+        image_order=0,
+    )
+    out_image, out_labels, _ = aug(np.random.default_rng(0), image, labels, out_shape=(16, 16))
+    assert out_labels.shape == (16, 16) and np.count_nonzero(out_labels) == 16  # 4 x 4
+    stack = np.stack([labels] * 5)
+    zoomed = Augmentation(zoom=(2.0, 2.0), flips=False, rotate90=False, elastic_sigma=0)
+    _, out_stack, _ = zoomed(np.random.default_rng(0), stack[None].astype(np.float32), stack)
+    assert out_stack.shape == stack.shape
+    for plane in out_stack:  # every plane zoomed the same, none dropped or mixed
+        assert np.count_nonzero(plane) == 16 * 16
+    with pytest.raises(ValueError, match="out_shape"):
+        aug(np.random.default_rng(0), image, labels, out_shape=(16,))

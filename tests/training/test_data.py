@@ -3,6 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage as ndi
 
 from napari_segkit.core.augment import Augmentation
 from napari_segkit.core.synthetic import make_nuclei
@@ -12,6 +13,7 @@ from napari_segkit.training import (
     IGNORE_INDEX,
     PatchDataset,
     TrainingDataError,
+    TrainingSet,
     prepare_training_set,
 )
 
@@ -141,3 +143,23 @@ def test_dataloader_workers_give_the_same_batches(sample):
     workers = next(iter(torch.utils.data.DataLoader(ds, batch_size=8, num_workers=2)))
     for a, b in zip(serial, workers, strict=False):
         assert torch.equal(a, b)
+
+
+def test_zoomed_patches_show_more_of_the_plane_not_mirrored_content():
+    """Zooming out resamples a larger window: one object, smaller, never a mirror copy."""
+    target = np.zeros((64, 64), np.int64)
+    target[28:36, 28:36] = 1  # one 8 x 8 object
+    data = TrainingSet([target[None].astype(np.float32)], [target], 2, [(0, 0)])
+    aug = Augmentation(
+        zoom=(0.5, 0.5), flips=False, rotate90=False, elastic_sigma=0, intensity_shift=0
+    )
+    ds = PatchDataset(data, patch_size=32, length=6, augmentation=aug, rare_class_fraction=1)
+    for i in range(len(ds)):
+        _, patch, _ = (t.numpy() for t in ds[i])
+        assert patch.shape == (32, 32)
+        # the 64-pixel window fits the plane exactly: the object at half size, once
+        assert np.count_nonzero(patch == 1) == 16
+        assert ndi.label(patch == 1)[1] == 1
+    # without zoom, patches centred on the object show it at full size
+    plain = PatchDataset(data, patch_size=32, length=6, rare_class_fraction=1)
+    assert max(np.count_nonzero(plain[i][1].numpy() == 1) for i in range(6)) == 64

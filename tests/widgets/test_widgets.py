@@ -222,6 +222,7 @@ def test_boundary_training_on_colour_layers_then_instances_in_predict(
     widget.image_layers.value = [viewer.layers["rgb"]]
     widget.label_layers.value = [viewer.layers["nuclei"]]
     widget.target.value, widget.color.value, widget.invert.value = "boundary", "gray", True
+    widget.zoom.value = 1.5
     widget.epochs.value, widget.steps.value = 1, 2
     widget.patch_size.value, widget.batch_size.value = 32, 2
     widget.val_fraction.value = 0.0
@@ -233,6 +234,7 @@ def test_boundary_training_on_colour_layers_then_instances_in_predict(
     info = read_model_info(tmp_path / "b.safetensors")
     assert info.num_classes == 3 and info.color == "gray" and info.in_channels == 1
     assert info.training["target"] == "boundary" and info.normalization["invert"] == "auto"
+    assert info.training["config"]["augmentation"]["zoom"] == pytest.approx([1 / 1.5, 1.5])
     assert viewer.layers["rgb [b] instances"].data.shape == (64, 64)
     predict_widget = dock(viewer, "Predict")
     predict_widget.model.value = tmp_path / "b.safetensors"

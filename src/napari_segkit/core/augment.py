@@ -2,16 +2,17 @@
 and in 3D (patches of stacks for 3D models: flips of z, y and x, in-plane rotations, and
 the same coarse-grid elastic deformation with a displacement per axis).
 
-Mirroring and 90-degree rotations (exact, no resampling), translation jitter, and
-elastic deformation as in the U-Net paper (Ronneberger et al. 2015: random
-displacement vectors on a coarse 3 x 3 grid, drawn from a Gaussian with a 10 pixel
-standard deviation, smoothly (bicubically) interpolated to every pixel), plus
-intensity scale / shift and optional Gaussian noise on the image alone.
+Mirroring and 90-degree rotations (exact, no resampling), random zoom (objects
+seen at other pixel sizes), translation jitter, and elastic deformation as in the
+U-Net paper (Ronneberger et al. 2015: random displacement vectors on a coarse 3 x 3
+grid, drawn from a Gaussian with a 10 pixel standard deviation, smoothly
+(bicubically) interpolated to every pixel), plus intensity scale / shift and optional
+Gaussian noise on the image alone.
 
-Translation and elastic deformation share one coordinate map and one resampling
-(scipy.ndimage.map_coordinates): the image and the weight map are interpolated
-linearly, labels by nearest neighbour, so no interpolated (non-existent) class id
-ever appears. Written with numpy/scipy because the libraries that do elastic
+Zoom, translation and elastic deformation share one coordinate map and one
+resampling (scipy.ndimage.map_coordinates): the image and the weight map are
+interpolated linearly, labels by nearest neighbour, so no interpolated (non-existent)
+class id ever appears. Written with numpy/scipy because the libraries that do elastic
 deformation for 2D + masks (albumentations, MONAI) would be heavy dependencies for
 these few lines, and torchvision's elastic transform does not follow the paper's
 coarse-grid formulation.
@@ -35,6 +36,15 @@ class Augmentation:
         Random horizontal / vertical mirroring.
     rotate90 : bool
         Random rotation by a multiple of 90 degrees (square patches keep their shape).
+    zoom : (float, float)
+        Random in-plane magnification, drawn log-uniformly from ``[zoom[0], zoom[1]]``
+        (``(1, 1)``: off). Above 1 objects look larger, below 1 smaller: a model
+        trained with ``(0.7, 1.4)`` has seen its objects at pixel sizes 2x apart, as
+        another objective or camera gives them. Planes only: a stack's z is not zoomed.
+        :class:`~napari_segkit.training.PatchDataset` cuts a window of
+        ``patch / zoom`` pixels and resamples it to the patch (no mirrored content
+        when zooming out); called on its own the patch is zoomed about its centre
+        (zooming out then fills the borders by reflection, as translation does).
     translate : float
         Largest shift in pixels (uniform in [-translate, translate], per axis).
     elastic_sigma : float
@@ -52,6 +62,7 @@ class Augmentation:
 
     flips: bool = True
     rotate90: bool = True
+    zoom: tuple[float, float] = (1.0, 1.0)
     translate: float = 0.0
     elastic_sigma: float = 10.0
     elastic_grid: int = 3
@@ -66,6 +77,8 @@ class Augmentation:
         image: np.ndarray,
         labels: np.ndarray,
         weights: np.ndarray | None = None,
+        *,
+        out_shape: tuple[int, ...] | None = None,
     ):
         """Augment one patch.
 
@@ -75,11 +88,16 @@ class Augmentation:
         image : ndarray of float, shape (C, H, W) or (C, D, H, W)
         labels : ndarray of int, shape (H, W) or (D, H, W)
         weights : ndarray of float, the labels' shape, optional
+        out_shape : tuple of int, optional
+            Spatial shape of the result: the input window is stretched to it (a window
+            twice the size of `out_shape` halves the objects). The caller drew the zoom
+            with :meth:`draw_zoom` and cut the window to match; none is drawn here.
+            Default: the input's shape, zoomed about the centre by a drawn zoom.
 
         Returns
         -------
         image, labels, weights
-            New arrays of the same shapes (weights None if not given); the inputs are
+            New arrays of shape `out_shape` (weights None if not given); the inputs are
             never modified.
         """
         if image.ndim not in (3, 4) or labels.shape != image.shape[1:]:
@@ -89,6 +107,17 @@ class Augmentation:
             )
         if weights is not None and weights.shape != labels.shape:
             raise ValueError(f"weights {weights.shape} must have the labels' shape {labels.shape}")
+        spatial = labels.shape
+        if out_shape is None:
+            zoom = self.draw_zoom(rng)
+            out_shape = spatial
+            # output pixel -> input pixel: in-plane steps of 1 / zoom (z keeps its planes)
+            step = (1.0,) * (len(spatial) - 2) + (1.0 / zoom,) * 2
+        else:
+            out_shape = tuple(int(n) for n in out_shape)
+            if len(out_shape) != len(spatial):
+                raise ValueError(f"out_shape {out_shape} must have {len(spatial)} axes")
+            step = tuple(n / m for n, m in zip(spatial, out_shape, strict=True))
         arrays = [image, labels[None], None if weights is None else weights[None]]
         arrays = [a for a in arrays if a is not None]
         if self.flips:
@@ -98,7 +127,7 @@ class Augmentation:
         if self.rotate90 and image.shape[-2] == image.shape[-1]:
             k = int(rng.integers(4))
             arrays = [np.rot90(a, k, axes=(-2, -1)) for a in arrays]
-        coords = self._coordinates(rng, image.shape[1:])
+        coords = self._coordinates(rng, spatial, out_shape, step)
         if coords is not None:
             orders = [self.image_order, 0, 1]
             arrays = [
@@ -115,11 +144,26 @@ class Augmentation:
         )
         return out_image, out_labels, out_weights
 
-    def _coordinates(self, rng, shape):
-        """Sampling coordinates (ndim, *shape) for translation + elastic deformation, or None."""
-        if self.translate <= 0 and self.elastic_sigma <= 0:
+    def draw_zoom(self, rng: np.random.Generator) -> float:
+        """One random zoom factor (log-uniform in ``zoom``); 1.0, drawing nothing, when off."""
+        low, high = (float(z) for z in self.zoom)
+        if not 0 < low <= high:
+            raise ValueError(f"zoom must be (low, high) with 0 < low <= high, got {self.zoom}")
+        if low == high == 1.0:
+            return 1.0
+        return float(np.exp(rng.uniform(np.log(low), np.log(high))))
+
+    def _coordinates(self, rng, in_shape, out_shape, step):
+        """Input coordinates (ndim, *out_shape) of every output pixel (zoom about the
+        centre, translation, elastic deformation), or None when nothing moves."""
+        resized = tuple(in_shape) != tuple(out_shape) or any(s != 1.0 for s in step)
+        if self.translate <= 0 and self.elastic_sigma <= 0 and not resized:
             return None
+        shape = out_shape
         grid = np.indices(shape, dtype=np.float32)
+        if resized:
+            for axis, (n_in, n_out, s) in enumerate(zip(in_shape, shape, step, strict=True)):
+                grid[axis] = (grid[axis] - (n_out - 1) / 2) * np.float32(s) + (n_in - 1) / 2
         if self.translate > 0:
             shift = rng.uniform(
                 -self.translate, self.translate, size=(len(shape),) + (1,) * len(shape)

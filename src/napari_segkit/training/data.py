@@ -305,9 +305,17 @@ class PatchDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int):
         rng = np.random.default_rng([self.seed, self.epoch, index])
         plane, centre = self._choose(rng)
-        image, target, weights = self._crop(plane, centre)
-        if self.augmentation is not None:
-            image, target, weights = self.augmentation(rng, image, target, weights)
+        if self.augmentation is None:
+            image, target, weights = self._crop(plane, centre, self.patch_shape)
+        else:
+            # a zoomed patch is resampled from a window of patch / zoom pixels around the
+            # centre, so zooming out shows more of the plane instead of mirrored content
+            zoom = self.augmentation.draw_zoom(rng)
+            window = self.patch_shape[:-2] + (max(int(round(self.patch_size / zoom)), 1),) * 2
+            image, target, weights = self._crop(plane, centre, window)
+            image, target, weights = self.augmentation(
+                rng, image, target, weights, out_shape=self.patch_shape
+            )
         if weights is None:
             weights = np.ones(target.shape, np.float32)
         return torch.from_numpy(image), torch.from_numpy(target), torch.from_numpy(weights)
@@ -328,14 +336,14 @@ class PatchDataset(torch.utils.data.Dataset):
         shape = self.data.targets[plane].shape
         return plane, tuple(int(rng.integers(n)) for n in shape)
 
-    def _crop(self, plane: int, centre):
-        """A patch around `centre`, shifted inside the plane; reflect-padded if the plane is small.
+    def _crop(self, plane: int, centre, sizes):
+        """A window of shape `sizes` around `centre`, shifted inside the plane;
+        reflect-padded if the plane is small.
 
         Returns image, target and weight map (None without border weights).
         """
         image, target = self.data.images[plane], self.data.targets[plane]
         weights = None if self.weight_maps is None else self.weight_maps[plane]
-        sizes = self.patch_shape
         starts = [
             int(np.clip(c - p // 2, 0, max(n - p, 0)))
             for c, n, p in zip(centre, target.shape, sizes, strict=True)

@@ -43,6 +43,8 @@ TOOLTIPS = {
         "steps": "optimisation steps per epoch (each a batch of random patches)",
         "patch_size": "side of the random training patches",
         "batch_size": "patches per step (more: smoother, slower, more memory)",
+        "zoom": "show the patches zoomed in and out by up to this factor (1: off), so the "
+        "model also works at other pixel sizes (another objective or camera)",
         "val_fraction": "share of the images (one image: a strip of it) held out to score "
         "each epoch",
         "out": "the model file to write (.safetensors); an existing one is not replaced "

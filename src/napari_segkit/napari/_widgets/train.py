@@ -27,6 +27,7 @@ from ...config import (
     TARGETS,
     TrainConfig,
 )
+from ...core.augment import Augmentation
 from ...losses.table import loss_names
 from ._jobs import JobPanel
 from ._layers import layer_choices
@@ -93,6 +94,7 @@ class TrainWidget(Container):
             label="patch size", value=d.patch_size, min=16, max=2048, step=16
         )
         self.batch_size = SpinBox(label="batch size", value=d.batch_size, min=1, max=256)
+        self.zoom = FloatSpinBox(label="random zoom up to", value=1.0, min=1.0, max=4.0, step=0.1)
         self.val_fraction = FloatSpinBox(
             label="validation fraction", value=d.val_fraction, min=0.0, max=0.5, step=0.05
         )
@@ -127,6 +129,7 @@ class TrainWidget(Container):
                 self.steps,
                 self.patch_size,
                 self.batch_size,
+                self.zoom,
                 self.val_fraction,
                 self.out,
                 self.overwrite,
@@ -148,7 +151,11 @@ class TrainWidget(Container):
         normalization = dict(DEFAULT_NORMALIZATION)
         if self.invert.value:
             normalization["invert"] = "auto"
+        zoom = {}
+        if self.zoom.value > 1.0:  # patches zoomed between 1/z and z (1: off)
+            zoom = {"augmentation": Augmentation(zoom=(1.0 / self.zoom.value, self.zoom.value))}
         return {
+            **zoom,
             "class_names": names or None,
             "target": self.target.value,
             "color": self.color.value,
