@@ -8,8 +8,9 @@ on this machine's CPU, tiles and all. Measured here, alternating in one process
 
 - ``forward``: the reference, the network alone on the whole image (one 1 x 1 x 512 x
   512 forward pass, no normalisation, no tiles, no blending) -- the work's floor;
-- ``predict``: ``predict(model, image)`` with the model file's own tiles (256, overlap
-  0.25: nine tiles) and everything around them (normalisation, blending, argmax);
+- ``predict``: ``predict(model, image)`` with the model file's own tiles (the bundled
+  file's are 512 pixels: one tile here) and everything around them (normalisation,
+  blending, argmax);
 - ``predict + instances``: plus the watershed that splits touching nuclei.
 
 Printed: seconds and the ratio to the forward pass. The image is a real DSB2018 RGB

@@ -16,6 +16,12 @@ foreground Dice, mean AP over IoU 0.5:0.05:0.95 and AP@0.5 (the DSB2018 scores) 
 
 plus any ``--compare`` models (e.g. the colour-model experiment), with (d)'s settings.
 The validation ids are the ones the model file records (the training script's split).
+
+``--scales 0.5 0.75 1.5 2`` adds, for the model and every ``--compare`` model, row (d) on
+the validation images rescaled by each factor (images linearly, anti-aliased when
+shrunk; true instances by nearest neighbour; the minimum object area scaled with the
+area when shrunk): how the model copes with pixel sizes other than DSB2018's, as another
+objective or camera gives them.
 """
 
 from __future__ import annotations
@@ -56,6 +62,35 @@ def gray_samples(samples):
     return out
 
 
+def rescaled_samples(samples, factor: float):
+    """The samples with image and true instances rescaled by `factor` (1: unchanged)."""
+    from dataclasses import replace
+
+    from skimage.transform import rescale
+
+    if factor == 1.0:
+        return list(samples)
+    out = []
+    for s in samples:
+        image = np.asarray(s.image)
+        channel_axis = -1 if image.ndim == 3 else None
+        zoomed = rescale(
+            image.astype(np.float32),
+            factor,
+            order=1,
+            channel_axis=channel_axis,
+            anti_aliasing=factor < 1,
+            preserve_range=True,
+        )
+        if image.dtype.kind in "iu":
+            zoomed = np.clip(np.round(zoomed), 0, np.iinfo(image.dtype).max)
+        instances = rescale(
+            s.instances, factor, order=0, anti_aliasing=False, preserve_range=True
+        ).astype(s.instances.dtype)
+        out.append(replace(s, image=zoomed.astype(image.dtype), instances=instances))
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data/dsb2018-train"))
@@ -69,6 +104,13 @@ def main(argv=None) -> int:
     parser.add_argument("--compare", type=Path, nargs="*", default=[], help="more models")
     parser.add_argument("--seed-threshold", type=float, default=None)
     parser.add_argument("--skip", nargs="*", default=[], help="rows to leave out (a b c d e)")
+    parser.add_argument(
+        "--scales",
+        type=float,
+        nargs="*",
+        default=[],
+        help="also score (d) on the images rescaled by these factors",
+    )
     args = parser.parse_args(argv)
 
     from napari_segkit.kaggle import read_dsb2018
@@ -133,6 +175,23 @@ def main(argv=None) -> int:
         started = time.monotonic()
         records = score_models([path], samples, seed_threshold=seed, **post)
         show(f"{path}, watershed", records, started)
+    kinds = {s.id: image_kind(s.image) for s in samples}
+    for factor in args.scales:
+        scaled = rescaled_samples(samples, factor)
+        for path in [args.model, *args.compare]:
+            started = time.monotonic()
+            own = read_model_info(path).training.get("postprocessing", tuned)  # its tuning
+            min_size = int(round(own.get("min_size", 0) * min(factor * factor, 1.0)))
+            records = score_models(
+                [path],
+                scaled,
+                threshold=own.get("threshold", 0.5),
+                seed_threshold=own.get("seed_threshold", seed),
+                min_size=min_size,
+            )
+            for r in records:
+                r.kind = kinds[r.id]
+            show(f"(d) at scale {factor:g}: {path} (min area {min_size})", records, started)
     return 0
 
 
