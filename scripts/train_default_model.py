@@ -46,6 +46,8 @@ CONFIG = {
     # random in-plane zoom of the training patches (log-uniform; (1, 1): off): nuclei seen
     # at other pixel sizes than DSB2018's, as another objective or camera gives them
     "zoom": [1.0, 1.0],
+    # the epoch the file holds: "best" (validation mean Dice) or "last" (the schedule's end)
+    "keep": "best",
     "epochs": 16,
     "steps_per_epoch": 500,
     "batch_size": 8,
@@ -143,6 +145,11 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--zoom", type=float, nargs=2, metavar=("LOW", "HIGH"), help="override CONFIG['zoom']"
     )
+    parser.add_argument(
+        "--keep",
+        choices=("best", "last"),
+        help="the epoch the file holds (default: the best by validation mean Dice)",
+    )
     parser.add_argument("--minutes", type=float, help="stop after this long (keeps the best)")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--device", default="auto")
@@ -163,7 +170,7 @@ def main(argv=None) -> int:
         config["color"] = args.color
     if args.color == "gray":  # the alternative measured against: gray + auto inversion
         config["normalization"] = {**config["normalization"], "invert": "auto"}
-    for key in ("epochs", "loss", "lr", "seed", "patch_size", "batch_size", "zoom"):
+    for key in ("epochs", "loss", "lr", "seed", "patch_size", "batch_size", "zoom", "keep"):
         if getattr(args, key) is not None:
             config[key] = getattr(args, key)
     earlier_stages = []
@@ -211,6 +218,7 @@ def main(argv=None) -> int:
             "lr",
             "w0",
             "sigma",
+            "keep",
         )
     }
     try:

@@ -190,6 +190,8 @@ def test_train_options_arch_loss_and_explicit_validation(tmp_path, capsys):
                 "--zoom",
                 "0.8",
                 "1.25",
+                "--keep",
+                "last",
                 "-q",
             ]
         )
@@ -198,6 +200,7 @@ def test_train_options_arch_loss_and_explicit_validation(tmp_path, capsys):
     info = load_model(out).info
     assert info.options["width"] == 4 and info.class_names == ["background", "nucleus"]
     assert info.training["config"]["augmentation"]["zoom"] == [0.8, 1.25]
+    assert info.training["config"]["keep"] == "last"
     assert info.training["n_val_planes"] == 1 and info.training["config"]["schedule"] == "cosine"
     assert len(info.training["config"]["class_weights"]) == 2
     assert (

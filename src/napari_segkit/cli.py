@@ -372,6 +372,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "patch_size": args.patch_size,
         "lr": args.lr,
         "schedule": args.schedule,
+        "keep": args.keep,
         "class_weights": class_weights,
         "w0": args.w0,
         "sigma": args.sigma,
@@ -880,6 +881,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patch-size", type=int, default=trn.patch_size)
     p.add_argument("--lr", type=float, default=trn.lr)
     p.add_argument("--val-fraction", type=float, default=trn.val_fraction)
+    p.add_argument(
+        "--keep",
+        choices=config.KEEP_CHOICES,
+        default=trn.keep,
+        help="the epoch --out holds: the best by validation mean Dice, or the last",
+    )
     p.add_argument("--val-images", nargs="+", help="explicit validation images")
     p.add_argument("--val-labels", nargs="+", help="explicit validation labels")
     p.add_argument(

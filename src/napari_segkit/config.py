@@ -26,6 +26,8 @@ OUTPUTS = ("labels", "probabilities", "both")
 PROB_DTYPES = ("float32", "float16", "uint8")
 #: learning-rate schedules of the fit loop
 SCHEDULES = ("onecycle", "cosine")
+#: which epoch the model file keeps: the best by validation mean Dice, or the last
+KEEP_CHOICES = ("best", "last")
 #: how ``class_weights`` can be computed from the training labels
 CLASS_WEIGHT_METHODS = ("inverse", "median")
 #: ``device=`` names besides explicit torch devices such as "cuda:1"
@@ -102,6 +104,10 @@ class TrainConfig:
     schedule: str = "onecycle"
     #: fraction of the planes held out for validation by ``train()``
     val_fraction: float = 0.2
+    #: the epoch the model file holds: "best" (validation mean Dice) or "last" (the end of
+    #: the schedule, e.g. a fine-tuning stage whose first epoch scores best while the
+    #: learning rate is still warming up; its validation scores are recorded all the same)
+    keep: str = "best"
     augmentation: Augmentation = field(default_factory=_default_augmentation)  # noqa: F821
 
 
@@ -119,6 +125,7 @@ __all__ = [
     "OUTPUTS",
     "PROB_DTYPES",
     "RLE_ORDERS",
+    "KEEP_CHOICES",
     "SCHEDULES",
     "SUBMISSION_LAYOUTS",
     "TARGETS",

@@ -89,6 +89,22 @@ def test_resume_continues_from_the_saved_epoch(tmp_path, data):
     assert not (tmp_path / "m.safetensors.state.pt").exists()  # finished: nothing to resume
 
 
+@pytest.mark.parametrize(("keep", "saved_epoch"), [("best", 1), ("last", 3)])
+def test_keep_decides_which_epoch_the_file_holds(tmp_path, data, keep, saved_epoch):
+    """A frozen network (no batch norm, a vanishing learning rate) scores the same every
+    epoch: "best" keeps the first, which no later epoch beats; "last" the schedule's end."""
+    train, val = data
+    torch.manual_seed(0)
+    frozen = build_model("unet_original", 1, 2, width=8, depth=2, batch_norm=False)
+    config = _config(lr=1e-12, steps_per_epoch=2, keep=keep)
+    reports = list(fit(frozen, train, val, config, out=tmp_path / "m.safetensors"))
+    scores = [r.val["mean_dice"] for r in reports if r.end_of_epoch]
+    assert len(scores) == 3 and len(set(scores)) == 1
+    assert [r.best for r in reports if r.end_of_epoch] == [True, False, False]
+    training = load_model(tmp_path / "m.safetensors").info.training
+    assert training["epochs"] == saved_epoch and training["config"]["keep"] == keep
+
+
 def test_train_from_layers_like_arrays(tmp_path):
     samples = [make_nuclei((80, 80), seed=s) for s in (5, 6, 7)]
     reports = []
@@ -220,6 +236,7 @@ def test_bad_settings_fail_before_training(tmp_path, data):
         ({"class_weights": "balanced"}, "class_weights must be"),
         ({"class_weights": [1.0, 2.0, 3.0]}, "3 class weights for 2 classes"),
         ({"epochs": 0}, "epochs must be >= 1"),
+        ({"keep": "final"}, "keep must be one of best, last"),
     ]:
         with pytest.raises(ValueError, match=match):
             next(fit(_model(), train, None, _config(**bad), out=tmp_path / "m.safetensors"))

@@ -22,6 +22,7 @@ from ..config import (
     CLASS_WEIGHT_METHODS,
     DEFAULT_ARCH,
     DEFAULT_ARCH_OPTIONS,
+    KEEP_CHOICES,
     SCHEDULES,
     TARGETS,
     TrainConfig,
@@ -41,7 +42,8 @@ class TrainReport:
     """One optimisation step, or the end of an epoch (``end_of_epoch``).
 
     At the end of an epoch `val` holds the validation report (per-class Dice/IoU; None
-    without validation data) and `best` says whether this model was saved as the best.
+    without validation data) and `best` says whether this epoch scored best so far (with
+    ``keep="best"`` the epochs saved; ``keep="last"`` saves every epoch).
     """
 
     epoch: int
@@ -68,7 +70,8 @@ def check_config(config: TrainConfig) -> None:
     Raises
     ------
     ValueError
-        Unknown loss or schedule, bad class-weight method, counts below 1, lr <= 0.
+        Unknown loss, schedule or `keep`, bad class-weight method, counts below 1,
+        lr <= 0.
     """
     get_loss_spec(config.loss)  # ValueError listing the losses
     if config.schedule not in SCHEDULES:
@@ -85,6 +88,8 @@ def check_config(config: TrainConfig) -> None:
             raise ValueError(f"{name} must be >= 1, got {getattr(config, name)}")
     if config.lr <= 0:
         raise ValueError(f"lr must be > 0, got {config.lr}")
+    if config.keep not in KEEP_CHOICES:
+        raise ValueError(f"keep must be one of {', '.join(KEEP_CHOICES)}, got {config.keep!r}")
 
 
 def resolve_class_weights(config: TrainConfig, train: TrainingSet) -> TrainConfig:
@@ -148,7 +153,7 @@ def _scheduler(optimizer, config: TrainConfig, total: int):
 
 
 #: settings that do not change what a run computes, so a resume may change them
-_RESUMABLE_CHANGES = ("epochs", "device", "num_workers", "patience")
+_RESUMABLE_CHANGES = ("epochs", "device", "num_workers", "patience", "keep")
 
 
 class ResumeError(ValueError):
@@ -384,6 +389,9 @@ def _fit(model, train, val, config, out: Path, save_kwargs, cancel, resume):
         best = bool(score > best_score)
         if best:
             best_score, stale = score, 0
+        else:
+            stale += 1
+        if best or config.keep == "last":
             info = dict(save_kwargs or {})
             info["training"] = {
                 **info.get("training", {}),
@@ -392,8 +400,6 @@ def _fit(model, train, val, config, out: Path, save_kwargs, cancel, resume):
                 "validation": report,
             }
             save_model(out, model, **info)
-        else:
-            stale += 1
         _save_state(
             state_path, model, optimizer, scheduler, epoch + 1, best_score, stale, run, total
         )
