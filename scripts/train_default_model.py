@@ -125,6 +125,8 @@ def load_split(data: Path, config: dict):
 
 
 def main(argv=None) -> int:
+    from napari_segkit.config import KEEP_CHOICES  # light: no torch until training starts
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data/dsb2018-train"))
     parser.add_argument("--out", type=Path, required=True)
@@ -147,7 +149,7 @@ def main(argv=None) -> int:
     )
     parser.add_argument(
         "--keep",
-        choices=("best", "last"),
+        choices=KEEP_CHOICES,
         help="the epoch the file holds (default: the best by validation mean Dice)",
     )
     parser.add_argument("--minutes", type=float, help="stop after this long (keeps the best)")
