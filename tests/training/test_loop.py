@@ -399,6 +399,17 @@ def test_boundary_target_trains_a_three_class_model_from_instances(tmp_path):
     assert result.info.num_classes == 3
     assert result.info.class_names == ["background", "interior", "boundary"]
     assert result.info.training["target"] == "boundary"
+    # the training objects' sizes, for predicting at other pixel sizes (object_diameter)
+    from napari_segkit.core.object_size import median_diameter
+
+    d = median_diameter(sample.instances)
+    assert result.info.training["object_diameter"] == {
+        "median": round(d, 1),
+        "low": round(d, 1),
+        "high": round(d, 1),
+        "images": 1,
+    }
+    assert result.info.trained_diameters() == (round(d, 1), round(d, 1))
     with pytest.raises(ValueError, match="target must be one of"):
         train_fn(
             [sample.image], [sample.instances], out=tmp_path / "x.safetensors", target="edges"
@@ -426,6 +437,7 @@ def test_kfold_with_boundary_targets_records_each_folds_validation_images(tmp_pa
         info = load_model(path).info
         assert info.num_classes == 3 and info.training["target"] == "boundary"
         assert info.training["fold"] == fold and info.training["k"] == 2
+        assert info.training["object_diameter"]["images"] == 4  # all images, every fold
         held_out += info.training["validation_ids"]
     assert sorted(held_out) == ["a", "b", "c", "d"]  # every image held out exactly once
 

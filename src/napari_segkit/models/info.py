@@ -100,13 +100,40 @@ class ModelInfo:
         """Trained on background / interior / boundary targets (its instances: watershed)."""
         return self.training.get("target") == "boundary"
 
-    def instance_options(self) -> dict:
+    def instance_options(self, *, scale: float = 1.0) -> dict:
         """Keyword arguments of ``instances_from_prediction`` for this model: the watershed
         switch, plus the threshold, seed threshold and minimum size tuned after training
-        when the file records them (``training["postprocessing"]``)."""
+        when the file records them (``training["postprocessing"]``).
+
+        `scale` is the magnification an image was predicted at
+        (:func:`~napari_segkit.tiling.objects.predict_objects`): the minimum size, tuned in
+        the model's pixels, becomes ``min_size / scale**2`` of the image's pixels."""
         tuned = self.training.get("postprocessing", {})
         options = {k: tuned[k] for k in ("threshold", "seed_threshold", "min_size") if k in tuned}
+        if "min_size" in options and scale != 1.0:
+            options["min_size"] = int(round(options["min_size"] / scale**2))
         return {"watershed": self.splits_touching, **options}
+
+    def trained_diameters(self) -> tuple[float, float] | None:
+        """``(low, high)``: the object diameters (pixels) the model was trained on -- the
+        interquartile range of its training images' median diameters, recorded as
+        ``training["object_diameter"]`` for models trained on instances
+        (:func:`napari_segkit.core.object_size.diameter_range`); None when not recorded."""
+        recorded = self.training.get("object_diameter")
+        if not recorded:
+            return None
+        try:
+            low, high = float(recorded["low"]), float(recorded["high"])
+        except (KeyError, TypeError, ValueError):
+            raise ModelFileError(
+                f"the model's training['object_diameter'] must hold numbers 'low' and 'high', "
+                f"got {recorded!r}"
+            ) from None
+        if not (0 < low <= high):
+            raise ModelFileError(
+                f"the model's object diameter range must satisfy 0 < low <= high, got {recorded!r}"
+            )
+        return low, high
 
 
 def file_kind(path: str | os.PathLike) -> str:

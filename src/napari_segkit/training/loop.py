@@ -705,7 +705,9 @@ def train_iter(
             if problem := instance_like(label, len(class_names) if class_names else None):
                 warnings.warn(f"labels #{i}: {problem}", UserWarning, stacklevel=2)
                 break
+    object_sizes = None
     if target == "boundary":
+        object_sizes = _object_sizes(labels)
         labels = _boundary_targets(labels, boundary_width)
         if validation is not None:
             validation = (validation[0], _boundary_targets(validation[1], boundary_width))
@@ -763,6 +765,10 @@ def train_iter(
                 **(provenance or {}),
                 "target": target,
                 **({"boundary_width": boundary_width} if target == "boundary" else {}),
+                # what predict_objects(object_diameter=...) rescales to (2D models)
+                **(
+                    {"object_diameter": object_sizes} if object_sizes and spatial_dims == 2 else {}
+                ),
             },
             reading={"color": color, "normalization": normalization, "spacing": spacing},
         )
@@ -817,6 +823,24 @@ def _tile_size(data: TrainingSet, patch: int) -> tuple:
         depth = max(t.shape[0] for t in data.targets)
         return (max(16, min(patch, depth)), patch, patch)
     return (patch, patch)
+
+
+def _object_sizes(instance_labels) -> dict | None:
+    """The training objects' diameters (``training["object_diameter"]``), so that a model
+    can be run on images at another pixel size (:mod:`napari_segkit.core.object_size`)."""
+    from scipy import ndimage as ndi
+
+    from ..core.object_size import diameter_range
+
+    def instances(label):  # a binary mask counts as its connected components, as in
+        label = np.asarray(label)  # boundary_target
+        if label.max(initial=0) > 1:
+            return label
+        return (
+            np.stack([ndi.label(p)[0] for p in label]) if label.ndim == 3 else ndi.label(label)[0]
+        )
+
+    return diameter_range([instances(label) for label in instance_labels])
 
 
 def _boundary_targets(labels, width: int) -> list:
@@ -988,6 +1012,8 @@ def train_kfold(
         raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
     provenance = {"target": target}
     if target == "boundary":
+        if sizes := _object_sizes(labels):  # of all the images: k-fold models share them
+            provenance["object_diameter"] = sizes
         labels = _boundary_targets(labels, boundary_width)
         num_classes = num_classes or 3
         class_names = class_names or ["background", "interior", "boundary"]
