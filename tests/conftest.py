@@ -31,6 +31,31 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session")
+def held_out_fluorescence(shared_data):
+    """A real DSB2018 fluorescence sample the default model never trained on (the first
+    of its validation split): ``.image`` (Y, X, 3) uint8, ``.instances``."""
+    from napari_segkit.kaggle import read_dsb2018
+    from napari_segkit.models import read_model_info
+    from napari_segkit.samples import DEFAULT_MODEL
+
+    kinds = read_model_info(DEFAULT_MODEL).training["validation_kinds"]
+    first = min(i for i, k in kinds.items() if k == "fluorescence")
+    (sample,) = read_dsb2018(shared_data / "dsb2018-train" / "stage1_train", ids=[first])
+    return sample
+
+
+@pytest.fixture(scope="session")
+def shrunk_fluorescence(held_out_fluorescence):
+    """That image at 40 % of its pixel size (as a 4x weaker objective would show it),
+    uint8 RGB: its nuclei lie below the sizes the default model was trained on."""
+    import numpy as np
+    from skimage.transform import rescale
+
+    image = held_out_fluorescence.image.astype(np.float32)
+    return rescale(image, 0.4, channel_axis=-1, preserve_range=True).astype(np.uint8)
+
+
 @pytest.fixture(autouse=True)
 def _restore_environment():
     """Undo what a test leaves in os.environ: dask.distributed's LocalCluster sets

@@ -12,9 +12,16 @@ from ..core.errors import InputError
 from ..core.outputs import OutputExistsError
 from ..jobs import PredictionCancelled
 
-_LAZY = {"predict": "prediction"}
+_LAZY = {"predict": "prediction", "predict_objects": "objects", "ObjectPrediction": "objects"}
 
-__all__ = ["InputError", "OutputExistsError", "PredictionCancelled", "predict"]
+__all__ = [
+    "InputError",
+    "ObjectPrediction",
+    "OutputExistsError",
+    "PredictionCancelled",
+    "predict",
+    "predict_objects",
+]
 
 
 def __getattr__(name: str):

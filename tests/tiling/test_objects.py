@@ -1,0 +1,97 @@
+"""predict_objects: labels, probabilities and instances, at the model's object size."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from skimage.transform import rescale
+
+from napari_segkit.kaggle.metrics import average_precision
+from napari_segkit.models import load_model
+from napari_segkit.samples import DEFAULT_MODEL, SYNTHETIC_MODEL
+from napari_segkit.tiling import predict, predict_objects
+
+
+@pytest.fixture(scope="module")
+def default_model():
+    return load_model(DEFAULT_MODEL)
+
+
+@pytest.fixture(scope="module")
+def fluorescence(held_out_fluorescence):
+    return held_out_fluorescence
+
+
+def test_without_a_diameter_it_is_predict_plus_the_models_instances(default_model, fluorescence):
+    from napari_segkit.core.instances import instances_from_prediction
+
+    result = predict_objects(default_model, fluorescence.image)
+    labels, probabilities = predict(default_model, fluorescence.image, output="both")
+    assert np.array_equal(result.labels, labels)
+    assert np.allclose(result.probabilities, probabilities)
+    expected = instances_from_prediction(probabilities, **default_model.info.instance_options())
+    assert np.array_equal(result.instances, expected)
+    assert result.scale == 1.0 and result.diameter is None
+    assert f"{expected.max()} objects" in result.describe()
+
+
+def test_auto_leaves_an_image_at_the_trained_size_alone(default_model, fluorescence):
+    result = predict_objects(default_model, fluorescence.image, object_diameter="auto")
+    low, high = default_model.info.trained_diameters()
+    assert low <= result.diameter <= high and result.scale == 1.0
+    assert np.array_equal(
+        result.instances, predict_objects(default_model, fluorescence.image).instances
+    )
+
+
+def test_auto_brings_shrunken_nuclei_back_to_the_trained_size(default_model, fluorescence):
+    """The real image at 40 % of its pixel size (as a 4x weaker objective would give it):
+    the estimate finds nuclei below the trained range, magnifies the image, and the
+    instances -- at the small image's own size -- beat those predicted as it is."""
+    image = np.asarray(fluorescence.image, np.float32)
+    small = rescale(image, 0.4, channel_axis=-1, anti_aliasing=True, preserve_range=True)
+    truth = rescale(
+        fluorescence.instances, 0.4, order=0, anti_aliasing=False, preserve_range=True
+    ).astype(np.int32)
+    plain = predict_objects(default_model, small)
+    auto = predict_objects(default_model, small, object_diameter="auto")
+    low, _ = default_model.info.trained_diameters()
+    assert auto.diameter < low and auto.scale > 1.5
+    assert auto.instances.shape == auto.labels.shape == small.shape[:2]
+    assert auto.probabilities.shape == (3, *small.shape[:2])
+    assert np.allclose(auto.probabilities.sum(0), 1.0, atol=1e-3)
+    assert average_precision(truth, auto.instances) > average_precision(truth, plain.instances)
+    # a given diameter in the same place skips the estimate and rescales alike
+    given = predict_objects(default_model, small, object_diameter=auto.diameter)
+    assert given.scale == pytest.approx(auto.scale)
+    assert np.array_equal(given.instances, auto.instances)
+
+
+def test_the_minimum_object_size_follows_the_magnification(default_model):
+    tuned = default_model.info.training["postprocessing"]["min_size"]
+    assert default_model.info.instance_options(scale=2.0)["min_size"] == round(tuned / 4)
+    assert default_model.info.instance_options()["min_size"] == tuned
+
+
+def test_clear_errors(default_model, shared_data):
+    image = np.zeros((64, 64), np.uint8)
+    with pytest.raises(ValueError, match="does not record the object sizes"):
+        predict_objects(SYNTHETIC_MODEL, image, object_diameter="auto")
+    with pytest.raises(ValueError, match="positive number of pixels"):
+        predict_objects(default_model, image, object_diameter=-3)
+    with pytest.raises(ValueError, match="positive number of pixels"):
+        predict_objects(default_model, image, object_diameter="large")
+    with pytest.raises(ValueError, match="takes no out"):
+        predict_objects(default_model, image, out=shared_data / "x.zarr")
+
+
+def test_uint8_probabilities_give_the_same_objects(default_model, fluorescence):
+    """prob_dtype="uint8" (what zarr outputs store) must not change the estimate or the
+    instances: probabilities come back as floats in [0, 1] either way."""
+    image = np.asarray(fluorescence.image, np.float32)
+    small = rescale(image, 0.4, channel_axis=-1, anti_aliasing=True, preserve_range=True)
+    floats = predict_objects(default_model, small, object_diameter="auto")
+    encoded = predict_objects(default_model, small, object_diameter="auto", prob_dtype="uint8")
+    assert encoded.probabilities.dtype == np.float32 and encoded.probabilities.max() <= 1.0
+    assert encoded.scale == pytest.approx(floats.scale, rel=0.05)
+    assert average_precision(floats.instances, encoded.instances) > 0.9
