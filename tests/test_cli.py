@@ -451,3 +451,37 @@ def test_demo_on_the_3d_sample_uses_the_bundled_3d_model(tmp_path, capsys):
 
 def _nucleus_dice(text: str) -> float:
     return next(float(line.split()[1]) for line in text.splitlines() if line.startswith("nucleus"))
+
+
+def test_predict_at_the_models_object_size_writes_labels_and_instances(
+    tmp_path, capsys, shrunk_fluorescence
+):
+    """A real DSB2018 image at 40 % of its pixel size: --object-diameter auto finds the
+    nuclei smaller than the default model was trained on and magnifies the image;
+    --instances writes one id per nucleus, both at the input's size."""
+    from napari_segkit.core.io import write_stack
+    from napari_segkit.samples import DEFAULT_MODEL, SYNTHETIC_MODEL
+    from napari_segkit.tiling import predict_objects
+
+    small = shrunk_fluorescence
+    write_stack(tmp_path / "small.tif", small)
+    out, objects = tmp_path / "labels.tif", tmp_path / "objects.tif"
+    args = ["predict", str(DEFAULT_MODEL), str(tmp_path / "small.tif"), str(out)]
+    assert main([*args, "--object-diameter", "auto", "--instances", str(objects)]) == 0
+    printed = capsys.readouterr().out
+    expected = predict_objects(DEFAULT_MODEL, small, object_diameter="auto")
+    assert f"magnified {expected.scale:.2f}x" in printed and expected.scale > 1.5
+    np.testing.assert_array_equal(read_stack(out).data, expected.labels)
+    np.testing.assert_array_equal(read_stack(objects).data, expected.instances)
+    # errors name the problem, before any prediction
+    assert main([*args, "--object-diameter", "auto", "--overwrite", "--instances", "o.png"]) == 2
+    assert "--instances must end in .tif" in capsys.readouterr().err
+    zarr_args = [*args[:3], str(tmp_path / "x.zarr"), "--object-diameter", "12"]
+    assert main(zarr_args) == 2
+    assert "predict in memory" in capsys.readouterr().err
+    synthetic = ["predict", str(SYNTHETIC_MODEL), *args[2:], "--overwrite"]
+    assert main([*synthetic, "--object-diameter", "auto"]) == 2
+    assert "does not record the object sizes" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*args, "--object-diameter", "-4"])
+    assert "positive number of pixels" in capsys.readouterr().err

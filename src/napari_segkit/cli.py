@@ -149,7 +149,95 @@ def _check_predict_args(args: argparse.Namespace):
         refuse_overlap(out, Path(args.input))
         if out.exists() and not args.overwrite:
             raise ValueError(f"'{out}' already exists; pass --overwrite to replace it")
+    _check_object_options(args, to_zarr)
     return out
+
+
+def _check_object_options(args: argparse.Namespace, to_zarr: bool) -> None:
+    """``segkit predict --object-diameter / --instances``: in memory, a model that can."""
+    from pathlib import Path
+
+    from .core.outputs import refuse_overlap
+    from .models.info import read_model_info
+
+    if args.object_diameter is None and args.instances is None:
+        return
+    if to_zarr or args.cluster:
+        raise ValueError(
+            "--object-diameter and --instances predict in memory: give a .tif OUTPUT "
+            "(and no --cluster)"
+        )
+    if args.object_diameter is not None:
+        info = read_model_info(args.model)
+        if info.trained_diameters() is None or info.spatial_dims != 2:
+            raise ValueError(
+                f"'{args.model}' does not record the object sizes it was trained on (2D "
+                "models trained on instances do), so --object-diameter cannot rescale for it"
+            )
+    if args.instances is not None:
+        objects = Path(args.instances)
+        if not objects.name.lower().endswith((".tif", ".tiff")):
+            raise ValueError(f"--instances must end in .tif/.tiff, got '{objects}'")
+        refuse_overlap(objects, Path(args.input))
+        if objects.exists() and not args.overwrite:
+            raise ValueError(f"'{objects}' already exists; pass --overwrite to replace it")
+
+
+def _object_diameter(value: str):
+    """``--object-diameter``: "auto" or a positive number of pixels."""
+    if value == "auto":
+        return value
+    try:
+        diameter = float(value)
+    except ValueError:
+        diameter = 0.0
+    if not diameter > 0:
+        raise argparse.ArgumentTypeError(f"'auto' or a positive number of pixels, not {value!r}")
+    return diameter
+
+
+def _engine_options(args: argparse.Namespace) -> dict:
+    """``segkit predict``'s options for how the network runs, as predict() takes them."""
+    return {
+        "axes": args.axes,
+        "tile_size": args.tile,
+        "overlap": args.overlap,
+        "blend": args.blend,
+        "batch_size": args.batch_size,
+        "device": args.device,
+        "tta": args.tta,
+        "compile": args.compile,
+        "runtime": args.runtime,
+    }
+
+
+def _predict_objects(args: argparse.Namespace, image, out, progress) -> None:
+    """``segkit predict`` with --object-diameter / --instances: predict_objects, then
+    the TIFF(s)."""
+    from .core.io import write_labels, write_stack
+    from .tiling import predict_objects
+    from .tiling.sink import encode_probabilities
+
+    found = predict_objects(
+        args.model,
+        image,
+        object_diameter=args.object_diameter,
+        progress=progress,
+        **_engine_options(args),
+    )
+    if args.output == "labels":
+        write_labels(out, found.labels, overwrite=args.overwrite)
+    else:
+        write_stack(
+            out,
+            encode_probabilities(found.probabilities, args.prob_dtype),
+            overwrite=args.overwrite,
+        )
+    print(f"{found.describe()}")
+    print(f"wrote {out} ({args.output}, shape {found.labels.shape})")
+    if args.instances:
+        write_labels(args.instances, found.instances, overwrite=args.overwrite)
+        print(f"wrote {args.instances} (instances, shape {found.instances.shape})")
 
 
 def _print_profile(times: dict) -> None:
@@ -175,19 +263,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if args.array is None and not args.level
         else read_stack(args.input, array=args.array, level=args.level)
     )
+    if args.object_diameter is not None or args.instances is not None:
+        with progress_bar("predict", "block", quiet=args.quiet) as (_, progress):
+            _predict_objects(args, image, out, progress)
+        return 0
     client = _dask_client(args.cluster) if args.cluster else None
     closing = contextlib.closing(client) if client is not None else contextlib.nullcontext()
     with closing, progress_bar("predict", "block", quiet=args.quiet) as (_, progress):
         result = predict(
             args.model,
             image,
-            axes=args.axes,
-            tile_size=args.tile,
-            overlap=args.overlap,
-            blend=args.blend,
-            batch_size=args.batch_size,
-            device=args.device,
-            tta=args.tta,
+            **_engine_options(args),
             output=args.output,
             prob_dtype=args.prob_dtype,
             out=out if to_zarr else None,
@@ -196,10 +282,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             ome_version=args.ome_version,
             shards=args.shards,
             profile=_print_profile if args.profile else None,
-            compile=args.compile,
             progress=progress,
             client=client,
-            runtime=args.runtime,
             resample=args.resample,
             spacing=tuple(float(v) for v in args.spacing.split(",")) if args.spacing else None,
         )
@@ -763,6 +847,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--resample",
         action="store_true",
         help="3D models: predict at the model's voxel spacing and map the result back",
+    )
+    p.add_argument(
+        "--object-diameter",
+        type=_object_diameter,
+        metavar="auto|PIXELS",
+        help="the objects' diameter in the input (pixels), or 'auto' to estimate it from a "
+        "first prediction: an input whose objects lie outside the sizes the model was "
+        "trained on is rescaled to them, predicted, and the result resized back (.tif "
+        "OUTPUT; models that record their training object sizes)",
+    )
+    p.add_argument(
+        "--instances",
+        metavar="INSTANCES.tif",
+        help="also write one id per object (watershed / connected components, as the model "
+        "file says) to this TIFF (.tif OUTPUT)",
     )
     p.add_argument("--array", help="array path inside a zarr group input")
     p.add_argument(

@@ -461,6 +461,39 @@ print("trained")
     assert "trained" in result.stdout
 
 
+def test_predict_rescales_small_nuclei_to_the_models_object_size(
+    make_napari_viewer, qtbot, notes, shrunk_fluorescence, tiny_model_path
+):
+    """A real DSB2018 image at 40 % of its pixel size: "object size: estimate" magnifies
+    it for the default model and adds labels and instances at the image's own size, as
+    predict_objects does from the console."""
+    from napari_segkit.samples import DEFAULT_MODEL
+    from napari_segkit.tiling import predict_objects
+
+    small = shrunk_fluorescence
+    viewer = make_napari_viewer()
+    viewer.add_image(small, name="small", rgb=True)
+    widget = dock(viewer, "Predict")
+    widget.model.value = tiny_model_path  # records no training object sizes
+    assert not widget.object_size.enabled
+    widget.model.value = DEFAULT_MODEL
+    assert widget.object_size.enabled and widget.instances.value
+    widget.object_size.value = "auto"
+    widget.run()
+    _wait(qtbot, widget)
+    expected = predict_objects(DEFAULT_MODEL, small, object_diameter="auto")
+    assert expected.scale > 1.5
+    name = "small [nuclei_dsb2018]"
+    np.testing.assert_array_equal(viewer.layers[f"{name} labels"].data, expected.labels)
+    np.testing.assert_array_equal(viewer.layers[f"{name} instances"].data, expected.instances)
+    assert any(f"magnified {expected.scale:.2f}x" in n for n in notes())
+    # a zarr output cannot be rescaled in memory: said, nothing run
+    widget.to_zarr.value = True
+    widget.run()
+    assert any("works in memory" in n for n in notes())
+    assert not widget.jobs.running
+
+
 def test_predict_refuses_an_in_memory_result_larger_than_memory(
     make_napari_viewer, notes, tiny_model_path
 ):

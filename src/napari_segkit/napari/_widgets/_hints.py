@@ -29,6 +29,8 @@ TOOLTIPS = {
         "to_zarr": "write the result block by block to a zarr store (for volumes larger "
         "than memory; an interrupted run resumes)",
         "overwrite": "replace an existing zarr output (otherwise it is refused)",
+        "diameter": "the objects' typical diameter in this image, in pixels (the form starts "
+        "at the middle of the model's trained range)",
     },
     "TrainWidget": {
         "image_layers": "the images to learn from (the i-th goes with the i-th labels layer)",

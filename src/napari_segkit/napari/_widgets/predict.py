@@ -24,6 +24,13 @@ from ._layers import layer_choices
 
 REGIONS = ("whole image", "current slice", "current view")
 
+#: the "object size" choices: how predict_objects' object_diameter is set
+OBJECT_SIZES = (
+    ("as the model was trained (no rescaling)", None),
+    ("estimate; rescale if outside the trained sizes", "auto"),
+    ("diameter below (pixels)", "given"),
+)
+
 OUTPUTS = {
     "labels": "labels",
     "labels + probabilities": "both",
@@ -147,6 +154,17 @@ class PredictWidget(Container):
             "also add a labels layer with one id per object: a watershed from the interior "
             "class for models trained with target 'boundary', connected components otherwise"
         )
+        self.object_size = ComboBox(label="object size", choices=OBJECT_SIZES, value=None)
+        self.object_size.tooltip = (
+            "for images at another pixel size than the training images: the objects' "
+            "diameter is estimated from a first prediction (or given), and an image whose "
+            "objects are smaller or larger than those the model was trained on is rescaled "
+            "to them, predicted, and the result resized back (needs a model file that "
+            "records its training object sizes, as models trained on instances do)"
+        )
+        self.diameter = FloatSpinBox(
+            label="object diameter (px)", value=20.0, min=1.0, max=2000.0, step=1.0, visible=False
+        )
         self.to_zarr = CheckBox(label="write to zarr (large volumes)", value=False)
         self.zarr_path = FileEdit(
             label="zarr output (.ome.zarr: multiscale)",
@@ -176,6 +194,8 @@ class PredictWidget(Container):
                 self.device,
                 self.outputs,
                 self.instances,
+                self.object_size,
+                self.diameter,
                 self.to_zarr,
                 self.zarr_path,
                 self.overwrite,
@@ -183,6 +203,9 @@ class PredictWidget(Container):
             ]
         )
         self.to_zarr.changed.connect(self._toggle_zarr)
+        self.object_size.changed.connect(
+            lambda how: setattr(self.diameter, "visible", how == "given")
+        )
         self.model.changed.connect(self._model_chosen)
         self.picker.changed.connect(
             lambda path: setattr(self.model, "value", path) if path else None
@@ -202,6 +225,13 @@ class PredictWidget(Container):
             return  # reported when Run is pressed
         self.instances.value = info.splits_touching
         self.model_info.value = describe_model(info)
+        # rescaling by object size needs the sizes the model was trained on
+        sizes = info.trained_diameters() if info.spatial_dims == 2 else None
+        self.object_size.enabled = sizes is not None
+        if sizes is None:
+            self.object_size.value = None
+        else:
+            self.diameter.value = round(sum(sizes) / 2)
 
     def _toggle_zarr(self, on: bool) -> None:
         self.zarr_path.visible = self.overwrite.visible = bool(on)
@@ -241,29 +271,46 @@ class PredictWidget(Container):
                 "predicting on its luminance"
             )
         want_instances = self.instances.value
+        object_diameter = self.object_diameter()
         show_probabilities = settings["output"] == "both"
-        if want_instances:
+        if want_instances or object_diameter is not None:
             settings["output"] = "both"  # instances are made from the probabilities
+        if object_diameter is not None and out is not None:
+            show_error(
+                "Predict: rescaling by object size works in memory; untick 'write to zarr' "
+                "or choose object size 'as the model was trained'"
+            )
+            return
         if out is None and (problem := _too_big_for_memory(data, info, settings, layer.rgb)):
             show_error(f"Predict: {problem}")
             return
+        summary = []  # what predict_objects found, said when done
 
         def work(progress, cancel):
             # all torch work (building the model too) stays on the worker thread: torch keeps
             # one OpenMP thread team per calling thread, and a second team on the UI thread
             # competes with the worker's for the cores (measured: ~1.3x slower predictions)
             from ...models import load_model
-            from ...tiling import predict
+            from ...tiling import predict, predict_objects
 
-            result = predict(
-                load_model(model_path),
-                data,
-                out=out,
-                # per batch of tiles, not per block: a 2D image up to 4096^2 is one block
-                tile_progress=lambda d, t: progress((d, t), force=d in (0, t)),
-                cancel=cancel,
-                **settings,
-            )
+            # per batch of tiles, not per block: a 2D image up to 4096^2 is one block
+            tiles = {
+                "tile_progress": lambda d, t: progress((d, t), force=d in (0, t)),
+                "cancel": cancel,
+            }
+            if out is None and (want_instances or object_diameter is not None):
+                options = {k: v for k, v in settings.items() if k != "output"}
+                found = predict_objects(
+                    load_model(model_path), data, object_diameter=object_diameter,
+                    **tiles, **options,
+                )  # fmt: skip
+                if object_diameter is not None:
+                    summary.append(found.describe())
+                result = (
+                    (found.labels, found.probabilities) if show_probabilities else found.labels
+                )
+                return result, found.instances if want_instances else None
+            result = predict(load_model(model_path), data, out=out, **tiles, **settings)
             objects = _instances(result[1], info) if want_instances else None
             if want_instances and not show_probabilities:
                 result = result[0]
@@ -274,6 +321,8 @@ class PredictWidget(Container):
 
         def done(result):
             self._add_result(layer, name, info, *result, per_class, offset=offset)
+            if summary:
+                show_info(f"Predict ({name}): {summary[0]}")
 
         self.jobs.start(
             work,
@@ -281,6 +330,11 @@ class PredictWidget(Container):
             on_progress=lambda p: self.jobs.set_progress(*p, unit="tiles"),
             on_done=done,
         )
+
+    def object_diameter(self) -> float | str | None:
+        """The form's object size as ``predict_objects``' `object_diameter`."""
+        how = self.object_size.value
+        return float(self.diameter.value) if how == "given" else how
 
     def settings(self) -> dict:
         """The form's values as :func:`~napari_segkit.predict` keyword arguments."""
