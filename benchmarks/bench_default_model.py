@@ -11,7 +11,12 @@ on this machine's CPU, tiles and all. Measured here, alternating in one process
 - ``predict``: ``predict(model, image)`` with the model file's own tiles (the bundled
   file's are 512 pixels: one tile here) and everything around them (normalisation,
   blending, argmax);
-- ``predict + instances``: plus the watershed that splits touching nuclei.
+- ``predict + instances``: plus the watershed that splits touching nuclei;
+- ``objects, auto size``: ``predict_objects(model, image, object_diameter="auto")`` on
+  the same image (its nuclei lie in the trained range: one prediction, the size estimate);
+- ``objects, auto, small``: the same on the image shrunk to 256 x 256 (nuclei half as
+  wide, below the trained range): a first prediction, then the image magnified to the
+  trained size and predicted again -- what a user at another pixel size pays.
 
 Printed: seconds and the ratio to the forward pass. The image is a real DSB2018 RGB
 image (512 x 640 cropped to 512 x 512) when ``../shared/data`` is there, else synthetic.
@@ -80,16 +85,30 @@ def main() -> None:
         _, probs = predict(model_file, image, output="both")
         instances_from_prediction(probs)
 
-    for fn in (forward, run_predict, with_instances):  # warm-up (allocations, caches)
+    from skimage.transform import rescale
+
+    from napari_segkit import predict_objects
+
+    channel_axis = -1 if image.ndim == 3 else None
+    small = rescale(image.astype(np.float32), 0.5, channel_axis=channel_axis, preserve_range=True)
+
+    def objects_auto():
+        return predict_objects(model_file, image, object_diameter="auto")
+
+    def objects_auto_small():
+        return predict_objects(model_file, small, object_diameter="auto")
+
+    print(f"auto size: {objects_auto().describe()}; shrunk: {objects_auto_small().describe()}")
+    runs = (
+        ("forward", forward),
+        ("predict", run_predict),
+        ("predict + instances", with_instances),
+        ("objects, auto size", objects_auto),
+        ("objects, auto, small", objects_auto_small),
+    )
+    for _, fn in runs:  # warm-up (allocations, caches)
         fn()
-    results = {
-        name: best_of(fn, args.repeat)
-        for name, fn in (
-            ("forward", forward),
-            ("predict", run_predict),
-            ("predict + instances", with_instances),
-        )
-    }
+    results = {name: best_of(fn, args.repeat) for name, fn in runs}
     size = path.stat().st_size / 2**20
     print(
         f"model {path.name} ({size:.1f} MB), image: {source}, torch threads "

@@ -21,7 +21,11 @@ The validation ids are the ones the model file records (the training script's sp
 the validation images rescaled by each factor (images linearly, anti-aliased when
 shrunk; true instances by nearest neighbour; the minimum object area scaled with the
 area when shrunk): how the model copes with pixel sizes other than DSB2018's, as another
-objective or camera gives them.
+objective or camera gives them. With ``--object-diameter`` each factor also gets row
+(f): the model through ``predict_objects(..., object_diameter="auto")``, which estimates
+the nuclei's size from a first prediction and rescales images whose nuclei lie outside
+the sizes the model was trained on (its minimum area follows that rescaling, not the
+known factor).
 """
 
 from __future__ import annotations
@@ -111,6 +115,12 @@ def main(argv=None) -> int:
         default=[],
         help="also score (d) on the images rescaled by these factors",
     )
+    parser.add_argument(
+        "--object-diameter",
+        action="store_true",
+        help="also score row (f) at every --scales factor: predict_objects(object_diameter="
+        "'auto'), which rescales images whose objects lie outside the trained sizes",
+    )
     args = parser.parse_args(argv)
 
     from napari_segkit.kaggle import read_dsb2018
@@ -192,7 +202,33 @@ def main(argv=None) -> int:
             for r in records:
                 r.kind = kinds[r.id]
             show(f"(d) at scale {factor:g}: {path} (min area {min_size})", records, started)
+        if args.object_diameter:
+            started = time.monotonic()
+            records, magnified = object_size_records(args.model, scaled, kinds)
+            show(
+                f"(f) at scale {factor:g}: {args.model}, object_diameter='auto' "
+                f"({magnified} of {len(scaled)} images magnified)",
+                records,
+                started,
+            )
     return 0
+
+
+def object_size_records(model, samples, kinds: dict) -> tuple[list, int]:
+    """DSB2018 scores of ``predict_objects(model, image, object_diameter="auto")`` -- the
+    image rescaled when its objects' estimated size lies outside the trained range -- and
+    how many images it magnified or shrank."""
+    from napari_segkit.kaggle.evaluation import score_instances
+    from napari_segkit.models import load_model
+    from napari_segkit.tiling import predict_objects
+
+    model = load_model(model)
+    records, magnified = [], 0
+    for s in samples:
+        result = predict_objects(model, s.image, object_diameter="auto")
+        magnified += result.scale != 1.0
+        records.append(score_instances(s.id, kinds[s.id], s.instances, result.instances))
+    return records, magnified
 
 
 if __name__ == "__main__":

@@ -70,7 +70,6 @@ def tune_and_record(path: Path, val_samples, config: dict) -> dict:
     """Search threshold / seed threshold / min area on the validation images (DSB2018 mean
     AP of the watershed's instances) and write the best into the model file."""
     from napari_segkit.kaggle import tune_postprocessing
-    from napari_segkit.models import load_model, save_model
 
     result = tune_postprocessing(
         [path],
@@ -82,16 +81,35 @@ def tune_and_record(path: Path, val_samples, config: dict) -> dict:
         min_areas=config["tune_min_areas"],
     )
     best = result["best"]
-    model_file = load_model(path)
-    info = model_file.info
-    training = dict(info.training)
-    training["postprocessing"] = {
+    postprocessing = {
         "threshold": best["threshold"],
         "seed_threshold": best["seed_threshold"],
         "min_size": best["min_area"],
         "tuned_on": "the validation split (validation_ids), metric: DSB2018 mean AP",
         "score": best["score"],
     }
+    rewrite_training(path, postprocessing=postprocessing)
+    return postprocessing
+
+
+def record_object_sizes(path: Path, train_samples) -> dict:
+    """Write the training images' object diameters into the model file (what
+    ``predict_objects(object_diameter=...)`` rescales to). ``train()`` records them itself
+    for instance targets; this adds them to a file made before it did."""
+    from napari_segkit.core.object_size import diameter_range
+
+    sizes = diameter_range([s.instances for s in train_samples])
+    rewrite_training(path, object_diameter=sizes)
+    return sizes
+
+
+def rewrite_training(path: Path, **entries) -> None:
+    """Replace `entries` of the model file's ``training`` section; weights and every other
+    field stay as they are."""
+    from napari_segkit.models import load_model, save_model
+
+    model_file = load_model(path)
+    info = model_file.info
     save_model(
         path,
         model_file.model,
@@ -101,9 +119,8 @@ def tune_and_record(path: Path, val_samples, config: dict) -> dict:
         color=info.color,
         tile_size=info.tile_size,
         overlap=info.overlap,
-        training=training,
+        training={**info.training, **entries},
     )
-    return training["postprocessing"]
 
 
 def load_split(data: Path, config: dict):
@@ -159,6 +176,11 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--tune-only", action="store_true", help="only (re)tune the post-processing of --out"
     )
+    parser.add_argument(
+        "--record-object-sizes",
+        action="store_true",
+        help="only write the training images' object diameters into --out",
+    )
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
 
@@ -194,6 +216,9 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     train_samples, val_samples, kinds = load_split(args.data / "stage1_train", config)
     print(f"{len(train_samples)} training and {len(val_samples)} validation images")
+    if args.record_object_sizes:
+        print(f"training object diameters: {record_object_sizes(args.out, train_samples)}")
+        return 0
     if args.tune_only:
         print(f"tuned post-processing: {tune_and_record(args.out, val_samples, config)}")
         return 0
