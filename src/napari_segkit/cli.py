@@ -183,6 +183,19 @@ def _check_object_options(args: argparse.Namespace, to_zarr: bool) -> None:
             raise ValueError(f"'{objects}' already exists; pass --overwrite to replace it")
 
 
+def _add_object_diameter(parser: argparse.ArgumentParser, note: str = "") -> None:
+    """``--object-diameter auto|PIXELS`` (predict, evaluate, submit)."""
+    parser.add_argument(
+        "--object-diameter",
+        type=_object_diameter,
+        metavar="auto|PIXELS",
+        help="the objects' diameter in the images (pixels), or 'auto' to estimate it from "
+        "a first prediction: an image whose objects lie outside the sizes the model was "
+        "trained on is rescaled to them, predicted, and the result resized back (models "
+        f"that record their training object sizes) {note}".strip(),
+    )
+
+
 def _object_diameter(value: str):
     """``--object-diameter``: "auto" or a positive number of pixels."""
     if value == "auto":
@@ -552,7 +565,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.submission:
         return _evaluate_submission(args, images, instances, ids)
     from .core.instances import boundary_target, instances_from_prediction
-    from .kaggle.ensemble import ensemble_probabilities, load_models, postprocess
+    from .kaggle.ensemble import ensemble_at_object_size, load_models, postprocess
 
     models = load_models(args.model)
     info = models[0].info
@@ -561,18 +574,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     truth, pred, records = [], [], []
     with progress_bar("evaluate", "image", quiet=args.quiet, total=len(images)) as (bar, _):
         for image, label, objects, image_id in zip(images, labels, instances, ids, strict=True):
-            probs = ensemble_probabilities(models, np.asarray(image), tta=args.tta)
+            post = {"threshold": args.threshold, "seed_threshold": args.seed_threshold}
+            probs, scale = ensemble_at_object_size(
+                models,
+                image,
+                object_diameter=args.object_diameter,
+                tta=args.tta,
+                min_size=args.min_area,
+                **post,
+            )
             if boundary:  # semantic scores against the boundary targets it was trained on
                 label = boundary_target(np.asarray(objects if objects is not None else label))
             truth.append(np.asarray(label).ravel())
             pred.append(postprocess(probs, threshold=args.threshold).ravel())
             if objects is not None and np.ndim(objects) == 2:
                 predicted = instances_from_prediction(
-                    probs,
-                    threshold=args.threshold,
-                    seed_threshold=args.seed_threshold,
-                    min_size=args.min_area,
-                    watershed=boundary,
+                    probs, min_size=round(args.min_area / scale**2), watershed=boundary, **post
                 )
                 kind = image_kind(np.asarray(image))
                 records.append(score_instances(image_id, kind, objects, predicted))
@@ -674,6 +691,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
             seed_threshold=args.seed_threshold,
             order=args.order,
             overwrite=args.overwrite,
+            object_diameter=args.object_diameter,
             progress=progress,
         )
     with open(out) as f:
@@ -848,15 +866,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="3D models: predict at the model's voxel spacing and map the result back",
     )
-    p.add_argument(
-        "--object-diameter",
-        type=_object_diameter,
-        metavar="auto|PIXELS",
-        help="the objects' diameter in the input (pixels), or 'auto' to estimate it from a "
-        "first prediction: an input whose objects lie outside the sizes the model was "
-        "trained on is rescaled to them, predicted, and the result resized back (.tif "
-        "OUTPUT; models that record their training object sizes)",
-    )
+    _add_object_diameter(p, "(.tif OUTPUT)")
     p.add_argument(
         "--instances",
         metavar="INSTANCES.tif",
@@ -1027,6 +1037,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed-threshold", type=float, default=0.7, help="watershed seeds (boundary models)"
     )
     p.add_argument("--min-area", type=int, default=0, help="drop smaller objects")
+    _add_object_diameter(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_evaluate)
 
@@ -1082,6 +1093,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=config.RLE_ORDERS[0],
         help="RLE pixel order: F column-major (Kaggle's default), C row-major",
     )
+    _add_object_diameter(p)
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_submit)

@@ -280,3 +280,58 @@ def test_read_submission_as_instances_refuses_overlapping_objects(tmp_path):
     path.write_text("\n".join(",".join(r) for r in rows) + "\n")
     with pytest.raises(ValueError, match="line 3 .*overlaps an earlier one"):
         read_submission(path, {"x": (6, 6), "y": (6, 6)}, instances=True)
+
+
+def test_submit_and_evaluate_at_the_models_object_size(tmp_path, held_out_fluorescence, capsys):
+    """Kaggle test sets mix pixel sizes (DSB2018's second stage did). A real held-out
+    DSB2018 image at 40 % of its pixel size, in the competition's layout: --object-diameter
+    auto gives the same objects as predict_objects, scores better than predicting it as
+    it is, and is refused for a model that records no object sizes."""
+    from skimage.io import imsave
+    from skimage.transform import rescale
+
+    from napari_segkit.kaggle import read_dsb2018
+    from napari_segkit.kaggle.evaluation import score_models, summarise
+    from napari_segkit.samples import DEFAULT_MODEL as NUCLEI
+    from napari_segkit.tiling import predict_objects
+
+    sample = held_out_fluorescence
+    image = rescale(sample.image.astype(np.float32), 0.4, channel_axis=-1, preserve_range=True)
+    truth = rescale(sample.instances, 0.4, order=0, anti_aliasing=False, preserve_range=True)
+    (tmp_path / "small" / "images").mkdir(parents=True)
+    (tmp_path / "small" / "masks").mkdir()
+    imsave(tmp_path / "small" / "images" / "small.png", image.astype(np.uint8))
+    for n in np.unique(truth)[1:]:
+        mask = ((truth == n) * 255).astype(np.uint8)
+        imsave(tmp_path / "small" / "masks" / f"{int(n)}.png", mask, check_contrast=False)
+    (small,) = read_dsb2018(tmp_path, ids=["small"])
+
+    tuned = load_model(NUCLEI).info.training["postprocessing"]
+    post = {"threshold": tuned["threshold"], "seed_threshold": tuned["seed_threshold"]}
+    out = make_submission(
+        [NUCLEI], tmp_path, tmp_path / "s.csv", layout="object", min_area=tuned["min_size"],
+        object_diameter="auto", **post,
+    )  # fmt: skip
+    submitted = read_submission(out, {"small": small.image.shape[:2]}, instances=True)["small"]
+    expected = predict_objects(NUCLEI, small.image, object_diameter="auto")
+    assert expected.scale > 1.5
+    found = {frozenset(np.flatnonzero(submitted == n)) for n in np.unique(submitted)[1:]}
+    wanted = {frozenset(np.flatnonzero(expected.instances == n)) for n in range(1, 1000)}
+    assert found == wanted - {frozenset()}
+
+    auto = score_models(
+        NUCLEI, [small], object_diameter="auto", min_size=tuned["min_size"], **post
+    )
+    plain = score_models(NUCLEI, [small], min_size=tuned["min_size"], **post)
+    assert auto[0].ap > plain[0].ap  # as it is, with the tuned post-processing
+    args = ["evaluate", str(NUCLEI), "--dataset", str(tmp_path), "--min-area"]
+    args += [str(tuned["min_size"]), "--threshold", str(post["threshold"]), "-q"]
+    args += ["--seed-threshold", str(post["seed_threshold"]), "--object-diameter", "auto"]
+    assert main(args) == 0
+    mean_ap = summarise(auto)["all"]["ap"]
+    assert f"{mean_ap:.3f}" in capsys.readouterr().out.splitlines()[-1]
+    # a model without recorded sizes: said before anything is written
+    refused = ["submit", str(DEFAULT_MODEL), str(tmp_path), "--out", str(tmp_path / "x.csv")]
+    assert main([*refused, "--object-diameter", "auto"]) == 2
+    assert "does not record the object sizes" in capsys.readouterr().err
+    assert not (tmp_path / "x.csv").exists()

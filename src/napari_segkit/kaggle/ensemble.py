@@ -81,6 +81,78 @@ def ensemble_probabilities(
     return total / len(models)
 
 
+def ensemble_at_object_size(
+    models,
+    image,
+    *,
+    object_diameter: float | str | None,
+    tta: str | None = None,
+    threshold: float = 0.5,
+    seed_threshold: float = 0.7,
+    min_size: int = 0,
+) -> tuple[np.ndarray, float]:
+    """:func:`ensemble_probabilities` at the object size the models were trained on.
+
+    What ``predict_objects(..., object_diameter=...)`` does for one model, for a fold
+    ensemble: an image whose objects lie outside the diameters the models were trained
+    on (``ModelInfo.trained_diameters``) is rescaled to them, predicted, and the
+    probabilities resized back (:mod:`napari_segkit.core.object_size`).
+
+    Parameters
+    ----------
+    models : list of ModelFile
+        From :func:`load_models`; the first model's recorded sizes are used (the folds
+        of one ``train_kfold`` run record the same).
+    image : ndarray of shape (Y, X) or (Y, X, C)
+    object_diameter : None, "auto" or float
+        None: as :func:`ensemble_probabilities`. A number: the objects' diameter in
+        pixels; "auto": the median of a first prediction's instances.
+    tta : {None, "flips", "d4"}
+    threshold, seed_threshold, min_size
+        The post-processing that makes the first prediction's instances for "auto"
+        (:func:`~napari_segkit.core.instances.instances_from_prediction`).
+
+    Returns
+    -------
+    probabilities : ndarray of float32, shape (K, Y, X)
+    scale : float
+        The magnification the image was predicted at (1.0: as it is); minimum object
+        areas should be divided by its square.
+
+    Raises
+    ------
+    ValueError
+        A diameter for models that record no trained object sizes.
+    """
+    from ..core.instances import instances_from_prediction
+    from ..core.object_size import predict_at_object_size
+
+    image = np.asarray(image)
+    if object_diameter is None:
+        return ensemble_probabilities(models, image, tta=tta), 1.0
+    trained = models[0].info.trained_diameters()
+    if trained is None or models[0].info.spatial_dims != 2:
+        raise ValueError(
+            f"'{models[0].path}' does not record the object sizes it was trained on (2D "
+            "models trained on instances do), so it cannot predict at its object size"
+        )
+
+    def instances_of(probabilities):
+        return instances_from_prediction(
+            probabilities, threshold=threshold, seed_threshold=seed_threshold, min_size=min_size
+        )
+
+    probabilities, scale, _ = predict_at_object_size(
+        lambda img: ensemble_probabilities(models, img, tta=tta),
+        image,
+        spatial_axes=(0, 1),
+        trained=trained,
+        object_diameter=object_diameter,
+        instances_of=instances_of,
+    )
+    return probabilities, scale
+
+
 def postprocess(
     probabilities: np.ndarray, *, threshold: float = 0.5, min_area: int = 0
 ) -> np.ndarray:
@@ -131,4 +203,4 @@ def postprocess(
     return labels
 
 
-__all__ = ["ensemble_probabilities", "load_models", "postprocess"]
+__all__ = ["ensemble_at_object_size", "ensemble_probabilities", "load_models", "postprocess"]

@@ -68,6 +68,7 @@ def score_models(
     seed_threshold: float = 0.7,
     min_size: int = 0,
     watershed: bool = True,
+    object_diameter: float | str | None = None,
     progress=None,
 ) -> list[ImageScore]:
     """Predict every sample with `models` (averaged) and score its instances.
@@ -84,6 +85,10 @@ def score_models(
     watershed : bool
         False: connected components even for a boundary model (its interior and
         boundary classes together are the foreground).
+    object_diameter : None, "auto" or float
+        Predict each image at the object size the models were trained on
+        (:func:`~napari_segkit.kaggle.ensemble.ensemble_at_object_size`); `min_size`
+        follows the magnification.
     progress : callable, optional
         ``progress(done, total)`` after each image.
 
@@ -92,20 +97,24 @@ def score_models(
     list of ImageScore
     """
     from ..core.instances import instances_from_prediction
-    from .ensemble import ensemble_probabilities, load_models
+    from .ensemble import ensemble_at_object_size, load_models
 
     loaded = load_models(models if isinstance(models, (list, tuple)) else [models])
     records = []
     for done, sample in enumerate(samples, 1):
         if sample.instances is None:
             raise ValueError(f"sample {sample.id!r} has no true instances to score against")
-        probs = ensemble_probabilities(loaded, np.asarray(sample.image), tta=tta)
-        predicted = instances_from_prediction(
-            probs,
-            threshold=threshold,
-            seed_threshold=seed_threshold,
+        post = {"threshold": threshold, "seed_threshold": seed_threshold}
+        probs, scale = ensemble_at_object_size(
+            loaded,
+            sample.image,
+            object_diameter=object_diameter,
+            tta=tta,
             min_size=min_size,
-            watershed=watershed,
+            **post,
+        )
+        predicted = instances_from_prediction(
+            probs, min_size=round(min_size / scale**2), watershed=watershed, **post
         )
         records.append(
             score_instances(sample.id, image_kind(sample.image), sample.instances, predicted)

@@ -24,7 +24,7 @@ from ..core.instances import instances_from_prediction
 from ..core.io import SLICE_SUFFIXES, natural_key
 from ..core.rle import RLEError, rle_decode, rle_encode
 from .datasets import read_csv_rows, read_image
-from .ensemble import ensemble_probabilities, load_models, postprocess
+from .ensemble import ensemble_at_object_size, load_models, postprocess
 
 #: the fields an id rule may use
 ID_RULE_FIELDS = ("id", "class_id", "class_name")
@@ -194,6 +194,7 @@ def make_submission(
     seed_threshold: float = 0.7,
     order: str = "F",
     overwrite: bool = False,
+    object_diameter: float | str | None = None,
     progress=None,
 ) -> Path:
     """Predict every image with the ensemble of `models` and write a submission CSV.
@@ -210,6 +211,10 @@ def make_submission(
         Watershed seeds of a boundary model with ``layout="object"`` (see
         :func:`~napari_segkit.core.instances.instances_from_prediction`).
     order : RLE pixel order ("F" column-major, Kaggle's default; "C" row-major)
+    object_diameter : None, "auto" or float
+        Predict each image at the object size the models were trained on
+        (:func:`~napari_segkit.kaggle.ensemble.ensemble_at_object_size`); the minimum
+        area follows the magnification.
     progress : callable(done, total), optional
 
     Returns
@@ -228,13 +233,17 @@ def make_submission(
     items = list_images(images)
     class_names = loaded[0].info.class_names
     rows = []
+    post = {"threshold": threshold, "seed_threshold": seed_threshold, "min_size": min_area}
     for done, (image_id, path) in enumerate(items, 1):
-        probs = ensemble_probabilities(loaded, read_image(path), tta=tta)
-        labels = postprocess(probs, threshold=threshold, min_area=min_area)
+        probs, scale = ensemble_at_object_size(
+            loaded, read_image(path), object_diameter=object_diameter, tta=tta, **post
+        )
+        area = round(min_area / scale**2)  # the objects were that much larger when predicted
+        labels = postprocess(probs, threshold=threshold, min_area=area)
         objects = None
         if layout == "object" and probs.shape[0] >= 3:  # a boundary class: split touching ones
             objects = instances_from_prediction(
-                probs, threshold=threshold, seed_threshold=seed_threshold, min_size=min_area
+                probs, threshold=threshold, seed_threshold=seed_threshold, min_size=area
             )
             labels = (objects > 0).astype(np.uint8)
         rows += submission_rows(
