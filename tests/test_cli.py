@@ -257,6 +257,7 @@ def test_demo_adds_a_real_image(tmp_path, capsys, shared_data):
     assert objects.shape == (256, 320) and f": {objects.max()} objects" in text
     assert objects.max() > 20  # a crowded tissue image: dozens of nuclei
     assert (tmp_path / f"{image_id}_overlay.png").exists()
+    assert "objects about" in text and "px across; predicted" in text  # the size estimate
     assert main(["demo", "--out", str(tmp_path), "--image", str(tmp_path / "nope.png")]) == 2
 
 

@@ -660,7 +660,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"objects  {result['objects']} (touching nuclei split){scores}")
     if "image" in result:
         real = result["image"]
-        print(f"image    {args.image}: {real['objects']} objects")
+        print(f"image    {args.image}: {real['describe']}")
         print(f"         {real['overlay']}, {real['instances']}")
     return 0
 

@@ -156,21 +156,30 @@ def run_demo(
 
 
 def _segment_real_image(model_file, path, out_dir: Path) -> dict:
-    """Segment one real image: overlay PNG (classes) and instance labels TIFF."""
+    """Segment one real image: overlay PNG (classes) and instance labels TIFF.
+
+    The image's pixel size is unknown, so a model that records the object sizes it was
+    trained on (the default model does) predicts at them (``object_diameter="auto"``).
+    """
     import imageio.v3 as iio
     import tifffile
 
-    from .core.instances import instances_from_prediction
     from .kaggle.datasets import read_image
-    from .tiling import predict
+    from .tiling import predict_objects
 
     path = Path(path)
     image = read_image(path)
-    labels, probs = predict(model_file, image, output="both")
-    objects = instances_from_prediction(probs, **model_file.info.instance_options())
+    info = model_file.info
+    rescalable = info.spatial_dims == 2 and info.trained_diameters() is not None
+    found = predict_objects(model_file, image, object_diameter="auto" if rescalable else None)
     stem = path.name.split(".")[0]
     overlay = out_dir / f"{stem}_overlay.png"
-    iio.imwrite(overlay, overlay_rgb(image, labels, model_file.info.class_colors))
+    iio.imwrite(overlay, overlay_rgb(image, found.labels, info.class_colors))
     instances = out_dir / f"{stem}_instances.tif"
-    tifffile.imwrite(instances, objects, compression="zlib")
-    return {"overlay": overlay, "instances": instances, "objects": int(objects.max())}
+    tifffile.imwrite(instances, found.instances, compression="zlib")
+    return {
+        "overlay": overlay,
+        "instances": instances,
+        "objects": int(found.instances.max()),
+        "describe": found.describe(),
+    }
