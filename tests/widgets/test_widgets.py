@@ -478,7 +478,7 @@ def test_predict_rescales_small_nuclei_to_the_models_object_size(
     assert not widget.object_size.enabled
     widget.model.value = DEFAULT_MODEL
     assert widget.object_size.enabled and widget.instances.value
-    widget.object_size.value = "auto"
+    assert widget.object_size.value == "auto"  # the default for a model that records sizes
     widget.run()
     _wait(qtbot, widget)
     expected = predict_objects(DEFAULT_MODEL, small, object_diameter="auto")
@@ -487,11 +487,15 @@ def test_predict_rescales_small_nuclei_to_the_models_object_size(
     np.testing.assert_array_equal(viewer.layers[f"{name} labels"].data, expected.labels)
     np.testing.assert_array_equal(viewer.layers[f"{name} instances"].data, expected.instances)
     assert any(f"magnified {expected.scale:.2f}x" in n for n in notes())
-    # a zarr output cannot be rescaled in memory: said, nothing run
+    # a zarr output is written block by block, not rescaled in memory: the choice goes
+    # away while "write to zarr" is ticked, and comes back with it unticked
     widget.to_zarr.value = True
+    assert not widget.object_size.enabled and widget.object_size.value is None
+    widget.object_size.value = "auto"  # from the console: refused with the reason
     widget.run()
-    assert any("works in memory" in n for n in notes())
-    assert not widget.jobs.running
+    assert any("works in memory" in n for n in notes()) and not widget.jobs.running
+    widget.to_zarr.value = False
+    assert widget.object_size.enabled and widget.object_size.value == "auto"
 
 
 def test_predict_refuses_an_in_memory_result_larger_than_memory(

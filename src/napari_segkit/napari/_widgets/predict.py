@@ -225,16 +225,28 @@ class PredictWidget(Container):
             return  # reported when Run is pressed
         self.instances.value = info.splits_touching
         self.model_info.value = describe_model(info)
-        # rescaling by object size needs the sizes the model was trained on
+        self._offer_object_size(info)
+
+    def _offer_object_size(self, info) -> None:
+        """Rescaling by object size needs the sizes the model was trained on, and works in
+        memory. Offered, it starts at "auto": a layer's pixel size in the model's terms is
+        unknown, and "auto" leaves images whose objects are in the trained range alone
+        (README: -0.001 mean AP at DSB2018's own scale, +0.05 at half of it)."""
         sizes = info.trained_diameters() if info.spatial_dims == 2 else None
-        self.object_size.enabled = sizes is not None
-        if sizes is None:
-            self.object_size.value = None
-        else:
+        offered = sizes is not None and not self.to_zarr.value
+        self.object_size.enabled = offered
+        self.object_size.value = "auto" if offered else None
+        if sizes is not None:
             self.diameter.value = round(sum(sizes) / 2)
 
     def _toggle_zarr(self, on: bool) -> None:
+        from ...models import read_model_info
+
         self.zarr_path.visible = self.overwrite.visible = bool(on)
+        try:
+            self._offer_object_size(read_model_info(self.model.value))
+        except (OSError, ValueError):
+            self.object_size.enabled, self.object_size.value = False, None
 
     def run(self, *_) -> None:
         """Check the form, then predict in a worker thread (errors become notifications)."""
