@@ -496,6 +496,13 @@ def test_predict_rescales_small_nuclei_to_the_models_object_size(
     assert any("works in memory" in n for n in notes()) and not widget.jobs.running
     widget.to_zarr.value = False
     assert widget.object_size.enabled and widget.object_size.value == "auto"
+    # the user's own choice survives ticking and unticking "write to zarr"
+    widget.object_size.value, widget.diameter.value = "given", 12.0
+    widget.to_zarr.value = True
+    assert widget.object_size.value is None
+    widget.to_zarr.value = False
+    assert widget.object_size.value == "given" and widget.diameter.value == 12.0
+    assert widget.object_diameter() == 12.0
 
 
 def test_predict_refuses_an_in_memory_result_larger_than_memory(

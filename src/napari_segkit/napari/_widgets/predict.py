@@ -202,6 +202,7 @@ class PredictWidget(Container):
                 self.jobs,
             ]
         )
+        self._size_choice = "auto"  # the object size to give back when zarr is unticked
         self.to_zarr.changed.connect(self._toggle_zarr)
         self.object_size.changed.connect(
             lambda how: setattr(self.diameter, "visible", how == "given")
@@ -227,24 +228,27 @@ class PredictWidget(Container):
         self.model_info.value = describe_model(info)
         self._offer_object_size(info)
 
-    def _offer_object_size(self, info) -> None:
+    def _offer_object_size(self, info, choice: str | None = "auto") -> None:
         """Rescaling by object size needs the sizes the model was trained on, and works in
-        memory. Offered, it starts at "auto": a layer's pixel size in the model's terms is
-        unknown, and "auto" leaves images whose objects are in the trained range alone
-        (README: -0.001 mean AP at DSB2018's own scale, +0.05 at half of it)."""
+        memory. Offered, it starts at `choice`: "auto" for a newly chosen model, since a
+        layer's pixel size in the model's terms is unknown and "auto" leaves images whose
+        objects are in the trained range alone (README: -0.001 mean AP at DSB2018's own
+        scale, +0.05 at half of it)."""
         sizes = info.trained_diameters() if info.spatial_dims == 2 else None
         offered = sizes is not None and not self.to_zarr.value
         self.object_size.enabled = offered
-        self.object_size.value = "auto" if offered else None
-        if sizes is not None:
+        self.object_size.value = choice if offered else None
+        if sizes is not None and choice == "auto":
             self.diameter.value = round(sum(sizes) / 2)
 
     def _toggle_zarr(self, on: bool) -> None:
         from ...models import read_model_info
 
         self.zarr_path.visible = self.overwrite.visible = bool(on)
+        if on:  # the user's choice, given back (with its diameter) when unticked
+            self._size_choice = self.object_size.value if self.object_size.enabled else "auto"
         try:
-            self._offer_object_size(read_model_info(self.model.value))
+            self._offer_object_size(read_model_info(self.model.value), self._size_choice)
         except (OSError, ValueError):
             self.object_size.enabled, self.object_size.value = False, None
 
