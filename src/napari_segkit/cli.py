@@ -765,21 +765,32 @@ def _out_of_fold(model_paths, images, labels, ids):
 
 def _dask_client(address: str):
     """A dask.distributed client: ``local:N`` starts N local worker processes."""
-    try:
-        from dask.distributed import Client, LocalCluster
-    except ImportError:
-        raise ValueError(
-            "--cluster needs dask.distributed: pip install 'napari-segkit[distributed]'"
-        ) from None
-
-    if address.startswith("local"):
+    n_local = None
+    if address.startswith("local"):  # checked first: a typo is answered without dask
         n = address.partition(":")[2] or "2"
         if not n.isdigit() or int(n) < 1:
             raise ValueError(
                 f"--cluster local:N needs a number of workers N >= 1, got {address!r}"
             )
-        n = int(n)
-        return Client(LocalCluster(n_workers=n, threads_per_worker=1, processes=True))
+        n_local = int(n)
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ModuleNotFoundError:
+        raise ValueError(
+            "--cluster needs dask.distributed: pip install 'napari-segkit[distributed]'"
+        ) from None
+    except ImportError as err:  # installed, but from another release than dask
+        import dask
+
+        raise ValueError(
+            f"--cluster: dask.distributed is installed but cannot be imported ({err}); "
+            f"install the release matching dask {dask.__version__}: "
+            "pip install 'napari-segkit[distributed]'"
+        ) from None
+
+    if n_local is not None:
+        cluster = LocalCluster(n_workers=n_local, threads_per_worker=1, processes=True)
+        return Client(cluster)
     return Client(address)
 
 
