@@ -68,7 +68,7 @@ else
 fi
 # shellcheck disable=SC2086
 python -m pip install -q -e ".[testing]" ${SEGKIT_NAPARI:+"$SEGKIT_NAPARI"}
-python -m pip list 2>/dev/null | grep -iE "^(napari|npe2|torch|torchvision|segmentation|zarr|dask|PyQt6) " || true
+python -m pip list 2>/dev/null | grep -iE "^(napari|npe2|torch|torchvision|segmentation|zarr|dask|distributed|PyQt6) " || true
 
 echo "::: pytest under a virtual X server"
 exec xvfb-run -a python -m pytest "$@"
