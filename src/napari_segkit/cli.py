@@ -780,11 +780,11 @@ def _dask_client(address: str):
             "--cluster needs dask.distributed: pip install 'napari-segkit[distributed]'"
         ) from None
     except ImportError as err:  # installed, but from another release than dask
-        import dask
+        from importlib.metadata import version
 
         raise ValueError(
-            f"--cluster: dask.distributed is installed but cannot be imported ({err}); "
-            f"install the release matching dask {dask.__version__}: "
+            f"--cluster: distributed {version('distributed')} is installed but cannot be "
+            f"imported with dask {version('dask')} ({err}); install the matching release: "
             "pip install 'napari-segkit[distributed]'"
         ) from None
 
