@@ -486,3 +486,17 @@ def test_predict_at_the_models_object_size_writes_labels_and_instances(
     with pytest.raises(SystemExit):
         main([*args, "--object-diameter", "-4"])
     assert "positive number of pixels" in capsys.readouterr().err
+
+
+def test_cluster_address_local_n_versus_a_scheduler_named_localhost():
+    from napari_segkit.cli import _local_workers
+
+    assert _local_workers("local:3") == 3
+    assert _local_workers("local") == 2
+    # a scheduler's address, not "local:8786" (which would start 8786 workers)
+    assert _local_workers("localhost:8786") is None
+    assert _local_workers("tcp://10.0.0.1:8786") is None
+    with pytest.raises(ValueError, match="local:x"):
+        _local_workers("local:x")
+    with pytest.raises(ValueError, match="N >= 1"):
+        _local_workers("local:0")

@@ -763,16 +763,21 @@ def _out_of_fold(model_paths, images, labels, ids):
     return [k[0] for k in kept], [k[1] for k in kept], [k[2] for k in kept]
 
 
+def _local_workers(address: str) -> int | None:
+    """N for ``--cluster local:N`` (``local`` alone: 2), None for a scheduler address.
+
+    Only ``local`` and ``local:...`` count: ``localhost:8786`` is a scheduler's address."""
+    if address != "local" and not address.startswith("local:"):
+        return None
+    n = address.partition(":")[2] or "2"
+    if not n.isdigit() or int(n) < 1:
+        raise ValueError(f"--cluster local:N needs a number of workers N >= 1, got {address!r}")
+    return int(n)
+
+
 def _dask_client(address: str):
     """A dask.distributed client: ``local:N`` starts N local worker processes."""
-    n_local = None
-    if address.startswith("local"):  # checked first: a typo is answered without dask
-        n = address.partition(":")[2] or "2"
-        if not n.isdigit() or int(n) < 1:
-            raise ValueError(
-                f"--cluster local:N needs a number of workers N >= 1, got {address!r}"
-            )
-        n_local = int(n)
+    n_local = _local_workers(address)  # checked first: a typo is answered without dask
     try:
         from dask.distributed import Client, LocalCluster
     except ModuleNotFoundError:

@@ -228,7 +228,7 @@ class PredictWidget(Container):
         self.model_info.value = describe_model(info)
         self._offer_object_size(info)
 
-    def _offer_object_size(self, info, choice: str | None = "auto") -> None:
+    def _offer_object_size(self, info, choice: str = "auto") -> None:
         """Rescaling by object size needs the sizes the model was trained on, and works in
         memory. Offered, it starts at `choice`: "auto" for a newly chosen model, since a
         layer's pixel size in the model's terms is unknown and "auto" leaves images whose
