@@ -14,7 +14,8 @@ foreground Dice, mean AP over IoU 0.5:0.05:0.95 and AP@0.5 (the DSB2018 scores) 
 (d) the new default model, instances by watershed from its interior class,
 (e) (d) with flip test-time augmentation,
 
-plus any ``--compare`` models (e.g. the colour-model experiment), with (d)'s settings.
+plus any ``--compare`` models (e.g. the colour-model experiment) as (d), each with the
+post-processing its own file records (the default's where it records none).
 The validation ids are the ones the model file records (the training script's split).
 
 ``--scales 0.5 0.75 1.5 2`` adds, for the model and every ``--compare`` model, row (d) on
@@ -182,9 +183,21 @@ def main(argv=None) -> int:
                 r.kind = kinds[r.id]  # the kind of the original image, not its gray copy
         show(label, records, started)
     for path in args.compare:
+        # each model with the post-processing its own file records (tuned on this split by
+        # the training script), the default's where it records none
+        own = read_model_info(path).training.get("postprocessing", tuned)
+        settings = {
+            "threshold": own.get("threshold", post["threshold"]),
+            "seed_threshold": (
+                args.seed_threshold
+                if args.seed_threshold is not None
+                else own.get("seed_threshold", seed)
+            ),
+            "min_size": own.get("min_size", post["min_size"]),
+        }
         started = time.monotonic()
-        records = score_models([path], samples, seed_threshold=seed, **post)
-        show(f"{path}, watershed", records, started)
+        records = score_models([path], samples, **settings)
+        show(f"{path}, watershed {settings}", records, started)
     kinds = {s.id: image_kind(s.image) for s in samples}
     for factor in args.scales:
         scaled = rescaled_samples(samples, factor)

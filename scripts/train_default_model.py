@@ -57,6 +57,9 @@ CONFIG = {
     "patience": 16,
     "seed": 0,
     "val_fraction_per_kind": 0.15,
+    # image kinds trained on (None: all); the validation split keeps every kind either way,
+    # so a model trained on one kind is scored on all of them
+    "train_kinds": None,
     "split_seed": 0,
     # post-processing grid searched on the validation split after training (recorded in
     # the model file as training["postprocessing"]; the widgets and demo use it)
@@ -143,6 +146,7 @@ def load_split(data: Path, config: dict):
 
 def main(argv=None) -> int:
     from napari_segkit.config import KEEP_CHOICES  # light: no torch until training starts
+    from napari_segkit.kaggle import KINDS
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data/dsb2018-train"))
@@ -169,6 +173,12 @@ def main(argv=None) -> int:
         choices=KEEP_CHOICES,
         help="the epoch the file holds (default: the best by validation mean Dice)",
     )
+    parser.add_argument(
+        "--train-kinds",
+        nargs="+",
+        choices=KINDS,
+        help="train on these image kinds only (override CONFIG['train_kinds']; validation: all)",
+    )
     parser.add_argument("--minutes", type=float, help="stop after this long (keeps the best)")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--device", default="auto")
@@ -194,7 +204,8 @@ def main(argv=None) -> int:
         config["color"] = args.color
     if args.color == "gray":  # the alternative measured against: gray + auto inversion
         config["normalization"] = {**config["normalization"], "invert": "auto"}
-    for key in ("epochs", "loss", "lr", "seed", "patch_size", "batch_size", "zoom", "keep"):
+    overridable = ("epochs", "loss", "lr", "seed", "patch_size", "batch_size", "zoom", "keep")
+    for key in (*overridable, "train_kinds"):
         if getattr(args, key) is not None:
             config[key] = getattr(args, key)
     earlier_stages = []
@@ -215,6 +226,10 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     train_samples, val_samples, kinds = load_split(args.data / "stage1_train", config)
+    if config["train_kinds"]:
+        train_samples = [s for s in train_samples if kinds[s.id] in config["train_kinds"]]
+        if not train_samples:
+            parser.error(f"no training images of kinds {config['train_kinds']}")
     print(f"{len(train_samples)} training and {len(val_samples)} validation images")
     if args.record_object_sizes:
         print(f"training object diameters: {record_object_sizes(args.out, train_samples)}")

@@ -79,3 +79,44 @@ def test_a_gray_image_reaches_the_colour_model_unchanged_in_meaning(shared_data)
     assert agree > 0.999
     with pytest.raises(ValueError, match="channels"):
         predict(DEFAULT_MODEL, np.zeros((64, 64, 2), np.uint8), axes="YXC")
+
+
+def _training_script():
+    """scripts/train_default_model.py as a module (the scripts are not a package)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "scripts" / "train_default_model.py"
+    spec = importlib.util.spec_from_file_location("train_default_model", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_training_script_trains_on_the_image_kinds_it_is_told(shared_data, tmp_path):
+    """``--train-kinds`` keeps only those kinds' training images (the validation split keeps
+    all): the per-kind counts the script records add up to the count over all kinds."""
+    import shutil
+
+    kinds = read_model_info(DEFAULT_MODEL).training["validation_kinds"]
+    wanted = {"fluorescence": 4, "tissue": 4, "brightfield": 2}
+    data = tmp_path / "dsb"
+    (data / "stage1_train").mkdir(parents=True)
+    for kind, count in wanted.items():
+        for sample_id in sorted(i for i, k in kinds.items() if k == kind)[:count]:
+            source = shared_data / "dsb2018-train" / "stage1_train" / sample_id
+            (data / "stage1_train" / sample_id).symlink_to(source)
+    script = _training_script()
+
+    def images_trained_on(*train_kinds):
+        out = tmp_path / f"model_{'_'.join(train_kinds) or 'all'}.safetensors"
+        shutil.copy(DEFAULT_MODEL, out)
+        argv = ["--data", str(data), "--out", str(out), "--record-object-sizes"]
+        assert script.main(argv + (["--train-kinds", *train_kinds] if train_kinds else [])) == 0
+        return read_model_info(out).training["object_diameter"]["images"]
+
+    every_kind = images_trained_on()
+    per_kind = [images_trained_on(kind) for kind in wanted]
+    assert every_kind < sum(wanted.values())  # some of each kind were held out
+    assert all(n >= 1 for n in per_kind) and sum(per_kind) == every_kind
+    assert images_trained_on("fluorescence", "tissue") == per_kind[0] + per_kind[1]
