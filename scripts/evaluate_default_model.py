@@ -12,7 +12,8 @@ foreground Dice, mean AP over IoU 0.5:0.05:0.95 and AP@0.5 (the DSB2018 scores) 
 (c) the new default model, instances by connected components (its tuned threshold and
     minimum size, as (d) and (e)),
 (d) the new default model, instances by watershed from its interior class,
-(e) (d) with flip test-time augmentation,
+(e) (d) with test-time augmentation (``--tta``: flips, the default, or d4: flips and
+    rotations, 8 views),
 
 plus any ``--compare`` models (e.g. the colour-model experiment) as (d), each with the
 post-processing its own file records (the default's where it records none).
@@ -108,6 +109,9 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--compare", type=Path, nargs="*", default=[], help="more models")
     parser.add_argument("--seed-threshold", type=float, default=None)
+    parser.add_argument(
+        "--tta", choices=("flips", "d4"), default="flips", help="row (e)'s test-time views"
+    )
     parser.add_argument("--skip", nargs="*", default=[], help="rows to leave out (a b c d e)")
     parser.add_argument(
         "--scales",
@@ -161,7 +165,7 @@ def main(argv=None) -> int:
         ),
         "c": ("(c) new default, connected components", {"watershed": False}),
         "d": ("(d) new default, watershed", {}),
-        "e": ("(e) new default, watershed + flip TTA", {"tta": "flips"}),
+        "e": (f"(e) new default, watershed + {args.tta} TTA", {"tta": args.tta}),
     }
     for key, (label, options) in rows.items():
         if key in args.skip:
