@@ -68,6 +68,17 @@ def gray_samples(samples):
     return out
 
 
+#: what ``score_models`` is given for a file that records no tuned post-processing
+LIBRARY_POSTPROCESSING = {"threshold": 0.5, "seed_threshold": 0.7, "min_size": 0}
+
+
+def recorded_postprocessing(info, fallback: dict = LIBRARY_POSTPROCESSING) -> dict:
+    """The threshold, seed threshold and minimum size a model file's `info` records
+    (``training["postprocessing"]``), `fallback`'s where it records none."""
+    own = info.training.get("postprocessing", {})
+    return {key: own.get(key, value) for key, value in fallback.items()}
+
+
 def rescaled_samples(samples, factor: float):
     """The samples with image and true instances rescaled by `factor` (1: unchanged)."""
     from dataclasses import replace
@@ -143,13 +154,16 @@ def main(argv=None) -> int:
     if not val_ids:
         print(f"'{args.model}' records no validation ids", file=sys.stderr)
         return 2
-    tuned = info.training.get("postprocessing", {})
+    # every model with the post-processing its own file records (tuned on this split by the
+    # training script), the default model's where it records none; read once per file
+    default_post = recorded_postprocessing(info)
+    recorded = {args.model: default_post}
+    for path in args.compare:
+        recorded[path] = recorded_postprocessing(read_model_info(path), fallback=default_post)
     seed = (
-        args.seed_threshold
-        if args.seed_threshold is not None
-        else tuned.get("seed_threshold", 0.7)
+        args.seed_threshold if args.seed_threshold is not None else default_post["seed_threshold"]
     )
-    post = {"threshold": tuned.get("threshold", 0.5), "min_size": tuned.get("min_size", 0)}
+    post = {"threshold": default_post["threshold"], "min_size": default_post["min_size"]}
     samples = read_dsb2018(args.data / "stage1_train", ids=val_ids)
     print(f"{len(samples)} validation images of {args.model} (seed threshold {seed}, {post})\n")
 
@@ -187,18 +201,9 @@ def main(argv=None) -> int:
                 r.kind = kinds[r.id]  # the kind of the original image, not its gray copy
         show(label, records, started)
     for path in args.compare:
-        # each model with the post-processing its own file records (tuned on this split by
-        # the training script), the default's where it records none
-        own = read_model_info(path).training.get("postprocessing", tuned)
-        settings = {
-            "threshold": own.get("threshold", post["threshold"]),
-            "seed_threshold": (
-                args.seed_threshold
-                if args.seed_threshold is not None
-                else own.get("seed_threshold", seed)
-            ),
-            "min_size": own.get("min_size", post["min_size"]),
-        }
+        settings = dict(recorded[path])
+        if args.seed_threshold is not None:
+            settings["seed_threshold"] = args.seed_threshold
         started = time.monotonic()
         records = score_models([path], samples, **settings)
         show(f"{path}, watershed {settings}", records, started)
@@ -207,13 +212,13 @@ def main(argv=None) -> int:
         scaled = rescaled_samples(samples, factor)
         for path in [args.model, *args.compare]:
             started = time.monotonic()
-            own = read_model_info(path).training.get("postprocessing", tuned)  # its tuning
-            min_size = int(round(own.get("min_size", 0) * min(factor * factor, 1.0)))
+            own = recorded[path]
+            min_size = int(round(own["min_size"] * min(factor * factor, 1.0)))
             records = score_models(
                 [path],
                 scaled,
-                threshold=own.get("threshold", 0.5),
-                seed_threshold=own.get("seed_threshold", seed),
+                threshold=own["threshold"],
+                seed_threshold=own["seed_threshold"],
                 min_size=min_size,
             )
             for r in records:

@@ -204,8 +204,18 @@ def main(argv=None) -> int:
         config["color"] = args.color
     if args.color == "gray":  # the alternative measured against: gray + auto inversion
         config["normalization"] = {**config["normalization"], "invert": "auto"}
-    overridable = ("epochs", "loss", "lr", "seed", "patch_size", "batch_size", "zoom", "keep")
-    for key in (*overridable, "train_kinds"):
+    overridden_by_arguments = (
+        "epochs",
+        "loss",
+        "lr",
+        "seed",
+        "patch_size",
+        "batch_size",
+        "zoom",
+        "keep",
+        "train_kinds",
+    )
+    for key in overridden_by_arguments:
         if getattr(args, key) is not None:
             config[key] = getattr(args, key)
     earlier_stages = []
