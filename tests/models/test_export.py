@@ -67,6 +67,22 @@ def test_onnx_export_of_every_architecture_matches_pytorch(name):
     assert np.abs(got - expected).max() <= TOLERANCE
 
 
+def test_an_export_that_disagrees_with_pytorch_is_refused():
+    """The check behind every export can fail: a real ONNX graph of the same architecture
+    with other weights (what a wrongly frozen step amounts to) is refused, naming the gap."""
+    import onnxruntime as ort
+
+    from napari_segkit.models.export import check_against_torch
+
+    model = _tiny("unet")
+    torch.manual_seed(1)
+    other = build_model("unet", 1, 3, **get_architecture("unet").tiny_options).eval()
+    data, _ = to_onnx(other)
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    with pytest.raises(ExportError, match=r"'unet' differs from PyTorch by .* \(> 0.001\)"):
+        check_against_torch(model, lambda x: session.run(None, {"input": x})[0], "ONNX")
+
+
 @pytest.mark.parametrize("name", ARCHITECTURES)
 def test_torchscript_export_of_every_architecture_matches_pytorch(name):
     model = _tiny(name, num_classes=1)  # one sigmoid channel

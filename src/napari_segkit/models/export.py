@@ -47,8 +47,11 @@ from ..core.atomic import atomic_path
 from .imports import TORCHSCRIPT_META
 from .info import META_KEY
 
-#: largest absolute difference from PyTorch's probabilities an export may show
-TOLERANCE = 1e-4
+#: largest absolute difference from PyTorch's probabilities an export may show: about 10x
+#: the float32 round-off measured over every registered architecture (at most 1.1e-4,
+#: onnxruntime 1.32 on MAnet's spatial attention at 3 x 128 x 160, where PyTorch's own
+#: float32 result is 7.7e-5 from float64 and onnxruntime's 3.3e-5)
+TOLERANCE = 1e-3
 #: ONNX opset written (onnxruntime >= 1.14 runs it)
 OPSET = 18
 
