@@ -22,6 +22,8 @@ continues an interrupted run, with more ``--epochs`` if wanted) or on a GPU. ``-
 FILE`` starts a further stage from a finished file's weights with a new schedule (``--lr``,
 ``--seed``, ``--epochs``); the new file records the earlier stages (``earlier_stages``).
 The bundled file was made in four stages: README "The bundled default model" has the commands.
+``--width`` trains a wider (or narrower) network from scratch; on a GPU, ``--num-workers``
+feeds it (``--device cuda``: mixed precision).
 """
 
 from __future__ import annotations
@@ -161,6 +163,12 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--loss", choices=("dice+ce", "dice+border_ce"), help="override CONFIG['loss']"
     )
+    parser.add_argument(
+        "--width",
+        type=int,
+        help="override CONFIG['arch_options']['width'] (a new network: not with --init)",
+    )
+    parser.add_argument("--steps-per-epoch", type=int, help="override CONFIG['steps_per_epoch']")
     parser.add_argument("--lr", type=float, help="override CONFIG['lr']")
     parser.add_argument("--seed", type=int, help="override CONFIG['seed']")
     parser.add_argument("--patch-size", type=int, help="override CONFIG['patch_size']")
@@ -182,6 +190,9 @@ def main(argv=None) -> int:
     parser.add_argument("--minutes", type=float, help="stop after this long (keeps the best)")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--num-workers", type=int, default=0, help="data-loading processes (a GPU wants several)"
+    )
     parser.add_argument("--resume", action="store_true")
     parser.add_argument(
         "--tune-only", action="store_true", help="only (re)tune the post-processing of --out"
@@ -206,6 +217,7 @@ def main(argv=None) -> int:
         config["normalization"] = {**config["normalization"], "invert": "auto"}
     overridden_by_arguments = (
         "epochs",
+        "steps_per_epoch",
         "loss",
         "lr",
         "seed",
@@ -218,6 +230,13 @@ def main(argv=None) -> int:
     for key in overridden_by_arguments:
         if getattr(args, key) is not None:
             config[key] = getattr(args, key)
+    if args.width is not None:
+        if args.init:
+            parser.error(
+                f"--width {args.width} with --init {args.init}: a further stage continues "
+                "that file's network; train a wider one without --init"
+            )
+        config["arch_options"] = {**config["arch_options"], "width": args.width}
     earlier_stages = []
     if args.init:
         from napari_segkit.models import read_model_info
@@ -289,6 +308,7 @@ def main(argv=None) -> int:
             patience=config["patience"],
             seed=config["seed"],
             device=args.device,
+            num_workers=args.num_workers,
             resume=args.resume,
             overwrite=args.overwrite,
             class_names=["background", "nucleus", "boundary"],

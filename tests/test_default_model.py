@@ -93,19 +93,55 @@ def _training_script():
     return module
 
 
-def test_the_training_script_trains_on_the_image_kinds_it_is_told(shared_data, tmp_path):
+#: the image kinds of the small DSB2018 folder below, and how many of each
+SMALL_DSB_KINDS = {"fluorescence": 4, "tissue": 4, "brightfield": 2}
+
+
+@pytest.fixture
+def small_dsb(shared_data, tmp_path):
+    """A DSB2018 folder of 10 real samples (links into ../shared), the kinds as above."""
+    kinds = read_model_info(DEFAULT_MODEL).training["validation_kinds"]
+    data = tmp_path / "dsb"
+    (data / "stage1_train").mkdir(parents=True)
+    for kind, count in SMALL_DSB_KINDS.items():
+        for sample_id in sorted(i for i, k in kinds.items() if k == kind)[:count]:
+            source = shared_data / "dsb2018-train" / "stage1_train" / sample_id
+            (data / "stage1_train" / sample_id).symlink_to(source)
+    return data
+
+
+def test_the_training_script_trains_a_model_file_that_says_how_it_was_made(small_dsb, tmp_path):
+    """The script end to end (one short epoch of a narrow network): the file records the
+    overridden width and steps, the tuned post-processing and the validation split, and
+    predicts three classes; ``--width`` with ``--init`` is refused (a stage keeps its net)."""
+    script = _training_script()
+    out = tmp_path / "narrow.safetensors"
+    argv = ["--data", str(small_dsb), "--out", str(out), "--width", "4", "--epochs", "1"]
+    argv += ["--steps-per-epoch", "2", "--patch-size", "64", "--batch-size", "2"]
+    assert script.main(argv + ["--threads", "1"]) == 0
+    info = read_model_info(out)
+    assert info.options == {"width": 4, "depth": 4}
+    assert info.training["script_config"]["steps_per_epoch"] == 2
+    assert set(info.training["postprocessing"]) >= {"threshold", "seed_threshold", "min_size"}
+    assert 1 <= len(info.training["validation_ids"]) < sum(SMALL_DSB_KINDS.values())
+    from napari_segkit.tiling import predict
+
+    image = read_dsb2018(small_dsb / "stage1_train")[0].image
+    assert predict(out, image, output="probabilities").shape == (3, *image.shape[:2])
+    with pytest.raises(SystemExit):
+        script.main(
+            ["--data", str(small_dsb), "--out", str(tmp_path / "x.safetensors")]
+            + ["--init", str(out), "--width", "8"]
+        )
+    assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_the_training_script_trains_on_the_image_kinds_it_is_told(small_dsb, tmp_path):
     """``--train-kinds`` keeps only those kinds' training images (the validation split keeps
     all): the per-kind counts the script records add up to the count over all kinds."""
     import shutil
 
-    kinds = read_model_info(DEFAULT_MODEL).training["validation_kinds"]
-    wanted = {"fluorescence": 4, "tissue": 4, "brightfield": 2}
-    data = tmp_path / "dsb"
-    (data / "stage1_train").mkdir(parents=True)
-    for kind, count in wanted.items():
-        for sample_id in sorted(i for i, k in kinds.items() if k == kind)[:count]:
-            source = shared_data / "dsb2018-train" / "stage1_train" / sample_id
-            (data / "stage1_train" / sample_id).symlink_to(source)
+    data, wanted = small_dsb, SMALL_DSB_KINDS
     script = _training_script()
 
     def images_trained_on(*train_kinds):
