@@ -169,6 +169,7 @@ def main(argv=None) -> int:
         help="override CONFIG['arch_options']['width'] (a new network: not with --init)",
     )
     parser.add_argument("--steps-per-epoch", type=int, help="override CONFIG['steps_per_epoch']")
+    parser.add_argument("--w0", type=float, help="override CONFIG['w0'] (border weight)")
     parser.add_argument("--lr", type=float, help="override CONFIG['lr']")
     parser.add_argument("--seed", type=int, help="override CONFIG['seed']")
     parser.add_argument("--patch-size", type=int, help="override CONFIG['patch_size']")
@@ -219,6 +220,7 @@ def main(argv=None) -> int:
         "epochs",
         "steps_per_epoch",
         "loss",
+        "w0",
         "lr",
         "seed",
         "patch_size",
