@@ -69,6 +69,19 @@ def _restore_environment():
         os.environ.update(saved)
 
 
+@pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    """Undo a test's torch.set_num_threads (the training script's --threads sets it for the
+    whole process): a later test that compares this process's sums with a subprocess's
+    (kill -9 then resume, "bit-identical") needs both on torch's default thread count."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def local_cluster():
     """Start a real dask.distributed cluster of processes (one thread each) when called:
