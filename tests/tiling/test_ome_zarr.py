@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 import zarr
 
 from napari_segkit.core.io import write_stack
@@ -109,7 +110,9 @@ def test_stacks_keep_z_and_sharding_writes_one_file_per_block(tmp_path, model_fi
 SLOW = """
 import sys, time
 import numpy as np
+import torch
 from napari_segkit.tiling import predict
+torch.set_num_threads(int(sys.argv[4]))  # the test's own count: bit-identical sums
 predict(sys.argv[1], np.load(sys.argv[2]), tile_size=32, block_size=64, out=sys.argv[3],
         output="both", progress=lambda d, t: time.sleep(0.3))
 """
@@ -127,6 +130,7 @@ def test_sigkill_during_a_pyramid_write_then_rerun_is_bit_identical(tmp_path, mo
             str(model_file),
             str(tmp_path / "image.npy"),
             str(out),
+            str(torch.get_num_threads()),
         ]
     )
     done = out / ".segkit_done"

@@ -180,7 +180,9 @@ def test_3d_zarr_output_is_blockwise_resumable_and_equals_memory(unet3d, tmp_pat
 SLOW_3D = """
 import sys, time
 import numpy as np
+import torch
 from napari_segkit.tiling import predict
+torch.set_num_threads(int(sys.argv[4]))
 predict(sys.argv[1], np.load(sys.argv[2]), tile_size=32, block_size=64, out=sys.argv[3],
         output="both", normalization=None, progress=lambda d, t: time.sleep(0.4))
 """
@@ -203,7 +205,10 @@ def test_3d_kill_9_then_rerun_is_bit_identical(tmp_path, unet3d):
     out = tmp_path / "k.zarr"
     (tmp_path / "slow.py").write_text(SLOW_3D)
     script = [sys.executable, str(tmp_path / "slow.py"), str(model_path)]
-    proc = subprocess.Popen([*script, str(tmp_path / "volume.npy"), str(out)])
+    # the same thread count as this process: float32 sums split over another number of
+    # threads may round differently in the last bit, and the test asks for bit-identity
+    threads = str(torch.get_num_threads())
+    proc = subprocess.Popen([*script, str(tmp_path / "volume.npy"), str(out), threads])
     done = out / ".segkit_done"
     deadline = time.time() + 120
     while time.time() < deadline and not (done.is_dir() and len(os.listdir(done)) >= 2):

@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 import zarr
 
 from napari_segkit.cli import main
@@ -21,7 +22,9 @@ from napari_segkit.tiling import predict
 SLOW_RUN = """
 import sys, time
 import numpy as np
+import torch
 from napari_segkit.tiling import predict
+torch.set_num_threads(int(sys.argv[4]))  # the test's own count: bit-identical sums
 predict(sys.argv[1], np.load(sys.argv[2]), tile_size=32, out=sys.argv[3], block_size=32,
         output="both", progress=lambda done, total: time.sleep(0.25))
 """
@@ -44,7 +47,14 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path, model_file):
     script = tmp_path / "slow.py"
     script.write_text(SLOW_RUN)
     proc = subprocess.Popen(
-        [sys.executable, str(script), str(model_file), str(tmp_path / "image.npy"), str(out)]
+        [
+            sys.executable,
+            str(script),
+            str(model_file),
+            str(tmp_path / "image.npy"),
+            str(out),
+            str(torch.get_num_threads()),
+        ]
     )
     done_dir = out / ".segkit_done"
     deadline = time.time() + 120
