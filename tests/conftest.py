@@ -72,8 +72,7 @@ def _restore_environment():
 @pytest.fixture(autouse=True)
 def _restore_torch_threads():
     """Undo a test's torch.set_num_threads (the training script's --threads sets it for the
-    whole process): a later test that compares this process's sums with a subprocess's
-    (kill -9 then resume, "bit-identical") needs both on torch's default thread count."""
+    whole process), so that no test runs on a thread count an earlier one left behind."""
     import torch
 
     threads = torch.get_num_threads()

@@ -3,15 +3,8 @@ block, opened by napari-ome-zarr as labels, crash-safe (kill -9, then a bit-iden
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-
 import numpy as np
 import pytest
-import torch
 import zarr
 
 from napari_segkit.core.io import write_stack
@@ -107,39 +100,14 @@ def test_stacks_keep_z_and_sharding_writes_one_file_per_block(tmp_path, model_fi
         )
 
 
-SLOW = """
-import sys, time
-import numpy as np
-import torch
-from napari_segkit.tiling import predict
-torch.set_num_threads(int(sys.argv[4]))  # the test's own count: bit-identical sums
-predict(sys.argv[1], np.load(sys.argv[2]), tile_size=32, block_size=64, out=sys.argv[3],
-        output="both", progress=lambda d, t: time.sleep(0.3))
-"""
-
-
-def test_sigkill_during_a_pyramid_write_then_rerun_is_bit_identical(tmp_path, model_file):
+def test_sigkill_during_a_pyramid_write_then_rerun_is_bit_identical(
+    tmp_path, model_file, kill_mid_prediction
+):
     image = np.random.default_rng(3).random((2, 200, 200)).astype(np.float32)
-    np.save(tmp_path / "image.npy", image)
     out = tmp_path / "k.ome.zarr"
-    (tmp_path / "slow.py").write_text(SLOW)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(tmp_path / "slow.py"),
-            str(model_file),
-            str(tmp_path / "image.npy"),
-            str(out),
-            str(torch.get_num_threads()),
-        ]
-    )
-    done = out / ".segkit_done"
-    deadline = time.time() + 120
-    while time.time() < deadline and not (done.is_dir() and len(os.listdir(done)) >= 3):
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert 3 <= len(os.listdir(done)) < 32  # 2 planes x 4 x 4 blocks
+    options = {"tile_size": 32, "block_size": 64, "output": "both"}
+    n_done = kill_mid_prediction(model_file, image, out, blocks=3, pause=0.3, **options)
+    assert 3 <= n_done < 32  # 2 planes x 4 x 4 blocks
     assert zarr.open_group(str(out), mode="r").attrs["segkit"]["complete"] is False
     predict(str(model_file), image, tile_size=32, block_size=64, out=out, output="both")
     predict(

@@ -177,47 +177,18 @@ def test_3d_zarr_output_is_blockwise_resumable_and_equals_memory(unet3d, tmp_pat
     assert seen[-1][1] == 8  # 2 x 2 x 2 blocks of (32, 64, 64)
 
 
-SLOW_3D = """
-import sys, time
-import numpy as np
-import torch
-from napari_segkit.tiling import predict
-torch.set_num_threads(int(sys.argv[4]))
-predict(sys.argv[1], np.load(sys.argv[2]), tile_size=32, block_size=64, out=sys.argv[3],
-        output="both", normalization=None, progress=lambda d, t: time.sleep(0.4))
-"""
-
-
-def test_3d_kill_9_then_rerun_is_bit_identical(tmp_path, unet3d):
+def test_3d_kill_9_then_rerun_is_bit_identical(tmp_path, unet3d, kill_mid_prediction):
     """A process killed with SIGKILL mid-volume leaves finished blocks; the re-run (another
     process) computes only the rest, and the store equals an uninterrupted run's."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
     import zarr
 
     model_path = save_model(tmp_path / "m3d.safetensors", unet3d)
     volume = np.random.default_rng(4).random((40, 90, 70), dtype=np.float32)
-    np.save(tmp_path / "volume.npy", volume)
     out = tmp_path / "k.zarr"
-    (tmp_path / "slow.py").write_text(SLOW_3D)
-    script = [sys.executable, str(tmp_path / "slow.py"), str(model_path)]
-    # the same thread count as this process: float32 sums split over another number of
-    # threads may round differently in the last bit, and the test asks for bit-identity
-    threads = str(torch.get_num_threads())
-    proc = subprocess.Popen([*script, str(tmp_path / "volume.npy"), str(out), threads])
-    done = out / ".segkit_done"
-    deadline = time.time() + 120
-    while time.time() < deadline and not (done.is_dir() and len(os.listdir(done)) >= 2):
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert 2 <= len(os.listdir(done)) < 8
-    assert zarr.open_group(str(out), mode="r").attrs["segkit"]["complete"] is False
     options = {"tile_size": 32, "block_size": 64, "output": "both", "normalization": None}
+    n_done = kill_mid_prediction(model_path, volume, out, blocks=2, pause=0.4, **options)
+    assert 2 <= n_done < 8
+    assert zarr.open_group(str(out), mode="r").attrs["segkit"]["complete"] is False
     labels, probs = predict(str(model_path), volume, out=out, **options)
     reference = predict(str(model_path), volume, out=tmp_path / "ref.zarr", **options)
     np.testing.assert_array_equal(labels[:], reference[0][:])

@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
-import torch
 import zarr
 
 from napari_segkit.cli import main
@@ -18,16 +13,6 @@ from napari_segkit.core.errors import IncompleteOutputError
 from napari_segkit.core.io import read_stack, write_stack
 from napari_segkit.models import save_model
 from napari_segkit.tiling import predict
-
-SLOW_RUN = """
-import sys, time
-import numpy as np
-import torch
-from napari_segkit.tiling import predict
-torch.set_num_threads(int(sys.argv[4]))  # the test's own count: bit-identical sums
-predict(sys.argv[1], np.load(sys.argv[2]), tile_size=32, out=sys.argv[3], block_size=32,
-        output="both", progress=lambda done, total: time.sleep(0.25))
-"""
 
 
 @pytest.fixture
@@ -40,29 +25,11 @@ def model_file(tmp_path, tiny_unet):
     )
 
 
-def test_sigkill_then_resume_is_bit_identical(tmp_path, model_file):
+def test_sigkill_then_resume_is_bit_identical(tmp_path, model_file, kill_mid_prediction):
     image = np.random.default_rng(0).random((2, 96, 96), dtype=np.float32)
-    np.save(tmp_path / "image.npy", image)
     out = tmp_path / "killed.zarr"
-    script = tmp_path / "slow.py"
-    script.write_text(SLOW_RUN)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(script),
-            str(model_file),
-            str(tmp_path / "image.npy"),
-            str(out),
-            str(torch.get_num_threads()),
-        ]
-    )
-    done_dir = out / ".segkit_done"
-    deadline = time.time() + 120
-    while time.time() < deadline and not (done_dir.is_dir() and len(os.listdir(done_dir)) >= 3):
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    n_done = len(os.listdir(done_dir))
+    options = {"tile_size": 32, "block_size": 32, "output": "both"}
+    n_done = kill_mid_prediction(model_file, image, out, blocks=3, pause=0.25, **options)
     assert 3 <= n_done < 18, n_done  # 2 planes x 3 x 3 blocks
     assert zarr.open_group(str(out)).attrs["segkit"]["complete"] is False
     with pytest.raises(IncompleteOutputError):
@@ -90,7 +57,7 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path, model_file):
     np.testing.assert_array_equal(labels[:], ref_labels[:])
     np.testing.assert_array_equal(probs[:], ref_probs[:])  # bit-identical
     assert zarr.open_group(str(out)).attrs["segkit"]["complete"] is True
-    assert not done_dir.exists()
+    assert not (out / ".segkit_done").exists()
 
 
 def test_dask_local_cluster_equals_local(tmp_path, model_file, local_cluster):
