@@ -110,7 +110,12 @@ def rescaled_samples(samples, factor: float):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, default=Path("../shared/data/dsb2018-train"))
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=Path("../shared/data/dsb2018-train"),
+        help="the DSB2018 folder (stage1_train/ inside) or its copy by scripts/pack_dsb2018.py",
+    )
     parser.add_argument("--model", type=Path, required=True, help="the new default model")
     parser.add_argument(
         "--previous",
@@ -139,7 +144,7 @@ def main(argv=None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from napari_segkit.kaggle import read_dsb2018
+    from napari_segkit.kaggle import load_dataset, read_dsb2018
     from napari_segkit.kaggle.evaluation import (
         format_table,
         score_instances,
@@ -164,7 +169,15 @@ def main(argv=None) -> int:
         args.seed_threshold if args.seed_threshold is not None else default_post["seed_threshold"]
     )
     post = {"threshold": default_post["threshold"], "min_size": default_post["min_size"]}
-    samples = read_dsb2018(args.data / "stage1_train", ids=val_ids)
+    if (args.data / "stage1_train").is_dir():  # the download: read only these ids' masks
+        samples = read_dsb2018(args.data / "stage1_train", ids=val_ids)
+    else:  # packed by scripts/pack_dsb2018.py: one file per image, read all in seconds
+        packed = {s.id: s for s in load_dataset(args.data)}
+        samples = [packed[i] for i in val_ids if i in packed]
+    missing = set(val_ids) - {s.id for s in samples}
+    if missing:
+        print(f"'{args.data}' lacks {len(missing)} validation images", file=sys.stderr)
+        return 2
     print(f"{len(samples)} validation images of {args.model} (seed threshold {seed}, {post})\n")
 
     def show(label, records, started):

@@ -23,7 +23,10 @@ FILE`` starts a further stage from a finished file's weights with a new schedule
 ``--seed``, ``--epochs``); the new file records the earlier stages (``earlier_stages``).
 The bundled file was made in four stages: README "The bundled default model" has the commands.
 ``--width`` trains a wider (or narrower) network from scratch; on a GPU, ``--num-workers``
-feeds it (``--device cuda``: mixed precision).
+feeds it (``--device cuda``: mixed precision). ``--plan-minutes`` fits the schedule to a
+time budget on a machine of unknown speed (a short probe run times it first), and
+``--no-tune`` leaves the post-processing to a later ``--tune-only`` run;
+``scripts/gpu_offline/`` uses both to train on a lent GPU machine without network.
 """
 
 from __future__ import annotations
@@ -128,11 +131,25 @@ def rewrite_training(path: Path, **entries) -> None:
     )
 
 
+def read_samples(data: Path) -> list:
+    """The samples of `data`: the DSB2018 download (``stage1_train/`` inside, one mask file
+    per nucleus) or its copy packed by ``scripts/pack_dsb2018.py`` (``images/`` +
+    ``masks/``), which holds the same ids, pixels and instances. Sorted by id, as the
+    download is read, so both give the same training order (patches are drawn by index)."""
+    from napari_segkit.kaggle import load_dataset
+
+    source = data / "stage1_train" if (data / "stage1_train").is_dir() else data
+    samples = load_dataset(source)
+    if any(s.instances is None for s in samples):
+        raise SystemExit(f"'{source}' has no instance masks (a DSB2018 or packed folder has)")
+    return sorted(samples, key=lambda s: s.id)
+
+
 def load_split(data: Path, config: dict):
     """(train samples, val samples, {id: kind}) of the DSB2018 folder, split by kind."""
-    from napari_segkit.kaggle import image_kind, read_dsb2018, split_by_kind
+    from napari_segkit.kaggle import image_kind, split_by_kind
 
-    samples = read_dsb2018(data)
+    samples = read_samples(data)
     kinds = {s.id: image_kind(s.image) for s in samples}
     _, val_ids = split_by_kind(
         [s.id for s in samples],
@@ -146,12 +163,58 @@ def load_split(data: Path, config: dict):
     return train, val, kinds
 
 
+#: optimisation steps of the probe run that --plan-minutes times
+PROBE_STEPS = 12
+
+
+def probe_timing(run: dict, device: str) -> dict:
+    """Seconds a step, to start, and to validate and save at an epoch's end, timed on one
+    short epoch (``PROBE_STEPS`` steps) of the run about to start, written to a scratch
+    file. The first step (worker start-up, kernel selection) counts as starting."""
+    import tempfile
+
+    from napari_segkit.training import train
+
+    stamps = []
+    begun = time.monotonic()
+    with tempfile.TemporaryDirectory() as scratch:
+        train(
+            **run,
+            out=Path(scratch) / "probe.safetensors",
+            epochs=1,
+            steps_per_epoch=PROBE_STEPS,
+            progress=lambda report: stamps.append((time.monotonic(), report.end_of_epoch)),
+        )
+    steps = [t for t, end_of_epoch in stamps if not end_of_epoch]
+    return {
+        "device": device,
+        "start_s": round(steps[0] - begun, 3),
+        "step_s": round((steps[-1] - steps[0]) / max(len(steps) - 1, 1), 4),
+        "epoch_end_s": round(stamps[-1][0] - steps[-1], 3),
+    }
+
+
+def plan_epochs(minutes: float, steps_per_epoch: int, timing: dict) -> int:
+    """The most whole epochs (at least 1) that fit `minutes` at the probe's `timing`.
+
+    >>> plan_epochs(10, 100, {"start_s": 30, "step_s": 0.5, "epoch_end_s": 20})
+    8
+    """
+    epoch = steps_per_epoch * timing["step_s"] + timing["epoch_end_s"]
+    return max(1, int((minutes * 60 - timing["start_s"]) // epoch))
+
+
 def main(argv=None) -> int:
     from napari_segkit.config import KEEP_CHOICES  # light: no torch until training starts
     from napari_segkit.kaggle import KINDS
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, default=Path("../shared/data/dsb2018-train"))
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=Path("../shared/data/dsb2018-train"),
+        help="the DSB2018 folder (stage1_train/ inside) or its copy by scripts/pack_dsb2018.py",
+    )
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--color", choices=("gray", "rgb"), help="override CONFIG['color']")
     parser.add_argument("--epochs", type=int, help="override CONFIG['epochs']")
@@ -189,6 +252,12 @@ def main(argv=None) -> int:
         help="train on these image kinds only (override CONFIG['train_kinds']; validation: all)",
     )
     parser.add_argument("--minutes", type=float, help="stop after this long (keeps the best)")
+    parser.add_argument(
+        "--plan-minutes",
+        type=float,
+        help="choose --epochs so that the schedule ends within about this long, timed on a "
+        f"probe run of {PROBE_STEPS} steps first (a machine of unknown speed, e.g. a GPU)",
+    )
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--device", default="auto")
     parser.add_argument(
@@ -202,6 +271,12 @@ def main(argv=None) -> int:
         "--record-object-sizes",
         action="store_true",
         help="only write the training images' object diameters into --out",
+    )
+    parser.add_argument(
+        "--no-tune",
+        action="store_true",
+        help="skip tuning the post-processing after training (run --tune-only later, e.g. on "
+        "another machine: a lent GPU's minutes are better spent training)",
     )
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
@@ -256,7 +331,7 @@ def main(argv=None) -> int:
         ]
     if args.threads:
         torch.set_num_threads(args.threads)
-    train_samples, val_samples, kinds = load_split(args.data / "stage1_train", config)
+    train_samples, val_samples, kinds = load_split(args.data, config)
     if config["train_kinds"]:
         train_samples = [s for s in train_samples if kinds[s.id] in config["train_kinds"]]
         if not train_samples:
@@ -268,6 +343,40 @@ def main(argv=None) -> int:
     if args.tune_only:
         print(f"tuned post-processing: {tune_and_record(args.out, val_samples, config)}")
         return 0
+    run = {  # train()'s arguments but the file, the length and the progress
+        "images": [s.image for s in train_samples],
+        "labels": [s.instances for s in train_samples],
+        "validation": ([s.image for s in val_samples], [s.instances for s in val_samples]),
+        "arch": config["arch"],
+        "arch_options": config["arch_options"],
+        "target": config["target"],
+        "boundary_width": config["boundary_width"],
+        "color": config["color"],
+        "normalization": config["normalization"],
+        "schedule": config["schedule"],
+        "patience": config["patience"],
+        "seed": config["seed"],
+        "device": args.device,
+        "num_workers": args.num_workers,
+        "class_names": ["background", "nucleus", "boundary"],
+        "init": args.init,
+        "augmentation": Augmentation(zoom=tuple(config["zoom"])),
+        **{
+            k: config[k] for k in ("loss", "batch_size", "patch_size", "lr", "w0", "sigma", "keep")
+        },
+    }
+    if args.plan_minutes:
+        if args.resume:
+            parser.error("--plan-minutes plans a new run's schedule: not with --resume")
+        timing = probe_timing(run, args.device)
+        config["epochs"] = plan_epochs(args.plan_minutes, config["steps_per_epoch"], timing)
+        config["planned"] = {"minutes": args.plan_minutes, **timing}
+        print(
+            f"probe: {timing['step_s']:.3f} s a step, {timing['epoch_end_s']:.1f} s to validate "
+            f"and save, {timing['start_s']:.1f} s to start: {config['epochs']} epochs of "
+            f"{config['steps_per_epoch']} steps fit {args.plan_minutes} minutes",
+            flush=True,
+        )
     started = time.monotonic()
     limit = args.minutes * 60 if args.minutes else None
 
@@ -280,60 +389,32 @@ def main(argv=None) -> int:
                 flush=True,
             )
 
-    fit_options = {
-        k: config[k]
-        for k in (
-            "loss",
-            "epochs",
-            "steps_per_epoch",
-            "batch_size",
-            "patch_size",
-            "lr",
-            "w0",
-            "sigma",
-            "keep",
-        )
-    }
     try:
         train(
-            [s.image for s in train_samples],
-            [s.instances for s in train_samples],
-            validation=([s.image for s in val_samples], [s.instances for s in val_samples]),
+            **run,
             out=args.out,
-            arch=config["arch"],
-            arch_options=config["arch_options"],
-            target=config["target"],
-            boundary_width=config["boundary_width"],
-            color=config["color"],
-            normalization=config["normalization"],
-            schedule=config["schedule"],
-            patience=config["patience"],
-            seed=config["seed"],
-            device=args.device,
-            num_workers=args.num_workers,
+            epochs=config["epochs"],
+            steps_per_epoch=config["steps_per_epoch"],
             resume=args.resume,
             overwrite=args.overwrite,
-            class_names=["background", "nucleus", "boundary"],
             provenance={
-                "dataset": "DSB2018 stage1_train (dsb2018-train, 544 samples)",
+                "dataset": f"DSB2018 stage1_train (dsb2018-train, {len(kinds)} samples)",
                 "script": "scripts/train_default_model.py",
                 "script_config": config,
                 "validation_ids": sorted(s.id for s in val_samples),
                 "validation_kinds": {s.id: kinds[s.id] for s in val_samples},
                 **({"earlier_stages": earlier_stages} if earlier_stages else {}),
             },
-            init=args.init,
             progress=progress,
-            augmentation=Augmentation(zoom=tuple(config["zoom"])),
             cancel=(lambda: time.monotonic() - started > limit) if limit else None,
-            **fit_options,
         )
     except TrainingCancelled as stop:
         print(f"time limit reached: {stop}")
     if not args.out.exists():
         print("no model was written", file=sys.stderr)
         return 1
-    print(f"tuned post-processing: {tune_and_record(args.out, val_samples, config)}")
+    if not args.no_tune:
+        print(f"tuned post-processing: {tune_and_record(args.out, val_samples, config)}")
     print(f"wrote {args.out} ({args.out.stat().st_size / 2**20:.1f} MB)")
     return 0
 

@@ -406,6 +406,38 @@ def test_the_dsb2018_loop_closes(tmp_path, shared_data, capsys):
     assert "boundary" in out and "instances (watershed)" in out
 
 
+def test_instance_folders_train_a_boundary_model_and_are_scored_as_instances(tmp_path, capsys):
+    """A StarDist-style folder (images/ + masks/ of instance ids) is a --dataset like the
+    others: train --target boundary learns from its instances, evaluate scores them."""
+    from skimage.io import imsave
+
+    from napari_segkit.core.synthetic import make_nuclei
+
+    dataset = tmp_path / "set"
+    for folder in ("images", "masks"):
+        (dataset / folder).mkdir(parents=True)
+    for i in range(2):
+        nuclei = make_nuclei((64, 64), seed=i)
+        image = (nuclei.image / nuclei.image.max() * 255).astype(np.uint8)
+        imsave(dataset / "images" / f"n{i}.png", image, check_contrast=False)
+        imsave(
+            dataset / "masks" / f"n{i}.png",
+            nuclei.instances.astype(np.uint16),
+            check_contrast=False,
+        )
+    model = tmp_path / "b.safetensors"
+    argv = ["train", "--dataset", str(dataset), "--out", str(model), "--target", "boundary"]
+    argv += ["--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "1"]
+    argv += ["--patch-size", "64", "--val-fraction", "0", "--arch-option", "width=4", "-q"]
+    assert main(argv) == 0
+    from napari_segkit.models import read_model_info
+
+    assert read_model_info(model).class_names[2] == "boundary"
+    assert main(["evaluate", str(model), "--dataset", str(dataset), "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "instances (watershed)" in out and "mAP" in out
+
+
 def test_export_then_predict_with_the_package(tmp_path, capsys):
     """segkit export writes a bioimage.io package / ONNX / TorchScript that segkit predict
     runs like the model file (the bundled synthetic model, the sample image)."""

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from napari_segkit.kaggle import image_kind, read_dsb2018
+from napari_segkit.kaggle import image_kind, load_dataset, read_dsb2018
 from napari_segkit.kaggle.evaluation import score_models
 from napari_segkit.models import load_model, read_model_info
 from napari_segkit.models.info import file_kind
@@ -16,6 +21,8 @@ from napari_segkit.samples import DEFAULT_MODEL
 #: broken network gets (0.0 - 0.02 on these images). Measured with the bundled file: 0.42
 #: (fluorescence 0.64, bright-field 0.44, tissue 0.19)
 MEAN_AP_FLOOR = 0.30
+
+ROOT = Path(__file__).parents[1]
 
 
 def test_the_default_model_file_is_small_safe_and_says_how_it_was_made():
@@ -81,16 +88,19 @@ def test_a_gray_image_reaches_the_colour_model_unchanged_in_meaning(shared_data)
         predict(DEFAULT_MODEL, np.zeros((64, 64, 2), np.uint8), axes="YXC")
 
 
-def _training_script():
-    """scripts/train_default_model.py as a module (the scripts are not a package)."""
+def _script(name: str):
+    """``scripts/<name>`` as a module (the scripts are not a package)."""
     import importlib.util
-    from pathlib import Path
 
-    path = Path(__file__).parents[1] / "scripts" / "train_default_model.py"
-    spec = importlib.util.spec_from_file_location("train_default_model", path)
+    path = ROOT / "scripts" / name
+    spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _training_script():
+    return _script("train_default_model.py")
 
 
 #: the image kinds of the small DSB2018 folder below, and how many of each
@@ -158,3 +168,79 @@ def test_the_training_script_trains_on_the_image_kinds_it_is_told(small_dsb, tmp
     assert every_kind < sum(wanted.values())  # some of each kind were held out
     assert all(n >= 1 for n in per_kind) and sum(per_kind) == every_kind
     assert images_trained_on("fluorescence", "tissue") == per_kind[0] + per_kind[1]
+
+
+@pytest.fixture
+def packed_dsb(small_dsb, tmp_path):
+    """``small_dsb`` packed by scripts/pack_dsb2018.py (images/ + masks/)."""
+    out = tmp_path / "packed"
+    assert _script("pack_dsb2018.py").main(["--data", str(small_dsb), "--out", str(out)]) == 0
+    return out
+
+
+def test_the_packed_copy_holds_the_same_samples_and_split(small_dsb, packed_dsb):
+    """pack_dsb2018.py writes one image and one mask file per sample that read back equal to
+    the Kaggle folders (gray images as one channel); the training script splits both alike;
+    packing onto an existing folder is refused and leaves it as it was."""
+    pack = _script("pack_dsb2018.py")
+    originals = read_dsb2018(small_dsb / "stage1_train")
+    packed = {s.id: s for s in load_dataset(packed_dsb)}
+    assert sorted(packed) == sorted(s.id for s in originals)
+    assert all(pack.same_sample(packed[s.id], s) for s in originals)
+    gray = SMALL_DSB_KINDS["fluorescence"] + SMALL_DSB_KINDS["brightfield"]
+    assert sum(s.image.ndim == 2 for s in packed.values()) == gray
+    assert len(list(packed_dsb.rglob("*.png"))) == 2 * len(originals)
+    # the comparison can fail: one pixel off, or one nucleus renumbered
+    altered = packed[originals[0].id]
+    altered.image[0, 0] ^= 1
+    assert not pack.same_sample(altered, originals[0])
+    script = _training_script()
+    train, val, kinds = script.load_split(small_dsb, script.CONFIG)
+    train_packed, val_packed, kinds_packed = script.load_split(packed_dsb, script.CONFIG)
+    assert kinds == kinds_packed
+    assert [s.id for s in val] == [s.id for s in val_packed]  # in the same order too:
+    assert [s.id for s in train] == [s.id for s in train_packed]  # patches are drawn by index
+    before = sorted(p.name for p in (packed_dsb / "images").iterdir())
+    with pytest.raises(FileExistsError, match="exists"):
+        pack.main(["--data", str(small_dsb), "--out", str(packed_dsb)])
+    assert sorted(p.name for p in (packed_dsb / "images").iterdir()) == before
+
+
+def test_plan_epochs_fits_the_time_budget():
+    plan = _training_script().plan_epochs
+    timing = {"start_s": 30.0, "step_s": 0.5, "epoch_end_s": 20.0}  # 70 s an epoch of 100
+    assert plan(10, 100, timing) == 8  # (600 - 30) // 70
+    assert plan(60, 100, timing) == 51
+    assert plan(0.1, 100, timing) == 1  # at least one epoch
+
+
+def test_the_gpu_offline_script_trains_a_planned_schedule(packed_dsb, tmp_path):
+    """scripts/gpu_offline/train_default.sh as a lent GPU machine runs it, here on the CPU
+    (DEVICE=cpu) with a narrow network: it times a probe, plans the epochs, records the plan,
+    leaves the tuning for later and writes the model file and the log into $OUT; without
+    the packed data it says what to run."""
+    out = tmp_path / "out"
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "OUT": str(out),
+        "DATA": str(packed_dsb),
+        "WHEELS": str(tmp_path / "no-wheels"),  # this environment has every package
+        "DEVICE": "cpu",
+        "PLAN_MINUTES": "0.02",
+        "WORKERS": "0",
+    }
+    command = ["bash", "scripts/gpu_offline/train_default.sh", "--width", "4", "--threads", "1"]
+    command += ["--patch-size", "64", "--batch-size", "2", "--steps-per-epoch", "2"]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    info = read_model_info(out / "candidate.safetensors")
+    config = info.training["script_config"]
+    assert info.options["width"] == 4 and config["loss"] == "dice+border_ce"
+    assert config["planned"]["minutes"] == 0.02 and config["planned"]["device"] == "cpu"
+    assert config["planned"]["step_s"] > 0 and config["epochs"] == 1
+    assert "postprocessing" not in info.training  # --no-tune: tuned later, elsewhere
+    assert "probe:" in (out / "train.log").read_text()
+    env["DATA"] = str(tmp_path / "missing")
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "prepare.py" in done.stderr

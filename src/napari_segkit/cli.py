@@ -12,6 +12,12 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+#: what --dataset accepts (napari_segkit.kaggle.datasets.load_dataset recognises each)
+DATASET_HELP = (
+    "Kaggle RLE CSV, DSB2018 folder, folder of images/ + masks/ (instance masks), or image "
+    "folder + --labels"
+)
+
 
 def _version(dist: str) -> str:
     try:
@@ -316,7 +322,7 @@ def _read_all(paths: list[str]) -> list:
 
 def _samples(args) -> tuple[list, list, list, list]:
     """Images, labels, instances (None where unknown) and ids from --images/--labels files
-    or a --dataset layout (Kaggle CSV, DSB2018, paired folders)."""
+    or a --dataset layout (Kaggle CSV, DSB2018, instance folders, paired folders)."""
     if args.dataset:
         if args.images:
             raise ValueError("give --dataset or --images/--labels, not both")
@@ -931,8 +937,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", nargs="+", help="label files (pixel values = class ids)")
     p.add_argument(
         "--dataset",
-        help="a dataset layout instead: Kaggle RLE CSV, DSB2018 folder, or "
-        "an image folder with --labels FOLDER (CamVid style)",
+        help=f"a dataset layout instead: {DATASET_HELP} FOLDER (CamVid style)",
     )
     p.add_argument("--out", required=True, help="model file to write (.safetensors)")
     p.add_argument("--arch", default=config.DEFAULT_ARCH, help="architecture (see segkit models)")
@@ -1042,7 +1047,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", nargs="*", help="model file(s); several are averaged")
     p.add_argument("--images", nargs="+")
     p.add_argument("--labels", nargs="+")
-    p.add_argument("--dataset", help="Kaggle RLE CSV, DSB2018 folder, or image folder + --labels")
+    p.add_argument("--dataset", help=DATASET_HELP)
     p.add_argument(
         "--submission",
         help="score this submission CSV (one row per object) instead of predicting",
@@ -1118,7 +1123,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", nargs="+", required=True, help="model file(s); several are averaged")
     p.add_argument("--images", nargs="+")
     p.add_argument("--labels", nargs="+")
-    p.add_argument("--dataset", help="Kaggle RLE CSV, DSB2018 folder, or image folder + --labels")
+    p.add_argument("--dataset", help=DATASET_HELP)
     p.add_argument(
         "--metric",
         choices=config.TUNE_METRICS,

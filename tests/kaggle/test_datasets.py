@@ -127,3 +127,26 @@ def test_load_dataset_recognises_each_layout(tmp_path, nuclei):
     assert len(load_dataset(tmp_path / "img.tif", tmp_path / "lab.tif")) == 2
     with pytest.raises(ValueError, match="cannot tell the layout"):
         load_dataset(tmp_path / "train")
+
+
+def test_instance_folders_give_instances_and_their_foreground(tmp_path, nuclei):
+    """StarDist's images/ + masks/ layout: each mask's ids become the sample's instances,
+    its foreground the labels; load_dataset recognises the folder; float masks are refused."""
+    from napari_segkit.kaggle.datasets import load_dataset
+
+    for i, s in enumerate(nuclei):
+        _png(tmp_path / "set" / "images" / f"n{i}.png", s.image.astype(np.uint8))
+        _png(tmp_path / "set" / "masks" / f"n{i}.png", s.instances.astype(np.uint16))
+    samples = load_dataset(tmp_path / "set")
+    assert [x.id for x in samples] == ["n0", "n1"]
+    for sample, s in zip(samples, nuclei, strict=True):
+        np.testing.assert_array_equal(sample.instances, s.instances)
+        np.testing.assert_array_equal(sample.labels, s.instances > 0)
+        assert sample.labels.dtype == np.uint8 and s.instances.max() > 1
+    # the same folders without instances=True are class ids (CamVid), as before
+    classes = read_paired_folders(tmp_path / "set" / "images", tmp_path / "set" / "masks")
+    assert classes[0].instances is None and classes[0].labels.max() == nuclei[0].instances.max()
+    tifffile.imwrite(tmp_path / "set" / "masks" / "n1.tif", nuclei[1].instances * 0.5)
+    (tmp_path / "set" / "masks" / "n1.png").unlink()
+    with pytest.raises(ValueError, match="n1.tif.* float64 values: instance masks must be"):
+        load_dataset(tmp_path / "set")

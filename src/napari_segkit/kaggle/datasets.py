@@ -6,6 +6,9 @@
   nucleus, merged into instance and semantic labels.
 - **Paired folders** (CamVid style ``train/`` + ``trainannot/``): class ids as pixel
   values, files matched by name.
+- **Instance folders** (StarDist style ``images/`` + ``masks/``): one integer id per
+  object in each mask, files matched by name; ``scripts/pack_dsb2018.py`` writes DSB2018
+  this way (one mask file per image instead of one per nucleus: a fifth of the bytes).
 - **Stacks** (ISBI 2012 style): an image stack and a label stack, plane by plane.
 
 Every reader returns a list of :class:`DatasetSample`, ready for
@@ -288,19 +291,25 @@ def read_dsb2018(root: str | os.PathLike, *, ids: list[str] | None = None) -> li
 
 
 def read_paired_folders(
-    images_dir: str | os.PathLike, labels_dir: str | os.PathLike
+    images_dir: str | os.PathLike, labels_dir: str | os.PathLike, *, instances: bool = False
 ) -> list[DatasetSample]:
-    """Image / annotation folders (CamVid ``train/`` + ``trainannot/``), matched by file stem.
+    """Image / annotation folders matched by file stem: CamVid's ``train/`` + ``trainannot/``
+    (class ids) or, with ``instances=True``, StarDist's ``images/`` + ``masks/`` (one id per
+    object).
 
     Parameters
     ----------
     images_dir, labels_dir : path
         Folders of images and of label images with the same file stems.
+    instances : bool
+        The label images are instance labels (0 background, one id per object): they become
+        the samples' ``instances`` and their foreground (0/1) the ``labels``.
 
     Returns
     -------
     list of DatasetSample
-        One per matched pair; ``labels`` are the annotation's class ids ``(Y, X)``.
+        One per matched pair, in natural order of the stems; ``labels`` ``(Y, X)`` are the
+        annotation's class ids (``instances=False``) or its foreground.
     """
     images_dir, labels_dir = Path(images_dir), Path(labels_dir)
     for d in (images_dir, labels_dir):
@@ -327,7 +336,15 @@ def read_paired_folders(
         )
         if label.shape != image.shape[:2]:
             raise StackReadError(f"'{labels[stem]}' is {label.shape}, its image {image.shape[:2]}")
-        samples.append(DatasetSample(stem, image, label))
+        if not instances:
+            samples.append(DatasetSample(stem, image, label))
+            continue
+        if not np.issubdtype(label.dtype, np.integer):
+            raise StackReadError(
+                f"'{labels[stem]}' holds {label.dtype} values: instance masks must be integer ids"
+            )
+        objects = label.astype(np.int32)
+        samples.append(DatasetSample(stem, image, (objects > 0).astype(np.uint8), objects))
     return samples
 
 
@@ -360,6 +377,8 @@ def load_dataset(
 
     - ``train.csv`` -> :func:`read_rle_csv` (images found beside it);
     - a folder of ``<id>/images/<id>.png`` -> :func:`read_dsb2018`;
+    - a folder holding ``images/`` and ``masks/`` (StarDist's layout: instance masks of the
+      same names) -> :func:`read_paired_folders` with ``instances=True``;
     - an image folder + `labels` folder -> :func:`read_paired_folders`;
     - an image stack + `labels` stack -> :func:`read_stack_pair`.
 
@@ -380,11 +399,13 @@ def load_dataset(
     if labels is None:
         if path.suffix.lower() == ".csv":
             return read_rle_csv(path, order=order)
+        if path.is_dir() and (path / "images").is_dir() and (path / "masks").is_dir():
+            return read_paired_folders(path / "images", path / "masks", instances=True)
         if path.is_dir() and any((p / "images").is_dir() for p in path.iterdir()):
             return read_dsb2018(path)
         raise StackReadError(
-            f"cannot tell the layout of '{path}': give a Kaggle CSV, a DSB2018 "
-            "folder, or images together with labels"
+            f"cannot tell the layout of '{path}': give a Kaggle CSV, a DSB2018 folder, "
+            "a folder of images/ + masks/ (instance masks), or images together with labels"
         )
     if path.is_dir() and Path(labels).is_dir() and not is_zarr_store(path):
         return read_paired_folders(path, labels)
