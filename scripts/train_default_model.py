@@ -236,6 +236,11 @@ def main(argv=None) -> int:
     parser.add_argument("--lr", type=float, help="override CONFIG['lr']")
     parser.add_argument("--seed", type=int, help="override CONFIG['seed']")
     parser.add_argument("--patch-size", type=int, help="override CONFIG['patch_size']")
+    parser.add_argument(
+        "--boundary-width",
+        type=int,
+        help="override CONFIG['boundary_width'] (pixels of each nucleus' rim that are boundary)",
+    )
     parser.add_argument("--batch-size", type=int, help="override CONFIG['batch_size']")
     parser.add_argument(
         "--zoom", type=float, nargs=2, metavar=("LOW", "HIGH"), help="override CONFIG['zoom']"
@@ -299,6 +304,7 @@ def main(argv=None) -> int:
         "lr",
         "seed",
         "patch_size",
+        "boundary_width",
         "batch_size",
         "zoom",
         "keep",

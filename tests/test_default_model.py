@@ -122,16 +122,18 @@ def small_dsb(shared_data, tmp_path):
 
 def test_the_training_script_trains_a_model_file_that_says_how_it_was_made(small_dsb, tmp_path):
     """The script end to end (one short epoch of a narrow network): the file records the
-    overridden width, steps and border weight, the tuned post-processing and the validation split, and
-    predicts three classes; ``--width`` with ``--init`` is refused (a stage keeps its net)."""
+    overridden width, steps, border weight and boundary width, the tuned post-processing
+    and the validation split, and predicts three classes; ``--width`` with ``--init`` is
+    refused (a stage keeps its net)."""
     script = _training_script()
     out = tmp_path / "narrow.safetensors"
     argv = ["--data", str(small_dsb), "--out", str(out), "--width", "4", "--epochs", "1"]
     argv += ["--steps-per-epoch", "2", "--patch-size", "64", "--batch-size", "2"]
-    argv += ["--loss", "dice+border_ce", "--w0", "3"]
+    argv += ["--loss", "dice+border_ce", "--w0", "3", "--boundary-width", "1"]
     assert script.main(argv + ["--threads", "1"]) == 0
     info = read_model_info(out)
     assert info.options == {"width": 4, "depth": 4}
+    assert info.training["boundary_width"] == 1 == info.training["script_config"]["boundary_width"]
     assert info.training["script_config"]["steps_per_epoch"] == 2
     assert info.training["config"]["w0"] == 3 and info.training["loss"] == "dice+border_ce"
     assert set(info.training["postprocessing"]) >= {"threshold", "seed_threshold", "min_size"}
