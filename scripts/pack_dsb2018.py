@@ -47,8 +47,9 @@ def same_sample(packed, original) -> bool:
     )
 
 
-def pack(source: Path, out: Path, *, progress=print) -> int:
-    """Pack the DSB2018 folder `source` (``<id>/images``, ``<id>/masks``) into `out`.
+def pack(data: Path, out: Path, *, progress=print) -> int:
+    """Pack the DSB2018 folder `data` (``<id>/images``, ``<id>/masks``, or the download
+    holding them in ``stage1_train/``) into `out`.
 
     Returns the number of samples. Writes into ``<out>.partial`` and renames it to `out`
     only once every sample has been read back and found equal.
@@ -60,6 +61,7 @@ def pack(source: Path, out: Path, *, progress=print) -> int:
 
     if out.exists():
         raise FileExistsError(f"'{out}' exists: remove it or choose another --out")
+    source = data / "stage1_train" if (data / "stage1_train").is_dir() else data
     samples = read_dsb2018(source)
     most = max(int(s.instances.max()) for s in samples)
     if most > np.iinfo(np.uint16).max:
@@ -95,8 +97,7 @@ def main(argv=None) -> int:
     parser.add_argument("--data", type=Path, default=Path("../shared/data/dsb2018-train"))
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    source = args.data / "stage1_train" if (args.data / "stage1_train").is_dir() else args.data
-    count = pack(source, args.out)
+    count = pack(args.data, args.out)
     size = sum(f.stat().st_size for f in args.out.rglob("*") if f.is_file())
     print(f"wrote {args.out}: {count} samples, {size / 2**20:.1f} MiB")
     return 0

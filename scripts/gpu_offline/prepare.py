@@ -93,8 +93,7 @@ def main(argv=None) -> int:
         sys.path.insert(0, str(ROOT / "scripts"))
         from pack_dsb2018 import pack
 
-        source = args.data / "stage1_train" if (args.data / "stage1_train").is_dir() else args.data
-        print(f"packed {pack(source, packed)} samples into {packed}")
+        print(f"packed {pack(args.data, packed)} samples into {packed}")
     wheels = fetch_wheels(ROOT / ".device" / "wheels", args.python_version)
     print(f"{len(wheels)} wheels in .device/wheels: " + ", ".join(w.name for w in wheels))
     size = travelling_bytes() / 2**20
