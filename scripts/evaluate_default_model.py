@@ -28,6 +28,13 @@ objective or camera gives them. With ``--object-diameter`` each factor also gets
 the nuclei's size from a first prediction and rescales images whose nuclei lie outside
 the sizes the model was trained on (its minimum area follows that rescaling, not the
 known factor).
+
+``--whole-dataset`` also scores (a) on every image of the dataset (training images too:
+Otsu learns nothing from them) and estimates, per kind, what (d) would score over the
+whole dataset from its scores on the split
+(:func:`~napari_segkit.kaggle.evaluation.regression_estimate`, with (a) as the baseline):
+whether the split drew harder or easier images than the dataset holds, and what the
+model's figures are once that is corrected for.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +56,10 @@ def otsu_instances(image: np.ndarray) -> np.ndarray:
     from napari_segkit.core.volume import convert_channels
 
     chw = image[None] if image.ndim == 2 else np.moveaxis(image, -1, 0)
-    gray = convert_channels(chw, "gray")[0]
+    # as float whatever the file's dtype: threshold_otsu bins integer images by value and
+    # float ones over their range, so a gray PNG and the same image saved as RGB (whose
+    # luminance is float) would get different thresholds
+    gray = convert_channels(chw, "gray")[0].astype(np.float32)
     foreground = gray > threshold_otsu(gray)
     if foreground.mean() > 0.5:  # a bright background: the objects are the dark side
         foreground = ~foreground
@@ -142,6 +153,11 @@ def main(argv=None) -> int:
         help="also score row (f) at every --scales factor: predict_objects(object_diameter="
         "'auto'), which rescales images whose objects lie outside the trained sizes",
     )
+    parser.add_argument(
+        "--whole-dataset",
+        action="store_true",
+        help="also score (a) on every image and estimate (d) over the whole dataset from it",
+    )
     args = parser.parse_args(argv)
 
     from napari_segkit.kaggle import load_dataset, read_dsb2018
@@ -194,8 +210,9 @@ def main(argv=None) -> int:
         "d": ("(d) new default, watershed", {}),
         "e": (f"(e) new default, watershed + {args.tta} TTA", {"tta": args.tta}),
     }
+    scored = {}  # row key -> its records
     for key, (label, options) in rows.items():
-        if key in args.skip:
+        if key in args.skip and not (key == "d" and args.whole_dataset):
             continue
         started = time.monotonic()
         if options is None:
@@ -212,7 +229,19 @@ def main(argv=None) -> int:
             records = score_models(models, data, seed_threshold=seed, **tuned_post, **options)
             for r in records:
                 r.kind = kinds[r.id]  # the kind of the original image, not its gray copy
-        show(label, records, started)
+        scored[key] = records
+        if key not in args.skip:
+            show(label, records, started)
+    if args.whole_dataset:
+        started = time.monotonic()
+        everything = read_all_samples(args.data)
+        kinds_all = {s.id: image_kind(s.image) for s in everything}
+        otsu_all = [
+            score_instances(s.id, kinds_all[s.id], s.instances, otsu_instances(s.image))
+            for s in everything
+        ]
+        print(format_estimates(whole_dataset_estimates(scored["d"], otsu_all)))
+        print(f"[{time.monotonic() - started:.0f} s]\n", flush=True)
     for path in args.compare:
         settings = dict(recorded[path])
         if args.seed_threshold is not None:
@@ -247,6 +276,104 @@ def main(argv=None) -> int:
                 started,
             )
     return 0
+
+
+def read_all_samples(data: Path) -> list:
+    """Every sample of the download (stage1_train/ inside) or of its packed copy."""
+    from napari_segkit.kaggle import load_dataset, read_dsb2018
+
+    if (data / "stage1_train").is_dir():
+        return read_dsb2018(data / "stage1_train")
+    return load_dataset(data)
+
+
+def _mean_score(records, metric: str) -> float:
+    return float(np.mean([getattr(r, metric) for r in records]))
+
+
+def whole_dataset_estimates(split_records, baseline_records) -> dict:
+    """Per kind and over all kinds, for mAP ("ap") and AP@0.5 ("ap50"): the baseline's mean
+    on the split and on the whole dataset, the model's mean on the split and its
+    regression estimate over the whole dataset.
+
+    Parameters
+    ----------
+    split_records : list of ImageScore
+        The model's scores on the validation split.
+    baseline_records : list of ImageScore
+        The baseline's scores on every image of the dataset (the split's among them).
+
+    Returns
+    -------
+    dict
+        ``{metric: {kind or "all": {"split", "population", "baseline_split",
+        "baseline_all", "model_split", "estimate", "se", "r"}}}``. "all" combines the
+        kinds' estimates weighted by their share of the dataset (the split is drawn per
+        kind, so each kind is a stratum of its own); its "r" is nan.
+    """
+    from napari_segkit.kaggle.evaluation import regression_estimate
+    from napari_segkit.kaggle.kinds import KINDS
+
+    baseline = {r.id: r for r in baseline_records}
+    missing = [r.id for r in split_records if r.id not in baseline]
+    if missing:
+        raise ValueError(f"the baseline lacks {len(missing)} split images, e.g. {missing[0]!r}")
+    out = {}
+    for metric in ("ap", "ap50"):
+        mean = partial(_mean_score, metric=metric)
+        rows = {}
+        for kind in KINDS:
+            split = [r for r in split_records if r.kind == kind]
+            everyone = [r for r in baseline_records if r.kind == kind]
+            if not split:
+                continue
+            fit = regression_estimate(
+                [getattr(r, metric) for r in split],
+                [getattr(baseline[r.id], metric) for r in split],
+                mean(everyone),
+                len(everyone),
+            )
+            rows[kind] = {
+                "split": len(split),
+                "population": len(everyone),
+                "baseline_split": mean(baseline[r.id] for r in split),
+                "baseline_all": mean(everyone),
+                "model_split": fit["sample_mean"],
+                "estimate": fit["estimate"],
+                "se": fit["se"],
+                "r": fit["r"],
+            }
+        shares = {kind: row["population"] / len(baseline_records) for kind, row in rows.items()}
+        rows["all"] = {
+            "split": len(split_records),
+            "population": len(baseline_records),
+            "baseline_split": mean(baseline[r.id] for r in split_records),
+            "baseline_all": mean(baseline_records),
+            "model_split": mean(split_records),
+            "estimate": sum(shares[k] * row["estimate"] for k, row in rows.items()),
+            "se": float(np.sqrt(sum((shares[k] * row["se"]) ** 2 for k, row in rows.items()))),
+            "r": float("nan"),
+        }
+        out[metric] = rows
+    return out
+
+
+def format_estimates(estimates: dict) -> str:
+    """:func:`whole_dataset_estimates` as text, one block per metric."""
+    lines = ["(d) over the whole dataset, estimated from the split with (a) as the baseline"]
+    for metric, name in (("ap", "mAP"), ("ap50", "AP@0.5")):
+        lines.append(
+            f"{name:<14}{'images':>9}{'(a) split':>11}{'(a) all':>9}"
+            f"{'(d) split':>11}{'(d) estimate':>17}{'r':>6}"
+        )
+        for kind, row in estimates[metric].items():
+            images = f"{row['split']}/{row['population']}"
+            lines.append(
+                f"{kind:<14}{images:>9}{row['baseline_split']:>11.3f}{row['baseline_all']:>9.3f}"
+                f"{row['model_split']:>11.3f}{row['estimate']:>9.3f} +- {row['se']:.3f}"
+                f"{row['r']:>6.2f}"
+            )
+    return "\n".join(lines)
 
 
 def object_size_records(model, samples, kinds: dict) -> tuple[list, int]:

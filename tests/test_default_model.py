@@ -246,3 +246,45 @@ def test_the_gpu_offline_script_trains_a_planned_schedule(packed_dsb, tmp_path):
     env["DATA"] = str(tmp_path / "missing")
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "prepare.py" in done.stderr
+
+
+def test_the_evaluation_script_estimates_the_model_over_the_whole_dataset(
+    small_dsb, tmp_path, capsys
+):
+    """``--whole-dataset``: (a) is scored on every image, (d) on the split only, and (d)'s
+    estimate over the dataset follows (a)'s difference between the two. With every
+    fluorescence image in the split, that kind is a census: its estimate is (d) itself."""
+    import shutil
+
+    evaluate = _script("evaluate_default_model.py")
+    kinds = read_model_info(DEFAULT_MODEL).training["validation_kinds"]
+    samples = read_dsb2018(small_dsb / "stage1_train")
+    by_kind = {k: [s.id for s in samples if kinds[s.id] == k] for k in SMALL_DSB_KINDS}
+    split = by_kind["fluorescence"] + by_kind["tissue"][:2] + by_kind["brightfield"][:1]
+    model = tmp_path / "model.safetensors"
+    shutil.copy(DEFAULT_MODEL, model)
+    _training_script().rewrite_training(model, validation_ids=split)
+    argv = ["--data", str(small_dsb), "--model", str(model), "--skip", "a", "b", "c", "d", "e"]
+    assert evaluate.main([*argv, "--whole-dataset"]) == 0
+    printed = capsys.readouterr().out
+    rows = {}
+    for line in printed.split("AP@0.5 ")[0].splitlines():
+        parts = line.split()
+        if parts and parts[0] in (*SMALL_DSB_KINDS, "all"):
+            rows[parts[0]] = parts[1:]
+    assert rows["fluorescence"][0] == "4/4" and rows["tissue"][0] == "2/4"
+    assert rows["all"][0] == "7/10"
+    from napari_segkit.kaggle.metrics import average_precision
+
+    otsu_tissue = [
+        average_precision(s.instances, evaluate.otsu_instances(s.image), semantic=False)
+        for s in samples
+        if s.id in by_kind["tissue"]
+    ]
+    assert float(rows["tissue"][2]) == pytest.approx(np.mean(otsu_tissue), abs=6e-4)
+    fluorescence = rows["fluorescence"]  # images, (a) split, (a) all, (d) split, estimate, +-, se
+    assert fluorescence[4] == fluorescence[3] and float(fluorescence[6]) == 0.0  # a census
+    assert float(fluorescence[3]) > 0.3  # the model, not an empty prediction
+    # over all kinds: the kinds' estimates weighted by their share of the dataset (4, 4, 2)
+    weighted = sum(n * float(rows[k][4]) for k, n in SMALL_DSB_KINDS.items()) / 10
+    assert float(rows["all"][4]) == pytest.approx(weighted, abs=1e-3)
