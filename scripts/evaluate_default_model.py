@@ -309,7 +309,8 @@ def whole_dataset_estimates(split_records, baseline_records) -> dict:
         ``{metric: {kind or "all": {"split", "population", "baseline_split",
         "baseline_all", "model_split", "estimate", "se", "r"}}}``. "all" combines the
         kinds' estimates weighted by their share of the dataset (the split is drawn per
-        kind, so each kind is a stratum of its own); its "r" is nan.
+        kind, so each kind is a stratum of its own); its "r" is nan, and so are its
+        estimate and se when a kind of the dataset has no image in the split.
     """
     from napari_segkit.kaggle.evaluation import regression_estimate
     from napari_segkit.kaggle.kinds import KINDS
@@ -317,7 +318,9 @@ def whole_dataset_estimates(split_records, baseline_records) -> dict:
     baseline = {r.id: r for r in baseline_records}
     missing = [r.id for r in split_records if r.id not in baseline]
     if missing:
-        raise ValueError(f"the baseline lacks {len(missing)} split images, e.g. {missing[0]!r}")
+        raise ValueError(
+            f"the baseline has no score for {len(missing)} of the split's images, e.g. {missing[0]!r}"
+        )
     out = {}
     for metric in ("ap", "ap50"):
         mean = partial(_mean_score, metric=metric)
@@ -344,6 +347,8 @@ def whole_dataset_estimates(split_records, baseline_records) -> dict:
                 "r": fit["r"],
             }
         shares = {kind: row["population"] / len(baseline_records) for kind, row in rows.items()}
+        if sum(row["population"] for row in rows.values()) < len(baseline_records):
+            shares = dict.fromkeys(shares, float("nan"))  # a kind with no split image: unknown
         rows["all"] = {
             "split": len(split_records),
             "population": len(baseline_records),

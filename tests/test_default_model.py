@@ -288,3 +288,23 @@ def test_the_evaluation_script_estimates_the_model_over_the_whole_dataset(
     # over all kinds: the kinds' estimates weighted by their share of the dataset (4, 4, 2)
     weighted = sum(n * float(rows[k][4]) for k, n in SMALL_DSB_KINDS.items()) / 10
     assert float(rows["all"][4]) == pytest.approx(weighted, abs=1e-3)
+
+
+def test_no_estimate_over_all_kinds_when_a_kind_is_missing_from_the_split():
+    """A kind with no split image cannot be estimated, so neither can all kinds together."""
+    from napari_segkit.kaggle.evaluation import ImageScore
+
+    def score(i, kind, ap):
+        return ImageScore(str(i), kind, dice=1.0, ap=ap, ap50=ap, n_true=1, n_pred=1)
+
+    baseline = [score(i, "fluorescence", 0.1 * i) for i in range(5)]
+    baseline += [score(9, "tissue", 0.2)]
+    split = [score(i, "fluorescence", 0.1 * i + 0.3) for i in range(3)]
+    estimates = _script("evaluate_default_model.py").whole_dataset_estimates(split, baseline)
+    fluorescence = estimates["ap"]["fluorescence"]
+    assert fluorescence["estimate"] == pytest.approx(0.2 + 0.3)  # mean of 0.0 .. 0.4, + 0.3
+    assert "tissue" not in estimates["ap"] and np.isnan(estimates["ap"]["all"]["estimate"])
+    with pytest.raises(ValueError, match="no score for 1 of the split"):
+        _script("evaluate_default_model.py").whole_dataset_estimates(
+            [score(7, "tissue", 0.5)], baseline
+        )
