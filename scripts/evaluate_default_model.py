@@ -160,13 +160,7 @@ def main(argv=None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from napari_segkit.kaggle import load_dataset, read_dsb2018
-    from napari_segkit.kaggle.evaluation import (
-        format_table,
-        score_instances,
-        score_models,
-        summarise,
-    )
+    from napari_segkit.kaggle.evaluation import format_table, score_models, summarise
     from napari_segkit.kaggle.kinds import image_kind
     from napari_segkit.models import read_model_info
 
@@ -185,15 +179,16 @@ def main(argv=None) -> int:
         args.seed_threshold if args.seed_threshold is not None else default_post["seed_threshold"]
     )
     post = {"threshold": default_post["threshold"], "min_size": default_post["min_size"]}
-    if (args.data / "stage1_train").is_dir():  # the download: read only these ids' masks
-        samples = read_dsb2018(args.data / "stage1_train", ids=val_ids)
-    else:  # packed by scripts/pack_dsb2018.py: one file per image, read all in seconds
-        packed = {s.id: s for s in load_dataset(args.data)}
-        samples = [packed[i] for i in val_ids if i in packed]
+    # --whole-dataset reads every image once and takes the split's from them
+    everything = read_samples(args.data) if args.whole_dataset else None
+    samples = (
+        read_samples(args.data, val_ids) if everything is None else select(everything, val_ids)
+    )
     missing = set(val_ids) - {s.id for s in samples}
     if missing:
         print(f"'{args.data}' lacks {len(missing)} validation images", file=sys.stderr)
         return 2
+    kinds = {s.id: image_kind(s.image) for s in samples}
     print(f"{len(samples)} validation images of {args.model} (seed threshold {seed}, {post})\n")
 
     def show(label, records, started):
@@ -216,15 +211,11 @@ def main(argv=None) -> int:
             continue
         started = time.monotonic()
         if options is None:
-            records = [
-                score_instances(s.id, image_kind(s.image), s.instances, otsu_instances(s.image))
-                for s in samples
-            ]
+            records = otsu_records(samples, kinds)
         else:
             options = dict(options)
             models = options.pop("models", [args.model])
             data = gray_samples(samples) if options.pop("gray", False) else samples
-            kinds = {s.id: image_kind(s.image) for s in samples}
             tuned_post = post if models == [args.model] else {}
             records = score_models(models, data, seed_threshold=seed, **tuned_post, **options)
             for r in records:
@@ -234,12 +225,10 @@ def main(argv=None) -> int:
             show(label, records, started)
     if args.whole_dataset:
         started = time.monotonic()
-        everything = read_all_samples(args.data)
         kinds_all = {s.id: image_kind(s.image) for s in everything}
-        otsu_all = [
-            score_instances(s.id, kinds_all[s.id], s.instances, otsu_instances(s.image))
-            for s in everything
-        ]
+        split_otsu = {r.id: r for r in scored.get("a", [])}  # row (a): the split's, done
+        rest = [s for s in everything if s.id not in split_otsu]
+        otsu_all = [*split_otsu.values(), *otsu_records(rest, kinds_all)]
         print(format_estimates(whole_dataset_estimates(scored["d"], otsu_all)))
         print(f"[{time.monotonic() - started:.0f} s]\n", flush=True)
     for path in args.compare:
@@ -249,7 +238,6 @@ def main(argv=None) -> int:
         started = time.monotonic()
         records = score_models([path], samples, **settings)
         show(f"{path}, watershed {settings}", records, started)
-    kinds = {s.id: image_kind(s.image) for s in samples}
     for factor in args.scales:
         scaled = rescaled_samples(samples, factor)
         for path in [args.model, *args.compare]:
@@ -278,13 +266,33 @@ def main(argv=None) -> int:
     return 0
 
 
-def read_all_samples(data: Path) -> list:
-    """Every sample of the download (stage1_train/ inside) or of its packed copy."""
+def read_samples(data: Path, ids: list[str] | None = None) -> list:
+    """The samples of the DSB2018 download (``stage1_train/`` inside: with `ids`, only
+    theirs are read) or of its copy packed by scripts/pack_dsb2018.py (one file per image:
+    read whole in seconds, then `ids`' kept); all when `ids` is None."""
     from napari_segkit.kaggle import load_dataset, read_dsb2018
 
     if (data / "stage1_train").is_dir():
-        return read_dsb2018(data / "stage1_train")
-    return load_dataset(data)
+        return read_dsb2018(data / "stage1_train", ids=ids)
+    return select(load_dataset(data), ids)
+
+
+def select(samples, ids: list[str] | None) -> list:
+    """The samples of `ids`, in their order (ids absent from `samples` are skipped); all
+    of them when `ids` is None."""
+    if ids is None:
+        return list(samples)
+    by_id = {s.id: s for s in samples}
+    return [by_id[i] for i in ids if i in by_id]
+
+
+def otsu_records(samples, kinds: dict) -> list:
+    """Row (a)'s scores: Otsu + connected components on every sample."""
+    from napari_segkit.kaggle.evaluation import score_instances
+
+    return [
+        score_instances(s.id, kinds[s.id], s.instances, otsu_instances(s.image)) for s in samples
+    ]
 
 
 def _mean_score(records, metric: str) -> float:

@@ -219,27 +219,21 @@ def regression_estimate(scores, baseline, baseline_mean: float, population: int)
     if population < n:
         raise ValueError(f"the dataset ({population} images) is smaller than its sample ({n})")
     fpc = 1.0 - n / population  # sampling without replacement: a census has no error
-    if n < 3 or np.ptp(x) == 0:
-        se = float(y.std(ddof=1) * np.sqrt(fpc / n)) if n >= 2 else float("nan")
-        return {
-            "estimate": float(y.mean()),
-            "se": se,
-            "sample_mean": float(y.mean()),
-            "slope": 0.0,
-            "r": float("nan"),
-        }
-    spread = ((x - x.mean()) ** 2).sum()
-    slope = float(((x - x.mean()) * (y - y.mean())).sum() / spread)
-    residuals = (y - y.mean()) - slope * (x - x.mean())
-    # the residuals' share, plus the slope's own error times how far it extrapolates:
-    # negligible for a typical random sample, not for one far from the dataset's mean
-    shift = baseline_mean - x.mean()
-    variance = (residuals**2).sum() / (n - 2) * (fpc / n + shift**2 / spread)
-    se = float(np.sqrt(variance))
-    r = float(np.corrcoef(x, y)[0, 1]) if np.ptp(y) > 0 else float("nan")
+    shift = baseline_mean - x.mean()  # how much harder or easier the sample is
+    if n < 3 or np.ptp(x) == 0:  # no slope to fit: the plain mean
+        slope, r = 0.0, float("nan")
+        variance = y.var(ddof=1) * fpc / n if n >= 2 else float("nan")
+    else:
+        spread = ((x - x.mean()) ** 2).sum()
+        slope = float(((x - x.mean()) * (y - y.mean())).sum() / spread)
+        r = float(np.corrcoef(x, y)[0, 1]) if np.ptp(y) > 0 else float("nan")
+        residuals = (y - y.mean()) - slope * (x - x.mean())
+        # the residuals' share, plus the slope's own error times how far it extrapolates:
+        # negligible for a typical random sample, not for one far from the dataset's mean
+        variance = (residuals**2).sum() / (n - 2) * (fpc / n + shift**2 / spread)
     return {
-        "estimate": float(y.mean() + slope * (baseline_mean - x.mean())),
-        "se": se,
+        "estimate": float(y.mean() + slope * shift),
+        "se": float(np.sqrt(variance)),
         "sample_mean": float(y.mean()),
         "slope": slope,
         "r": r,
