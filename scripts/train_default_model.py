@@ -22,7 +22,9 @@ continues an interrupted run, with more ``--epochs`` if wanted) or on a GPU. ``-
 FILE`` starts a further stage from a finished file's weights with a new schedule (``--lr``,
 ``--seed``, ``--epochs``); the new file records the earlier stages (``earlier_stages``).
 The bundled file was made in four stages: README "The bundled default model" has the commands.
-``--width`` trains a wider (or narrower) network from scratch; on a GPU, ``--num-workers``
+``--width`` trains a wider (or narrower) network from scratch; with ``--init`` it widens
+that file's network first (:func:`widened`: the wider network computes what the file's did,
+and the new channels start learning from there); on a GPU, ``--num-workers``
 feeds it (``--device cuda``: mixed precision). ``--plan-minutes`` fits the schedule to a
 time budget on a machine of unknown speed (a short probe run times it first), and
 ``--no-tune`` leaves the post-processing to a later ``--tune-only`` run;
@@ -32,6 +34,7 @@ time budget on a machine of unknown speed (a short probe run times it first), an
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from pathlib import Path
@@ -129,6 +132,83 @@ def rewrite_training(path: Path, **entries) -> None:
         overlap=info.overlap,
         training={**info.training, **entries},
     )
+
+
+#: the convolutions of a U-Net decoder level that read [skip, upsampled] concatenated
+_CONCATENATED_INPUT = re.compile(r"^net\.up\.\d+\.block\.(body\.0|shortcut)$")
+
+
+def _old_channels(old: int, new: int, concatenated: bool):
+    """Where a layer's `old` channels sit among its `new` ones: the first ones, or the
+    first ones of each half for an input that concatenates two equally wide maps."""
+    import torch
+
+    if old == new or not concatenated:
+        return torch.arange(old)
+    half, new_half = old // 2, new // 2
+    return torch.cat([torch.arange(half), new_half + torch.arange(half)])
+
+
+def widened(model_file, width: int, seed: int = 0):
+    """`model_file`'s U-Net (``unet_original`` or ``resunet``) made `width` wide, computing
+    the same function: a ModelFile to pass to ``train(init=...)``.
+
+    Every level keeps its old channels first; the new ones (``width - old width`` per
+    level, doubling per level) get the usual random initialisation, and the old channels'
+    weights on them are zero, so the old outputs ignore them at first. Those zero weights
+    get gradients at once, and the new channels' own weights from the second step on. A
+    function-preserving widening in the spirit of Net2Net (Chen, Goodfellow & Shlens
+    2016), with zeros instead of copied channels, which would need breaking out of
+    symmetry. Written here because torch has no such tool; it knows only this
+    repository's U-Net layout.
+    """
+    import copy
+
+    import torch
+    from torch import nn
+
+    from napari_segkit.models import ModelFile, build_model
+
+    info = model_file.info
+    old_width = info.options.get("width")
+    if info.arch not in ("unet_original", "resunet") or old_width is None:
+        raise SystemExit(
+            f"--width with --init widens an original or residual U-Net, not {info.arch}"
+        )
+    if width < old_width:
+        raise SystemExit(f"--width {width} with --init: the file's network is {old_width} wide")
+    options = {**info.options, "width": width}
+    torch.manual_seed(seed)
+    model = build_model(
+        info.arch, info.in_channels, info.num_classes, pad_mode=info.pad_mode, **options
+    )
+    old_modules = dict(model_file.model.named_modules())
+    with torch.no_grad():
+        for name, new in model.named_modules():
+            old = old_modules[name]
+            if isinstance(new, nn.Conv2d | nn.ConvTranspose2d):
+                # a transposed convolution's weight is (in, out, ...), a convolution's (out, in, ...)
+                out_dim, in_dim = (1, 0) if isinstance(new, nn.ConvTranspose2d) else (0, 1)
+                outs = _old_channels(old.weight.shape[out_dim], new.weight.shape[out_dim], False)
+                ins = _old_channels(
+                    old.weight.shape[in_dim],
+                    new.weight.shape[in_dim],
+                    bool(_CONCATENATED_INPUT.match(name)),
+                )
+                rows = torch.zeros_like(new.weight.index_select(out_dim, outs))
+                rows.index_copy_(in_dim, ins, old.weight)
+                new.weight.index_copy_(out_dim, outs, rows)
+                if new.bias is not None:
+                    new.bias[outs] = old.bias
+            elif isinstance(new, nn.BatchNorm2d):
+                outs = _old_channels(old.num_features, new.num_features, False)
+                for attr in ("weight", "bias", "running_mean", "running_var"):
+                    getattr(new, attr)[outs] = getattr(old, attr)
+                new.num_batches_tracked.copy_(old.num_batches_tracked)
+    model.eval()
+    info = copy.deepcopy(info)
+    info.options = options
+    return ModelFile(model=model, info=info, path=model_file.path)
 
 
 def read_samples(data: Path) -> list:
@@ -229,7 +309,8 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--width",
         type=int,
-        help="override CONFIG['arch_options']['width'] (a new network: not with --init)",
+        help="override CONFIG['arch_options']['width'] (with --init: that file's network "
+        "widened, computing what it did)",
     )
     parser.add_argument("--steps-per-epoch", type=int, help="override CONFIG['steps_per_epoch']")
     parser.add_argument("--w0", type=float, help="override CONFIG['w0'] (border weight)")
@@ -314,11 +395,6 @@ def main(argv=None) -> int:
         if getattr(args, key) is not None:
             config[key] = getattr(args, key)
     if args.width is not None:
-        if args.init:
-            parser.error(
-                f"--width {args.width} with --init {args.init}: a further stage continues "
-                "that file's network; train a wider one without --init"
-            )
         config["arch_options"] = {**config["arch_options"], "width": args.width}
     earlier_stages = []
     if args.init:
@@ -349,6 +425,12 @@ def main(argv=None) -> int:
     if args.tune_only:
         print(f"tuned post-processing: {tune_and_record(args.out, val_samples, config)}")
         return 0
+    init = args.init
+    if args.init and args.width is not None:
+        from napari_segkit.models import load_model
+
+        init = widened(load_model(args.init), args.width, seed=config["seed"])
+        print(f"widened {args.init} to width {args.width}")
     run = {  # train()'s arguments but the file, the length and the progress
         "images": [s.image for s in train_samples],
         "labels": [s.instances for s in train_samples],
@@ -365,7 +447,7 @@ def main(argv=None) -> int:
         "device": args.device,
         "num_workers": args.num_workers,
         "class_names": ["background", "nucleus", "boundary"],
-        "init": args.init,
+        "init": init,
         "augmentation": Augmentation(zoom=tuple(config["zoom"])),
         **{
             k: config[k] for k in ("loss", "batch_size", "patch_size", "lr", "w0", "sigma", "keep")

@@ -123,8 +123,8 @@ def small_dsb(shared_data, tmp_path):
 def test_the_training_script_trains_a_model_file_that_says_how_it_was_made(small_dsb, tmp_path):
     """The script end to end (one short epoch of a narrow network): the file records the
     overridden width, steps, border weight and boundary width, the tuned post-processing
-    and the validation split, and predicts three classes; ``--width`` with ``--init`` is
-    refused (a stage keeps its net)."""
+    and the validation split, and predicts three classes; a further stage may widen the
+    network (``--width`` with ``--init``) but not narrow it."""
     script = _training_script()
     out = tmp_path / "narrow.safetensors"
     argv = ["--data", str(small_dsb), "--out", str(out), "--width", "4", "--epochs", "1"]
@@ -142,12 +142,62 @@ def test_the_training_script_trains_a_model_file_that_says_how_it_was_made(small
 
     image = read_dsb2018(small_dsb / "stage1_train")[0].image
     assert predict(out, image, output="probabilities").shape == (3, *image.shape[:2])
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit, match="4 wide"):
         script.main(
             ["--data", str(small_dsb), "--out", str(tmp_path / "x.safetensors")]
-            + ["--init", str(out), "--width", "8"]
+            + ["--init", str(out), "--width", "2"]
         )
     assert not (tmp_path / "x.safetensors").exists()
+    wider = tmp_path / "wider.safetensors"
+    argv = ["--data", str(small_dsb), "--out", str(wider), "--init", str(out), "--width", "6"]
+    argv += ["--epochs", "1", "--steps-per-epoch", "1", "--patch-size", "64", "--batch-size", "2"]
+    assert script.main(argv + ["--threads", "1", "--no-tune"]) == 0
+    info = read_model_info(wider)
+    assert info.options == {"width": 6, "depth": 4}
+    assert info.training["earlier_stages"][-1]["script_config"]["arch_options"]["width"] == 4
+
+
+@pytest.mark.parametrize("arch", ["unet_original", "resunet"])
+@pytest.mark.parametrize("upsampling", ["transpose", "bilinear"])
+def test_a_widened_network_computes_what_the_narrow_one_did(arch, upsampling):
+    """``widened`` (``--width`` with ``--init``): every level gets wider (the decoder's
+    concatenated inputs too), the outputs stay the same, and the new channels are trained
+    from the first step (their weights get gradients)."""
+    import torch
+
+    from napari_segkit.models import ModelFile, build_model
+    from napari_segkit.models.info import ModelInfo
+
+    torch.manual_seed(0)
+    narrow = build_model(arch, 3, 3, width=4, depth=3, upsampling=upsampling)
+    for module in narrow.modules():  # trained-looking batch norm statistics, not 0 / 1
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.5, 0.5)
+    narrow.eval()
+    info = ModelInfo(arch=arch, options=narrow.options, in_channels=3, num_classes=3)
+    wide = _training_script().widened(ModelFile(narrow, info), 6).model
+    assert wide.options["width"] == 6 and narrow.options["width"] == 4
+    parameters = sum(p.numel() for p in wide.parameters())
+    assert parameters > 2 * sum(p.numel() for p in narrow.parameters())
+    image = torch.randn(2, 3, 40, 56)
+    with torch.no_grad():
+        torch.testing.assert_close(wide(image), narrow(image), rtol=1e-4, atol=1e-4)
+    # the zero weights that read the new channels get gradients at once, and the new
+    # channels' own weights from the second step on
+    wide.train()
+    optimizer = torch.optim.SGD(wide.parameters(), lr=0.1)
+    wide(image).square().mean().backward()
+    assert wide.net.head.weight.grad[:, 4:].abs().sum() > 0  # (3, 6, 1, 1): 4, 5 are new
+    optimizer.step()
+    optimizer.zero_grad()
+    wide(image).square().mean().backward()
+    assert wide.net.down[0].body[0].weight.grad[4:].abs().sum() > 0  # (6, 3, 3, 3)
+    fcn = ModelInfo(arch="fcn8s", options={}, in_channels=3, num_classes=3)
+    with pytest.raises(SystemExit, match="original or residual U-Net"):
+        _training_script().widened(ModelFile(build_model("fcn8s", 3, 3), fcn), 8)
 
 
 def test_the_training_script_trains_on_the_image_kinds_it_is_told(small_dsb, tmp_path):
