@@ -138,7 +138,7 @@ def rewrite_training(path: Path, **entries) -> None:
 _CONCATENATED_INPUT = re.compile(r"^net\.up\.\d+\.block\.(body\.0|shortcut)$")
 
 
-def _old_channels(old: int, new: int, concatenated: bool):
+def _old_channels(old: int, new: int, concatenated: bool = False):
     """Where a layer's `old` channels sit among its `new` ones: the first ones, or the
     first ones of each half for an input that concatenates two equally wide maps."""
     import torch
@@ -162,7 +162,7 @@ def widened(model_file, width: int, seed: int = 0):
     symmetry. Written here because torch has no such tool; it knows only this
     repository's U-Net layout.
     """
-    import copy
+    from dataclasses import replace
 
     import torch
     from torch import nn
@@ -189,7 +189,7 @@ def widened(model_file, width: int, seed: int = 0):
             if isinstance(new, nn.Conv2d | nn.ConvTranspose2d):
                 # a transposed convolution's weight is (in, out, ...), a convolution's (out, in, ...)
                 out_dim, in_dim = (1, 0) if isinstance(new, nn.ConvTranspose2d) else (0, 1)
-                outs = _old_channels(old.weight.shape[out_dim], new.weight.shape[out_dim], False)
+                outs = _old_channels(old.weight.shape[out_dim], new.weight.shape[out_dim])
                 ins = _old_channels(
                     old.weight.shape[in_dim],
                     new.weight.shape[in_dim],
@@ -201,14 +201,12 @@ def widened(model_file, width: int, seed: int = 0):
                 if new.bias is not None:
                     new.bias[outs] = old.bias
             elif isinstance(new, nn.BatchNorm2d):
-                outs = _old_channels(old.num_features, new.num_features, False)
+                outs = _old_channels(old.num_features, new.num_features)
                 for attr in ("weight", "bias", "running_mean", "running_var"):
                     getattr(new, attr)[outs] = getattr(old, attr)
                 new.num_batches_tracked.copy_(old.num_batches_tracked)
     model.eval()
-    info = copy.deepcopy(info)
-    info.options = options
-    return ModelFile(model=model, info=info, path=model_file.path)
+    return ModelFile(model=model, info=replace(info, options=options), path=model_file.path)
 
 
 def read_samples(data: Path) -> list:
@@ -411,6 +409,12 @@ def main(argv=None) -> int:
                 "validation": base.get("validation"),
             },
         ]
+    init = args.init
+    if args.init and args.width is not None:  # before reading the data: a refusal comes first
+        from napari_segkit.models import load_model
+
+        init = widened(load_model(args.init), args.width, seed=config["seed"])
+        print(f"widened {args.init} to width {args.width}")
     if args.threads:
         torch.set_num_threads(args.threads)
     train_samples, val_samples, kinds = load_split(args.data, config)
@@ -425,12 +429,6 @@ def main(argv=None) -> int:
     if args.tune_only:
         print(f"tuned post-processing: {tune_and_record(args.out, val_samples, config)}")
         return 0
-    init = args.init
-    if args.init and args.width is not None:
-        from napari_segkit.models import load_model
-
-        init = widened(load_model(args.init), args.width, seed=config["seed"])
-        print(f"widened {args.init} to width {args.width}")
     run = {  # train()'s arguments but the file, the length and the progress
         "images": [s.image for s in train_samples],
         "labels": [s.instances for s in train_samples],
