@@ -57,6 +57,13 @@ def test_colour_modes_refuse_what_they_cannot_convert():
         Volume(np.zeros((5, 6)), in_channels=3, color="gray")
     with pytest.raises(ValueError, match="color must be one of"):
         Volume(np.zeros((5, 6)), in_channels=1, color="grey")
+    # a two-channel image is not silently read as a stack of 2-pixel-wide planes
+    with pytest.raises(InputError, match=r"\(Y, X, C\) = 50 x 60 with 2 channels"):
+        Volume(np.zeros((50, 60, 2)), in_channels=3, color="rgb")
+    with pytest.raises(InputError, match=r"image\[..., 0\]"):
+        Volume(np.zeros((50, 60, 2)), in_channels=1, color="gray")
+    assert Volume(np.zeros((50, 60, 2)), in_channels=3, color="rgb", axes="ZYX").axes == "ZYX"
+    assert Volume(np.zeros((2, 60, 2)), in_channels=3, color="rgb").axes == "ZYX"
     # as-is stays strict: a colour image does not reach a 1-channel model silently
     with pytest.raises(InputError):
         Volume(np.zeros((50, 60, 3)), in_channels=1)

@@ -257,12 +257,23 @@ def convert_channels(region: np.ndarray, color: str) -> np.ndarray:
 
 def _infer_color_axes(shape: tuple[int, ...]) -> str:
     """Axes of a gray or colour image for a colour-converting volume: a last axis of 3
-    or 4 is colour (napari's RGB convention), anything else is gray."""
+    or 4 is colour (napari's RGB convention), anything else is gray -- except a last
+    axis of 2 behind a longer first one, which is far more often two channels than a
+    stack of two-pixel-wide planes, so it is refused rather than guessed (as the
+    one-channel rule in :func:`_infer_axes` does)."""
     ndim = len(shape)
     if ndim == 2:
         return "YX"
     colour = shape[-1] in (3, 4) or (shape[-1] == 1)
     if ndim == 3:
+        if shape[-1] == 2 and shape[0] > 4:
+            z, y, _ = shape
+            raise InputError(
+                f"the image of shape {shape} is ambiguous: it reads as (Y, X, C) = {z} x {y} "
+                f"with 2 channels, which a gray or colour model cannot take (give it one "
+                f"channel, e.g. image[..., 0]), or as (Z, Y, X) = {z} planes of {y} x 2 "
+                "(pass axes='ZYX')"
+            )
         return "YXC" if colour else "ZYX"
     if colour:
         return "ZYXC"
