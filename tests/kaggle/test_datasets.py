@@ -7,6 +7,7 @@ import pytest
 import tifffile
 from skimage.io import imsave
 
+from napari_segkit.core.errors import StackReadError
 from napari_segkit.core.rle import RLEError, rle_encode
 from napari_segkit.core.synthetic import make_nuclei
 from napari_segkit.kaggle.datasets import (
@@ -73,6 +74,16 @@ def test_dsb2018_folders(tmp_path, nuclei):
     assert sample.id == "abc" and sample.image.shape == (40, 50, 3)
     assert sample.instances.max() == len(np.unique(s.instances)) - 1
     np.testing.assert_array_equal(sample.labels, s.instances > 0)
+    # an empty masks/ folder is an image without nuclei ...
+    _png(tmp_path / "empty" / "images" / "empty.png", s.image.astype(np.uint8))
+    (tmp_path / "empty" / "masks").mkdir()
+    empty = read_dsb2018(tmp_path)[1]
+    assert empty.id == "empty" and empty.instances.max() == 0
+    # ... a missing one an unannotated (test) image, refused rather than read as background
+    _png(tmp_path / "test1" / "images" / "test1.png", s.image.astype(np.uint8))
+    with pytest.raises(StackReadError, match="1 of the 3 images .* no masks/ folder .*test1"):
+        read_dsb2018(tmp_path)
+    assert [x.id for x in read_dsb2018(tmp_path, ids=["abc"])] == ["abc"]
 
 
 def test_real_dsb2018_csv_equals_its_mask_folders(shared_data):

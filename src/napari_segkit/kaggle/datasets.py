@@ -253,6 +253,9 @@ def _guess_images_dir(csv_path: Path, first_id: str) -> Path:
 def read_dsb2018(root: str | os.PathLike, *, ids: list[str] | None = None) -> list[DatasetSample]:
     """DSB2018 layout: ``<root>/<id>/images/<id>.png`` + ``<root>/<id>/masks/*.png``.
 
+    Every image needs its ``masks/`` folder (empty: an image without nuclei); an image
+    without one raises :class:`StackReadError`.
+
     Parameters
     ----------
     root : path
@@ -272,6 +275,17 @@ def read_dsb2018(root: str | os.PathLike, *, ids: list[str] | None = None) -> li
     ids = ids or sorted(p.name for p in root.iterdir() if (p / "images").is_dir())
     if not ids:
         raise EmptyFolderError(f"'{root}' holds no <id>/images/<id>.png folders (DSB2018 layout)")
+    # A missing masks/ folder is an unannotated image (DSB2018's test folders look like
+    # that), not one without nuclei (an empty masks/ folder): scoring, tuning or training
+    # on it as all background would be silently wrong.
+    unannotated = [i for i in ids if not (root / i / "masks").is_dir()]
+    if unannotated:
+        raise StackReadError(
+            f"{len(unannotated)} of the {len(ids)} images in '{root}' have no masks/ folder "
+            f"(e.g. '{root / unannotated[0]}'): a DSB2018 training folder has one per image; "
+            "images without annotations are predicted with `segkit submit`, not read as a "
+            "dataset"
+        )
     samples = []
     for image_id in ids:
         image = read_image(_find_image(root, image_id))
