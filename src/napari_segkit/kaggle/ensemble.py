@@ -43,7 +43,14 @@ def load_models(models) -> list:
 
 
 def ensemble_probabilities(
-    models, image, *, tta: str | None = None, tile_size=None, overlap=None, device: str = "auto"
+    models,
+    image,
+    *,
+    tta: str | None = None,
+    tile_size=None,
+    overlap=None,
+    device: str = "auto",
+    renormalize_sparse: bool = True,
 ) -> np.ndarray:
     """Class probabilities ``(K, Y, X)`` averaged over `models` (e.g. the k folds).
 
@@ -59,24 +66,28 @@ def ensemble_probabilities(
     tile_size, overlap : optional
         Default: each model file's own.
     device : str
+    renormalize_sparse : bool
+        Each model predicts again, normalised to the objects, an image whose objects are
+        too sparse for its percentile normalisation
+        (:func:`~napari_segkit.tiling.objects.object_probabilities`).
 
     Returns
     -------
     ndarray of float32, shape (K, Y, X)
     """
-    from ..tiling import predict
+    from ..tiling.objects import object_probabilities
 
     total = None
-    for model in models:
-        p = predict(
+    for model in load_models(models):
+        p, _ = object_probabilities(
             model,
             image,
-            output="probabilities",
+            renormalize_sparse=renormalize_sparse,
             tta=tta,
             tile_size=tile_size,
             overlap=overlap,
             device=device,
-        ).astype(np.float32)
+        )
         total = p if total is None else total + p
     return total / len(models)
 

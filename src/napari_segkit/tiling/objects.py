@@ -32,6 +32,9 @@ class ObjectPrediction:
         The objects' diameter in the image, pixels: the one given, or the median of
         a first prediction's objects for ``object_diameter="auto"``; None when not
         asked for (or when the image holds no object).
+    renormalized : bool
+        The objects were too sparse for the model's percentile normalisation and the
+        image was predicted again normalised to them (:func:`object_probabilities`).
     """
 
     labels: np.ndarray
@@ -39,6 +42,7 @@ class ObjectPrediction:
     instances: np.ndarray
     scale: float = 1.0
     diameter: float | None = None
+    renormalized: bool = False
 
     def describe(self) -> str:
         """One line for a log or a notification."""
@@ -46,7 +50,68 @@ class ObjectPrediction:
         n = sum(int(plane.max(initial=0)) for plane in planes)  # ids restart in each plane
         size = "" if self.diameter is None else f", objects about {self.diameter:.1f} px across"
         how = "as it is" if self.scale == 1.0 else f"magnified {self.scale:.2f}x"
-        return f"{n} objects{size}; predicted {how}"
+        sparse = ", normalised to its sparse objects" if self.renormalized else ""
+        return f"{n} objects{size}; predicted {how}{sparse}"
+
+
+def object_probabilities(
+    model, image, *, renormalize_sparse: bool = True, **predict_options
+) -> tuple[np.ndarray, bool]:
+    """Class probabilities of an in-memory image, predicted again where its objects are
+    too sparse for the model's percentile normalisation.
+
+    A first prediction shows where the objects are; when they cover less of the image
+    than the model's high percentile assumes and are far brighter than it,
+    :func:`~napari_segkit.core.volume.sparse_object_normalization` re-anchors the
+    normalisation on them and the image is predicted a second time. Images with a usual
+    share of objects (all of DSB2018's but one) are predicted once, as by ``predict``.
+
+    Parameters
+    ----------
+    model : ModelFile
+    image : ndarray
+        As ``predict`` takes it (its `axes` and `color` among `predict_options`).
+    renormalize_sparse : bool
+        False: one prediction, as ``predict`` makes it. Also off when
+        `predict_options` give a `normalization` of their own.
+    **predict_options
+        Passed to ``predict`` (not `output`).
+
+    Returns
+    -------
+    probabilities : ndarray of float32, shape (K, *spatial)
+        In [0, 1], also for ``prob_dtype="uint8"``.
+    renormalized : bool
+        Whether the second prediction was made (and returned).
+    """
+    from ..core.volume import Volume, sparse_object_normalization
+    from .prediction import predict
+    from .sink import labels_from_probabilities
+
+    def probabilities_of(**options):
+        probabilities = np.asarray(
+            predict(model, image, output="probabilities", **options), dtype=np.float32
+        )
+        return (
+            probabilities / 255.0 if probabilities.max(initial=0) > 1.0 + 1e-3 else probabilities
+        )
+
+    probabilities = probabilities_of(**predict_options)
+    if not renormalize_sparse or predict_options.get("normalization", "model") != "model":
+        return probabilities, False
+    info = model.info
+    volume = Volume(
+        image,
+        axes=predict_options.get("axes"),
+        in_channels=info.in_channels,
+        color=predict_options.get("color") or info.color,
+    )
+    stats = sparse_object_normalization(
+        volume, info.normalization, labels_from_probabilities(probabilities) != 0
+    )
+    if stats is None:
+        return probabilities, False
+    return probabilities_of(**{**predict_options, "normalization": stats}), True
 
 
 def predict_objects(
@@ -56,6 +121,7 @@ def predict_objects(
     object_diameter: float | str | None = None,
     axes: str | None = None,
     color: str | None = None,
+    renormalize_sparse: bool = True,
     **predict_options,
 ) -> ObjectPrediction:
     """Class labels, probabilities and instances of `image`, in memory.
@@ -78,6 +144,10 @@ def predict_objects(
         predicted as they are (one prediction, even for "auto").
     axes, color
         As for ``predict``.
+    renormalize_sparse : bool
+        Predict again, normalised to the objects, an image whose objects are too sparse
+        for the model's percentile normalisation (:func:`object_probabilities`; the
+        result's ``renormalized`` says whether it happened). False: never.
     **predict_options
         Passed to ``predict`` (``tile_size``, ``overlap``, ``tta``, ``device``,
         ``tile_progress``, ``cancel``, ...); ``output``, ``out`` and ``client`` are not
@@ -97,7 +167,6 @@ def predict_objects(
     from ..core.object_size import predict_at_object_size
     from ..core.volume import Volume
     from ..models import ModelFile, load_model
-    from .prediction import predict
     from .sink import labels_from_probabilities
 
     refused = sorted({"output", "out", "client"} & set(predict_options))
@@ -141,13 +210,14 @@ def predict_objects(
     array = np.asarray(volume.image)
     options = {"axes": volume.axes, "color": color, **predict_options}
 
-    def probabilities_of(img):  # float32 in [0, 1], also for prob_dtype="uint8"
-        probabilities = np.asarray(
-            predict(model, img, output="probabilities", **options), dtype=np.float32
+    renormalized = []
+
+    def probabilities_of(img):
+        probabilities, again = object_probabilities(
+            model, img, renormalize_sparse=renormalize_sparse, **options
         )
-        return (
-            probabilities / 255.0 if probabilities.max(initial=0) > 1.0 + 1e-3 else probabilities
-        )
+        renormalized.append(again)
+        return probabilities
 
     first_pass = {}
 
@@ -175,11 +245,12 @@ def predict_objects(
         else instances_from_prediction(probabilities, **info.instance_options(scale=scale))
     )
     labels = labels_from_probabilities(probabilities)
-    return ObjectPrediction(labels, probabilities, instances, scale, diameter)
+    # the last prediction is the one returned (a rescaled one follows the estimate's)
+    return ObjectPrediction(labels, probabilities, instances, scale, diameter, renormalized[-1])
 
 
 def _named(model) -> str:
     return f" '{model.path}'" if getattr(model, "path", None) else ""
 
 
-__all__ = ["ObjectPrediction", "predict_objects"]
+__all__ = ["ObjectPrediction", "object_probabilities", "predict_objects"]

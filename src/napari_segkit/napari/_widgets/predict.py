@@ -320,7 +320,7 @@ class PredictWidget(Container):
                     load_model(model_path), data, object_diameter=object_diameter,
                     **tiles, **options,
                 )  # fmt: skip
-                if object_diameter is not None:
+                if object_diameter is not None or found.renormalized:
                     summary.append(found.describe())
                 result = (
                     (found.labels, found.probabilities) if show_probabilities else found.labels
