@@ -420,8 +420,8 @@ def sparse_object_normalization(
     the objects only when they cover more than ``100 - high`` % of the pixels (0.2 % for
     99.8): in a large field with a few nuclei it falls on the background, the nuclei
     come out many times brighter than any the model was trained on, and are segmented
-    badly (14 real nuclei in a 1536 x 1536 field, 0.1 % of it: mean AP 0.16 instead of
-    0.51). Given where a first prediction found objects, this returns the statistics the
+    badly (6 real nuclei in a 1024 x 1024 field, 0.08 % of it: mean AP 0.20 instead of
+    0.45; ``scripts/check_sparse_fields.py``). Given where a first prediction found objects, this returns the statistics the
     image would have if its objects covered a typical share of it
     (:data:`TYPICAL_OBJECT_SHARE`): the same low end, and as high end the
     ``100 - (100 - high) / share`` th percentile of the object pixels (the 98th for 99.8).

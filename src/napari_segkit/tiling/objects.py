@@ -64,7 +64,8 @@ def object_probabilities(
     than the model's high percentile assumes and are far brighter than it,
     :func:`~napari_segkit.core.volume.sparse_object_normalization` re-anchors the
     normalisation on them and the image is predicted a second time. Images with a usual
-    share of objects (all of DSB2018's but one) are predicted once, as by ``predict``.
+    share of objects (all 544 of DSB2018's training images) are predicted once, as by
+    ``predict``.
 
     Parameters
     ----------
