@@ -40,6 +40,26 @@ def test_sparse_bright_objects_set_the_high_end():
     assert 0.9 < np.median(normalised) < 1.0
 
 
+def test_sparse_dark_objects_on_a_bright_background_set_the_low_end():
+    image, foreground = _field(512)
+    image = 255 - image  # bright-field: dark nuclei (0.13 % of the field) on a bright one
+    volume = Volume(image, in_channels=1)
+    plain = normalization_stats(volume, PERCENTILE)
+    high = plain["offset"][0] + plain["scale"][0]
+    stats = sparse_object_normalization(volume, PERCENTILE, foreground)
+    objects_low = np.percentile(image[foreground], 10)  # the 1st percentile / a tenth
+    assert np.isclose(stats["mean"][0], objects_low, rtol=1e-5)
+    assert np.isclose(stats["mean"][0] + stats["std"][0], high, rtol=1e-5)
+    # the same dark objects covering over 1 % of the image are left alone
+    dense, dense_foreground = _field(128)
+    assert dense_foreground.mean() > 0.01
+    dense = 255 - dense
+    assert (
+        sparse_object_normalization(Volume(dense, in_channels=1), PERCENTILE, dense_foreground)
+        is None
+    )
+
+
 def test_each_channel_of_a_colour_model_gets_its_own_high_end():
     gray, foreground = _field(512)
     rgb = np.stack([gray, gray * 0.5, gray * 0.25], axis=-1)

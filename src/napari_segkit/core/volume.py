@@ -404,10 +404,10 @@ def normalization_stats(volume: Volume, normalization: dict | None) -> dict | No
 #: over the 544 DSB2018 training images is 0.111 (fluorescence 0.092, tissue 0.215)
 TYPICAL_OBJECT_SHARE = 0.1
 
-#: how much brighter than the image's high percentile objects must be, in units of the
-#: low..high span, before :func:`sparse_object_normalization` re-anchors on them: in the
-#: DSB2018 fluorescence images the objects' re-anchored high end lies at 1.00 (median)
-#: and 1.44 (95th percentile) of the span
+#: how far beyond the image's own range objects must reach, in units of its low..high
+#: span, before :func:`sparse_object_normalization` re-anchors on them: in the DSB2018
+#: fluorescence images the objects' re-anchored high end lies at 1.00 (median) and 1.44
+#: (95th percentile) spans above the low end
 OVERSCALE = 2.0
 
 
@@ -416,15 +416,20 @@ def sparse_object_normalization(
 ) -> dict | None:
     """Percentile normalisation re-anchored on objects too sparse for it, or None.
 
-    A percentile spec maps the image's ``high`` percentile to 1. That percentile falls on
-    the objects only when they cover more than ``100 - high`` % of the pixels (0.2 % for
-    99.8): in a large field with a few nuclei it falls on the background, the nuclei
-    come out many times brighter than any the model was trained on, and are segmented
-    badly (6 real nuclei in a 1024 x 1024 field, 0.08 % of it: mean AP 0.20 instead of
-    0.45; ``scripts/check_sparse_fields.py``). Given where a first prediction found objects, this returns the statistics the
-    image would have if its objects covered a typical share of it
-    (:data:`TYPICAL_OBJECT_SHARE`): the same low end, and as high end the
-    ``100 - (100 - high) / share`` th percentile of the object pixels (the 98th for 99.8).
+    A percentile spec maps the image's ``low`` and ``high`` percentiles to 0 and 1. Bright
+    objects on a dark background (fluorescence) reach the ``high`` end only when they
+    cover more than ``100 - high`` % of the pixels (0.2 % for 99.8), dark ones on a bright
+    background (bright-field, stained tissue) the ``low`` end only above ``low`` % (1 %).
+    In a large field with a few nuclei the percentile falls on the background instead,
+    the nuclei come out many times brighter (or darker) than any the model was trained
+    on, and are segmented badly (real nuclei in the corner of 2048 x 2048 fields, 0.07 %
+    of them: mean AP 0.19 instead of 0.56 on fluorescence, 0.09 instead of 0.40 on
+    tissue; ``scripts/check_sparse_fields.py``). Given where a first prediction found
+    objects, this returns the statistics the image would have if its objects covered a
+    typical share of it (:data:`TYPICAL_OBJECT_SHARE`): the ``100 - (100 - high) /
+    share`` th percentile of the object pixels as the high end (the 98th for 99.8), or
+    their ``low / share`` th as the low end (the 10th for 1); the other end stays the
+    image's.
 
     Parameters
     ----------
@@ -440,20 +445,22 @@ def sparse_object_normalization(
     dict or None
         ``{"mode": "fixed", "mean": [C floats], "std": [C floats]}`` for ``predict``'s
         `normalization`; None -- keep the first prediction -- unless the spec is a
-        percentile one without inversion, the objects cover less than ``100 - high`` %
-        of the pixels, and their re-anchored high end lies more than :data:`OVERSCALE`
-        spans above the image's (bright objects, not specks of noise).
+        percentile one without inversion (whose ends swap), the objects cover less of
+        the image than the end they should reach assumes, and their re-anchored end lies
+        more than :data:`OVERSCALE` spans beyond the image's other end (objects far
+        outside the image's range, not specks of noise).
     """
     spec = normalization or {}
     if spec.get("mode") != "percentile" or spec.get("invert", False):
         return None
     foreground = foreground.reshape((-1, *foreground.shape[-2:]))
-    high = float(spec.get("high", 99.8))
+    low, high = float(spec.get("low", 1.0)), float(spec.get("high", 99.8))
     share = float(foreground.mean())
-    if share == 0 or share >= (100 - high) / 100:
+    if share == 0 or share >= max(100 - high, low) / 100:
         return None
     stats = normalization_stats(volume, spec)
     lo, span = np.asarray(stats["offset"]), np.asarray(stats["scale"])
+    hi = lo + span
     _, ny, nx, _ = volume.shape
     values = np.concatenate(
         [
@@ -463,10 +470,19 @@ def sparse_object_normalization(
         ],
         axis=1,
     )
-    hi = np.percentile(values, 100 - (100 - high) / TYPICAL_OBJECT_SHARE, axis=1)
-    if np.mean((hi - lo) / span) <= OVERSCALE:
-        return None
-    return {"mode": "fixed", "mean": lo.tolist(), "std": (hi - lo).tolist()}
+    if share < (100 - high) / 100:  # bright objects: re-anchor the high end
+        objects_hi = np.percentile(values, 100 - (100 - high) / TYPICAL_OBJECT_SHARE, axis=1)
+        if np.mean((objects_hi - lo) / span) > OVERSCALE:
+            return {"mode": "fixed", "mean": lo.tolist(), "std": (objects_hi - lo).tolist()}
+    if share < low / 100:  # dark objects: re-anchor the low end
+        objects_lo = np.percentile(values, low / TYPICAL_OBJECT_SHARE, axis=1)
+        if np.mean((hi - objects_lo) / span) > OVERSCALE:
+            return {
+                "mode": "fixed",
+                "mean": objects_lo.tolist(),
+                "std": (hi - objects_lo).tolist(),
+            }
+    return None
 
 
 def apply_normalization(region: np.ndarray, stats: dict | None) -> np.ndarray:
