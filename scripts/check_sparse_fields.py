@@ -47,7 +47,7 @@ def sparse_field(image: np.ndarray, instances: np.ndarray, size: int, seed: int 
         return crop, truth
     background = np.median(image[instances == 0], axis=0)
     noise = np.random.default_rng(seed).normal(0, 1, (size, size, 1))
-    field = np.clip(background + noise, 0, 255).astype(np.uint8)
+    field = np.clip(np.rint(background + noise), 0, 255).astype(np.uint8)
     field[: crop.shape[0], : crop.shape[1]] = crop
     return field, truth
 

@@ -358,3 +358,21 @@ def test_no_estimate_over_all_kinds_when_a_kind_is_missing_from_the_split():
         _script("evaluate_default_model.py").whole_dataset_estimates(
             [score(7, "tissue", 0.5)], baseline
         )
+
+
+def test_the_sparse_field_check_puts_the_densest_crop_in_a_field_of_background():
+    fields = _script("check_sparse_fields.py")
+    instances = np.zeros((200, 240), np.int32)
+    instances[120:150, 160:200] = 1  # the one dense place
+    instances[10:14, 10:14] = 2
+    image = np.full((200, 240, 3), (30, 20, 10), np.uint8)
+    image[instances > 0] = 200
+    assert fields.densest_crop(instances) == (64, 112)
+    field, truth = fields.sparse_field(image, instances, 512)
+    assert field.shape == (512, 512, 3) and truth.shape == (96, 96)
+    assert np.array_equal(field[:96, :96], image[64:160, 112:208])
+    assert np.array_equal(truth, instances[64:160, 112:208]) and (truth == 1).sum() == 30 * 40
+    rest = field[96:, 96:].reshape(-1, 3).astype(float)
+    assert np.allclose(rest.mean(axis=0), (30, 20, 10), atol=0.1)  # background plus noise
+    alone, _ = fields.sparse_field(image, instances, 96)
+    assert np.array_equal(alone, image[64:160, 112:208])

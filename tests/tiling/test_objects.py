@@ -131,7 +131,7 @@ def test_nuclei_sparse_in_a_large_field_are_predicted_normalised_to_them(
     truth = sample.instances[y : y + crop, x : x + crop]
     background = np.median(sample.image[sample.instances == 0], axis=0)  # RGB
     noise = np.random.default_rng(0).normal(0, 1, (size, size, 1))
-    image = np.clip(background + noise, 0, 255).astype(np.uint8)
+    image = np.clip(np.rint(background + noise), 0, 255).astype(np.uint8)
     image[:crop, :crop] = sample.image[y : y + crop, x : x + crop]
     assert 0 < (truth > 0).sum() / size**2 < 0.005 and truth.max() >= 4
 

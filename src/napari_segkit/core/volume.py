@@ -423,7 +423,7 @@ def sparse_object_normalization(
     In a large field with a few nuclei the percentile falls on the background instead,
     the nuclei come out many times brighter (or darker) than any the model was trained
     on, and are segmented badly (real nuclei in the corner of 2048 x 2048 fields, 0.07 %
-    of them: mean AP 0.19 instead of 0.56 on fluorescence, 0.09 instead of 0.40 on
+    of them: mean AP 0.18 instead of 0.56 on fluorescence, 0.09 instead of 0.41 on
     tissue; ``scripts/check_sparse_fields.py``). Given where a first prediction found
     objects, this returns the statistics the image would have if its objects covered a
     typical share of it (:data:`TYPICAL_OBJECT_SHARE`): the ``100 - (100 - high) /
