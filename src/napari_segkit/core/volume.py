@@ -460,7 +460,6 @@ def sparse_object_normalization(
         return None
     stats = normalization_stats(volume, spec)
     lo, span = np.asarray(stats["offset"]), np.asarray(stats["scale"])
-    hi = lo + span
     _, ny, nx, _ = volume.shape
     values = np.concatenate(
         [
@@ -473,16 +472,17 @@ def sparse_object_normalization(
     if share < (100 - high) / 100:  # bright objects: re-anchor the high end
         objects_hi = np.percentile(values, 100 - (100 - high) / TYPICAL_OBJECT_SHARE, axis=1)
         if np.mean((objects_hi - lo) / span) > OVERSCALE:
-            return {"mode": "fixed", "mean": lo.tolist(), "std": (objects_hi - lo).tolist()}
+            return _fixed_range(lo, objects_hi)
     if share < low / 100:  # dark objects: re-anchor the low end
         objects_lo = np.percentile(values, low / TYPICAL_OBJECT_SHARE, axis=1)
-        if np.mean((hi - objects_lo) / span) > OVERSCALE:
-            return {
-                "mode": "fixed",
-                "mean": objects_lo.tolist(),
-                "std": (hi - objects_lo).tolist(),
-            }
+        if np.mean((lo + span - objects_lo) / span) > OVERSCALE:
+            return _fixed_range(objects_lo, lo + span)
     return None
+
+
+def _fixed_range(low_end: np.ndarray, high_end: np.ndarray) -> dict:
+    """The "fixed" spec mapping per-channel `low_end` to 0 and `high_end` to 1."""
+    return {"mode": "fixed", "mean": low_end.tolist(), "std": (high_end - low_end).tolist()}
 
 
 def apply_normalization(region: np.ndarray, stats: dict | None) -> np.ndarray:
