@@ -20,7 +20,9 @@ README "The bundled default model" for that comparison.
 Training runs on the CPU here (2 cores: ``--minutes`` bounds it; ``--resume``
 continues an interrupted run, with more ``--epochs`` if wanted) or on a GPU. ``--init
 FILE`` starts a further stage from a finished file's weights with a new schedule (``--lr``,
-``--seed``, ``--epochs``); the new file records the earlier stages (``earlier_stages``).
+``--seed``, ``--epochs``); the new file records the earlier stages (``earlier_stages``);
+with ``--oversample-hard`` such a stage draws more patches from the training images the
+``--init`` model does badly on (:func:`hard_example_copies`).
 The bundled file was made in four stages: README "The bundled default model" has the commands.
 ``--width`` trains a wider (or narrower) network from scratch; with ``--init`` it widens
 that file's network first (:func:`widened`: the wider network computes what the file's did,
@@ -68,6 +70,9 @@ CONFIG = {
     # image kinds trained on (None: all); the validation split keeps every kind either way,
     # so a model trained on one kind is scored on all of them
     "train_kinds": None,
+    # a stage started with --init may oversample the training images that model does badly
+    # on: each image is repeated 1 + round(strength * (1 - its mean AP)) times (0: off)
+    "oversample_hard": 0.0,
     "split_seed": 0,
     # post-processing grid searched on the validation split after training (recorded in
     # the model file as training["postprocessing"]; the widgets and demo use it)
@@ -147,6 +152,33 @@ def _old_channels(old: int, new: int, concatenated: bool = False):
         return torch.arange(old)
     half, new_half = old // 2, new // 2
     return torch.cat([torch.arange(half), new_half + torch.arange(half)])
+
+
+def hard_example_copies(scores: dict[str, float], strength: float) -> dict[str, int]:
+    """How often each training image is repeated in a stage that oversamples hard ones.
+
+    `scores` maps an image id to the mean AP the stage's starting model gets on it (its
+    own training image: what it has not learnt yet); an image is repeated ``1 +
+    round(strength * (1 - AP))`` times. Patches are drawn from the images uniformly, so
+    the repetitions are the sampling weights.
+
+    >>> hard_example_copies({"easy": 1.0, "half": 0.5, "hard": 0.1}, 3)
+    {'easy': 1, 'half': 3, 'hard': 4}
+    """
+    if strength < 0:
+        raise ValueError(f"the oversampling strength must be >= 0, got {strength}")
+    return {i: 1 + round(strength * (1.0 - float(ap))) for i, ap in scores.items()}
+
+
+def oversample_hard(init: Path, train_samples, strength: float) -> tuple[list, dict]:
+    """`train_samples` with each repeated as :func:`hard_example_copies` says, scored with
+    the instances the `init` file's post-processing gives; and the copies by id."""
+    from napari_segkit.kaggle.evaluation import score_models
+    from napari_segkit.models import read_model_info
+
+    records = score_models([init], train_samples, **read_model_info(init).instance_options())
+    copies = hard_example_copies({r.id: r.ap for r in records}, strength)
+    return [s for s in train_samples for _ in range(copies[s.id])], copies
 
 
 def widened(model_file, width: int, seed: int = 0):
@@ -335,6 +367,13 @@ def main(argv=None) -> int:
         choices=KINDS,
         help="train on these image kinds only (override CONFIG['train_kinds']; validation: all)",
     )
+    parser.add_argument(
+        "--oversample-hard",
+        type=float,
+        metavar="STRENGTH",
+        help="with --init: repeat each training image 1 + round(STRENGTH * (1 - the --init "
+        "model's mean AP on it)) times (override CONFIG['oversample_hard'])",
+    )
     parser.add_argument("--minutes", type=float, help="stop after this long (keeps the best)")
     parser.add_argument(
         "--plan-minutes",
@@ -388,6 +427,7 @@ def main(argv=None) -> int:
         "zoom",
         "keep",
         "train_kinds",
+        "oversample_hard",
     )
     for key in overridden_by_arguments:
         if getattr(args, key) is not None:
@@ -409,6 +449,9 @@ def main(argv=None) -> int:
                 "validation": base.get("validation"),
             },
         ]
+    oversampling = config["oversample_hard"] and not (args.tune_only or args.record_object_sizes)
+    if oversampling and not args.init:
+        parser.error("--oversample-hard scores the --init model on the training images")
     init = args.init
     if args.init and args.width is not None:  # before reading the data: a refusal comes first
         from napari_segkit.models import load_model
@@ -422,6 +465,14 @@ def main(argv=None) -> int:
         train_samples = [s for s in train_samples if kinds[s.id] in config["train_kinds"]]
         if not train_samples:
             parser.error(f"no training images of kinds {config['train_kinds']}")
+    copies, distinct_samples = None, train_samples
+    if oversampling:
+        n = len(train_samples)
+        print(f"scoring {args.init} on the {n} training images (minutes on a CPU)", flush=True)
+        train_samples, copies = oversample_hard(
+            args.init, train_samples, config["oversample_hard"]
+        )
+        print(f"hard images oversampled: {n} images drawn from as {len(train_samples)}")
     print(f"{len(train_samples)} training and {len(val_samples)} validation images")
     if args.record_object_sizes:
         print(f"training object diameters: {record_object_sizes(args.out, train_samples)}")
@@ -490,6 +541,7 @@ def main(argv=None) -> int:
                 "validation_ids": sorted(s.id for s in val_samples),
                 "validation_kinds": {s.id: kinds[s.id] for s in val_samples},
                 **({"earlier_stages": earlier_stages} if earlier_stages else {}),
+                **({"training_copies": copies} if copies else {}),
             },
             progress=progress,
             cancel=(lambda: time.monotonic() - started > limit) if limit else None,
@@ -499,6 +551,8 @@ def main(argv=None) -> int:
     if not args.out.exists():
         print("no model was written", file=sys.stderr)
         return 1
+    if copies:  # train() measured the repeated images: the sizes are the distinct images'
+        record_object_sizes(args.out, distinct_samples)
     if not args.no_tune:
         print(f"tuned post-processing: {tune_and_record(args.out, val_samples, config)}")
     print(f"wrote {args.out} ({args.out.stat().st_size / 2**20:.1f} MB)")

@@ -222,6 +222,38 @@ def test_the_training_script_trains_on_the_image_kinds_it_is_told(small_dsb, tmp
     assert images_trained_on("fluorescence", "tissue") == per_kind[0] + per_kind[1]
 
 
+def test_a_stage_oversamples_the_images_its_starting_model_does_badly_on(small_dsb, tmp_path):
+    """``--oversample-hard``: each training image is repeated by the --init model's error
+    on it (an image it gets right once, one it misses up to 1 + STRENGTH times), the copies
+    are recorded, and the object sizes stay those of the distinct images."""
+    script = _training_script()
+    assert script.hard_example_copies({"a": 1.0, "b": 0.0, "c": 0.5}, 2) == {
+        "a": 1,
+        "b": 3,
+        "c": 2,
+    }
+    assert script.hard_example_copies({"a": 0.0}, 0) == {"a": 1}
+    with pytest.raises(ValueError, match=">= 0"):
+        script.hard_example_copies({"a": 0.5}, -1)
+    out = tmp_path / "hard.safetensors"
+    argv = ["--data", str(small_dsb), "--out", str(out), "--oversample-hard", "3"]
+    with pytest.raises(SystemExit):  # it scores the --init model: none, no stage
+        script.main(argv)
+    assert not out.exists()
+    argv += ["--init", str(DEFAULT_MODEL), "--epochs", "1", "--steps-per-epoch", "1"]
+    argv += ["--patch-size", "64", "--batch-size", "2", "--threads", "1", "--no-tune"]
+    assert script.main(argv) == 0
+    training = read_model_info(out).training
+    copies = training["training_copies"]
+    validation = set(training["validation_ids"])
+    assert copies and not validation & set(copies)
+    assert all(1 <= n <= 4 for n in copies.values())
+    # the default model misses some nuclei of every kind it sees here: some repeated
+    assert max(copies.values()) > 1
+    assert training["script_config"]["oversample_hard"] == 3
+    assert training["object_diameter"]["images"] == len(copies)
+
+
 @pytest.fixture
 def packed_dsb(small_dsb, tmp_path):
     """``small_dsb`` packed by scripts/pack_dsb2018.py (images/ + masks/)."""
