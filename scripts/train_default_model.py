@@ -465,14 +465,6 @@ def main(argv=None) -> int:
         train_samples = [s for s in train_samples if kinds[s.id] in config["train_kinds"]]
         if not train_samples:
             parser.error(f"no training images of kinds {config['train_kinds']}")
-    copies, distinct_samples = None, train_samples
-    if oversampling:
-        n = len(train_samples)
-        print(f"scoring {args.init} on the {n} training images (minutes on a CPU)", flush=True)
-        train_samples, copies = oversample_hard(
-            args.init, train_samples, config["oversample_hard"]
-        )
-        print(f"hard images oversampled: {n} images drawn from as {len(train_samples)}")
     print(f"{len(train_samples)} training and {len(val_samples)} validation images")
     if args.record_object_sizes:
         print(f"training object diameters: {record_object_sizes(args.out, train_samples)}")
@@ -480,9 +472,15 @@ def main(argv=None) -> int:
     if args.tune_only:
         print(f"tuned post-processing: {tune_and_record(args.out, val_samples, config)}")
         return 0
+    drawn, copies = train_samples, None  # the images patches are drawn from
+    if oversampling:
+        n = len(train_samples)
+        print(f"scoring {args.init} on the {n} training images (minutes on a CPU)", flush=True)
+        drawn, copies = oversample_hard(args.init, train_samples, config["oversample_hard"])
+        print(f"hard images oversampled: {n} images drawn from as {len(drawn)}")
     run = {  # train()'s arguments but the file, the length and the progress
-        "images": [s.image for s in train_samples],
-        "labels": [s.instances for s in train_samples],
+        "images": [s.image for s in drawn],
+        "labels": [s.instances for s in drawn],
         "validation": ([s.image for s in val_samples], [s.instances for s in val_samples]),
         "arch": config["arch"],
         "arch_options": config["arch_options"],
@@ -552,7 +550,7 @@ def main(argv=None) -> int:
         print("no model was written", file=sys.stderr)
         return 1
     if copies:  # train() measured the repeated images: the sizes are the distinct images'
-        record_object_sizes(args.out, distinct_samples)
+        record_object_sizes(args.out, train_samples)
     if not args.no_tune:
         print(f"tuned post-processing: {tune_and_record(args.out, val_samples, config)}")
     print(f"wrote {args.out} ({args.out.stat().st_size / 2**20:.1f} MB)")
