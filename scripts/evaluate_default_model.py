@@ -35,6 +35,11 @@ whole dataset from its scores on the split
 (:func:`~napari_segkit.kaggle.evaluation.regression_estimate`, with (a) as the baseline):
 whether the split drew harder or easier images than the dataset holds, and what the
 model's figures are once that is corrected for.
+
+``--errors`` prints under every table what its objects not matched at IoU 0.5 are
+(:func:`~napari_segkit.kaggle.evaluation.format_errors`): true nuclei missed, merged into
+a neighbour, split or with outlines too far off, and predictions that are spurious,
+mergers, fragments or off in outline -- where a candidate gains or loses against another.
 """
 
 from __future__ import annotations
@@ -154,13 +159,24 @@ def main(argv=None) -> int:
         "'auto'), which rescales images whose objects lie outside the trained sizes",
     )
     parser.add_argument(
+        "--errors",
+        action="store_true",
+        help="under every table, what its objects not matched at IoU 0.5 are (missed, "
+        "merged, split, spurious, fragments, outlines off)",
+    )
+    parser.add_argument(
         "--whole-dataset",
         action="store_true",
         help="also score (a) on every image and estimate (d) over the whole dataset from it",
     )
     args = parser.parse_args(argv)
 
-    from napari_segkit.kaggle.evaluation import format_table, score_models, summarise
+    from napari_segkit.kaggle.evaluation import (
+        format_errors,
+        format_table,
+        score_models,
+        summarise,
+    )
     from napari_segkit.kaggle.kinds import image_kind
     from napari_segkit.models import read_model_info
 
@@ -193,6 +209,8 @@ def main(argv=None) -> int:
 
     def show(label, records, started):
         print(format_table(summarise(records), f"{label}  [{time.monotonic() - started:.0f} s]"))
+        if args.errors:
+            print(format_errors(records))
         print(flush=True)
 
     rows = {

@@ -401,9 +401,17 @@ def test_the_dsb2018_loop_closes(tmp_path, shared_data, capsys):
         )
         == 0
     )
-    assert main(["evaluate", str(boundary), "--dataset", str(dataset), "-q"]) == 0
+    assert main(["evaluate", str(boundary), "--dataset", str(dataset), "-q", "--errors"]) == 0
     out = capsys.readouterr().out
     assert "boundary" in out and "instances (watershed)" in out
+    # --errors: every true and predicted object counted once, in one outcome
+    header, *rows = out[out.index("at IoU 0.5") :].splitlines()[1:]
+    assert header.split() == [
+        "kind", "all", "found", "missed", "merged", "split", "outline",
+        "all", "found", "spurious", "merger", "fragment", "outline",
+    ]  # fmt: skip
+    totals = [int(v) for v in next(r for r in rows if r.startswith("all")).split()[1:]]
+    assert totals[0] == sum(totals[1:6]) > 0 and totals[6] == sum(totals[7:])
 
 
 def test_instance_folders_train_a_boundary_model_and_are_scored_as_instances(tmp_path, capsys):

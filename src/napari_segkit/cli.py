@@ -562,7 +562,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .core.metrics import segmentation_report
-    from .kaggle.evaluation import format_table, score_instances, summarise
+    from .kaggle.evaluation import format_errors, format_table, score_instances, summarise
     from .kaggle.kinds import image_kind
 
     if bool(args.model) == bool(args.submission):
@@ -609,6 +609,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if records:
         how = "watershed" if boundary else "connected components"
         print(format_table(summarise(records), f"instances ({how}), DSB2018 scores:"))
+        if args.errors:
+            print(format_errors(records))
     return 0
 
 
@@ -616,7 +618,7 @@ def _evaluate_submission(args, images, instances, ids) -> int:
     """Score a submission CSV's objects against the true instances, per image kind."""
     import numpy as np
 
-    from .kaggle.evaluation import format_table, score_instances, summarise
+    from .kaggle.evaluation import format_errors, format_table, score_instances, summarise
     from .kaggle.kinds import image_kind
     from .kaggle.submission import read_submission
 
@@ -637,6 +639,8 @@ def _evaluate_submission(args, images, instances, ids) -> int:
     extra = sorted(set(submitted) - set(ids))
     note = f" ({len(extra)} ids not in the dataset ignored)" if extra else ""
     print(format_table(summarise(records), f"submission {args.submission}{note}:"))
+    if args.errors:
+        print(format_errors(records))
     return 0
 
 
@@ -1059,6 +1063,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--min-area", type=int, default=0, help="drop smaller objects")
     _add_object_diameter(p)
+    p.add_argument(
+        "--errors",
+        action="store_true",
+        help="also count what the objects not matched at IoU 0.5 are (missed, merged, "
+        "split, spurious, fragments, outlines off), per image kind",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_evaluate)
 

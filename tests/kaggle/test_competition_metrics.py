@@ -8,6 +8,7 @@ import pytest
 from napari_segkit.kaggle.metrics import (
     average_precision,
     dice_score,
+    instance_errors,
     instance_iou,
     iou_score,
     mean_dice,
@@ -61,3 +62,63 @@ def test_semantic_masks_are_split_into_objects():
     assert average_precision(mask, mask) == 1.0
     # one predicted object covering two true ones (IoU < 0.5 each): nothing matches
     assert average_precision(mask, merged) == 0.0
+
+
+def _every_kind_of_error():
+    """Six true objects and seven predictions, one of each outcome (10 x 10 squares
+    unless said): D found, E missed, A and B merged into one prediction, C split
+    40 / 30 / 30, G predicted too small (a 6 x 6 square inside it), F spurious."""
+    truth = np.zeros((40, 80), int)
+    pred = np.zeros((40, 80), int)
+    truth[0:10, 0:10] = 1  # D
+    pred[0:10, 0:10] = 11  # exactly
+    truth[0:10, 20:30] = 2  # E, not predicted
+    truth[20:30, 0:10] = 3  # A
+    truth[20:30, 10:20] = 4  # B, touching A
+    pred[20:30, 0:20] = 12  # A and B as one
+    truth[20:30, 30:40] = 5  # C in three pieces
+    pred[20:30, 30:34] = 13
+    pred[20:30, 34:37] = 14
+    pred[20:30, 37:40] = 15
+    truth[20:30, 50:60] = 6  # G
+    pred[22:28, 52:58] = 16
+    pred[0:10, 60:70] = 17  # F, on background
+    return truth, pred
+
+
+def test_instance_errors_name_every_kind_of_unmatched_object():
+    truth, pred = _every_kind_of_error()
+    errors = instance_errors(truth, pred)
+    assert errors["true"] == {"matched": 1, "missed": 1, "merged": 2, "split": 1, "outline": 1}
+    assert errors["predicted"] == {
+        "matched": 1,
+        "spurious": 1,
+        "merger": 1,
+        "fragment": 3,
+        "outline": 1,
+    }
+    # the matches are the ones the DSB2018 score counts at IoU 0.5
+    tp = errors["true"]["matched"]
+    assert average_precision(truth, pred, thresholds=np.array([0.5])) == pytest.approx(
+        tp / (6 + 7 - tp)
+    )
+
+
+def test_instance_errors_at_a_stricter_threshold_and_with_one_side_empty():
+    truth, pred = _every_kind_of_error()
+    # IoU of the too-small G prediction is 0.36; D's exact one stays matched at 0.95
+    assert instance_errors(truth, pred, iou_threshold=0.95)["true"]["matched"] == 1
+    shifted = np.roll(pred, 1, axis=1)  # D's prediction one pixel off: IoU 90 / 110
+    at_08 = instance_errors(truth, shifted, iou_threshold=0.8)
+    assert at_08["true"]["matched"] == 1 and at_08["true"]["outline"] == 1
+    at_09 = instance_errors(truth, shifted, iou_threshold=0.9)
+    assert at_09["true"]["matched"] == 0 and at_09["true"]["outline"] == 2
+    assert at_09["predicted"]["outline"] == 2
+    empty = np.zeros_like(truth)
+    assert instance_errors(truth, empty)["true"]["missed"] == 6
+    assert instance_errors(empty, pred)["predicted"]["spurious"] == 7
+    assert instance_errors(empty, empty)["true"] == dict.fromkeys(
+        ("matched", "missed", "merged", "split", "outline"), 0
+    )
+    with pytest.raises(ValueError, match="at least 0.5"):
+        instance_errors(truth, pred, iou_threshold=0.3)

@@ -4,10 +4,12 @@ What ``segkit evaluate`` prints and what the README's default-model table is mad
 for every image, foreground Dice and the DSB2018 scores (mean AP over IoU
 0.5:0.05:0.95 and AP@0.5) of predicted instances against true ones; then means per
 kind (fluorescence, tissue, brightfield: :func:`~napari_segkit.kaggle.kinds.image_kind`)
-and over all images.
+and over all images. :func:`format_errors` adds what the objects not matched at IoU 0.5
+are (:func:`~napari_segkit.kaggle.metrics.instance_errors`), summed per kind.
 
     records = score_models(["fold0.safetensors"], samples, tta="flips")
     print(format_table(summarise(records)))
+    print(format_errors(records))
 """
 
 from __future__ import annotations
@@ -17,7 +19,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from .kinds import KINDS, image_kind
-from .metrics import DSB_THRESHOLDS, average_precision, dice_score
+from .metrics import (
+    DSB_THRESHOLDS,
+    PREDICTED_OUTCOMES,
+    TRUE_OUTCOMES,
+    average_precision,
+    dice_score,
+    instance_errors,
+)
 
 
 @dataclass
@@ -31,6 +40,8 @@ class ImageScore:
     ap50: float
     n_true: int
     n_pred: int
+    #: :func:`~napari_segkit.kaggle.metrics.instance_errors` at IoU 0.5
+    errors: dict | None = None
 
 
 def score_instances(image_id: str, kind: str, truth, predicted) -> ImageScore:
@@ -45,7 +56,8 @@ def score_instances(image_id: str, kind: str, truth, predicted) -> ImageScore:
     Returns
     -------
     ImageScore
-        Foreground Dice, mean AP over IoU 0.5:0.95 and AP@0.5, object counts.
+        Foreground Dice, mean AP over IoU 0.5:0.95 and AP@0.5, object counts, and what
+        the objects not matched at IoU 0.5 are.
     """
     truth, predicted = np.asarray(truth), np.asarray(predicted)
     return ImageScore(
@@ -56,6 +68,7 @@ def score_instances(image_id: str, kind: str, truth, predicted) -> ImageScore:
         ap50=average_precision(truth, predicted, thresholds=np.array([0.5]), semantic=False),
         n_true=int(len(np.unique(truth)) - (truth == 0).any()),
         n_pred=int(len(np.unique(predicted)) - (predicted == 0).any()),
+        errors=instance_errors(truth, predicted),
     )
 
 
@@ -173,6 +186,45 @@ def format_table(summary: dict, title: str = "") -> str:
     return "\n".join(lines)
 
 
+def format_errors(records: list[ImageScore]) -> str:
+    """What the objects are that did not match at IoU 0.5, summed per image kind.
+
+    One row per kind and one for all images: the true objects (how many, how many
+    matched, then the unmatched by :data:`~napari_segkit.kaggle.metrics.TRUE_OUTCOMES`)
+    and the predicted ones (by :data:`~napari_segkit.kaggle.metrics.PREDICTED_OUTCOMES`).
+
+    Parameters
+    ----------
+    records : list of ImageScore
+        From :func:`score_instances` / :func:`score_models`.
+
+    Returns
+    -------
+    str
+    """
+    groups = [(k, [r for r in records if r.kind == k]) for k in KINDS] + [("all", records)]
+    true_cols, pred_cols = TRUE_OUTCOMES[1:], PREDICTED_OUTCOMES[1:]
+    lines = [
+        f"{'at IoU 0.5':<14}{'true objects':<50}{'predicted objects'}",
+        f"{'kind':<14}{'all':>6}{'found':>7}"
+        + "".join(f"{c:>9}" for c in true_cols)
+        + f"{'all':>9}{'found':>7}"
+        + "".join(f"{c:>9}" for c in pred_cols),
+    ]
+    for kind, rows in groups:
+        if not rows:
+            continue
+        true = {c: sum(r.errors["true"][c] for r in rows) for c in TRUE_OUTCOMES}
+        pred = {c: sum(r.errors["predicted"][c] for r in rows) for c in PREDICTED_OUTCOMES}
+        lines.append(
+            f"{kind:<14}{sum(true.values()):>6d}{true['matched']:>7d}"
+            + "".join(f"{true[c]:>9d}" for c in true_cols)
+            + f"{sum(pred.values()):>9d}{pred['matched']:>7d}"
+            + "".join(f"{pred[c]:>9d}" for c in pred_cols)
+        )
+    return "\n".join(lines)
+
+
 def regression_estimate(scores, baseline, baseline_mean: float, population: int) -> dict:
     """Estimate a method's mean score over a whole dataset from a random sample of it,
     using a baseline that was scored on every image (the regression estimator of survey
@@ -242,6 +294,7 @@ def regression_estimate(scores, baseline, baseline_mean: float, population: int)
 
 __all__ = [
     "ImageScore",
+    "format_errors",
     "format_table",
     "regression_estimate",
     "score_instances",

@@ -6,8 +6,10 @@
 - :func:`average_precision`: the DSB2018 score of one image -- instances are matched
   at IoU thresholds 0.5, 0.55, ..., 0.95; at each, ``TP / (TP + FP + FN)``; the mean
   over thresholds. Semantic masks are split into connected components first.
+- :func:`instance_errors`: what the unmatched objects at one threshold are (missed,
+  merged, split, spurious, fragments, outlines off): where that score is lost.
 
-The IoU of every (truth, prediction) instance pair comes from one joint histogram
+The overlap of every (truth, prediction) instance pair comes from one joint histogram
 (``np.bincount``), not a loop over pairs.
 """
 
@@ -112,6 +114,30 @@ def to_instances(labels, *, semantic: bool | None = None) -> np.ndarray:
     return label(labels != 0, connectivity=1) if semantic else labels
 
 
+def _overlaps(truth, pred) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pixel counts shared by every (truth, prediction) instance pair, and the areas.
+
+    Returns
+    -------
+    joint : ndarray of int64, shape (n_truth, n_pred)
+        Pixels of true object i inside predicted object j (background dropped).
+    area_true : ndarray of int64, shape (n_truth,)
+    area_pred : ndarray of int64, shape (n_pred,)
+    """
+    truth, pred = np.asarray(truth), np.asarray(pred)
+    if truth.shape != pred.shape:
+        raise ValueError(f"shapes differ: truth {truth.shape} vs prediction {pred.shape}")
+    t_ids, t = np.unique(truth, return_inverse=True)
+    p_ids, p = np.unique(pred, return_inverse=True)
+    joint = np.bincount(
+        t.ravel() * len(p_ids) + p.ravel(), minlength=len(t_ids) * len(p_ids)
+    ).reshape(len(t_ids), len(p_ids))
+    # areas include the pixels shared with the other image's background (id 0)
+    area_t, area_p = joint.sum(1), joint.sum(0)
+    keep_t, keep_p = t_ids != 0, p_ids != 0
+    return joint[np.ix_(keep_t, keep_p)], area_t[keep_t], area_p[keep_p]
+
+
 def instance_iou(truth, pred) -> np.ndarray:
     """IoU matrix ``(n_truth, n_pred)`` between the instances of two label images.
 
@@ -124,18 +150,87 @@ def instance_iou(truth, pred) -> np.ndarray:
     -------
     ndarray of float64, shape (n_truth, n_pred)
     """
-    truth, pred = np.asarray(truth), np.asarray(pred)
-    if truth.shape != pred.shape:
-        raise ValueError(f"shapes differ: truth {truth.shape} vs prediction {pred.shape}")
-    t_ids, t = np.unique(truth, return_inverse=True)
-    p_ids, p = np.unique(pred, return_inverse=True)
-    joint = np.bincount(
-        t.ravel() * len(p_ids) + p.ravel(), minlength=len(t_ids) * len(p_ids)
-    ).reshape(len(t_ids), len(p_ids))
-    area_t, area_p = joint.sum(1, keepdims=True), joint.sum(0, keepdims=True)
-    iou = joint / (area_t + area_p - joint)
-    # drop background rows/columns (id 0)
-    return iou[np.ix_(t_ids != 0, p_ids != 0)]
+    joint, area_t, area_p = _overlaps(truth, pred)
+    return joint / (area_t[:, None] + area_p[None, :] - joint)
+
+
+#: how :func:`instance_errors` names the objects of each side, matched ones first
+TRUE_OUTCOMES = ("matched", "missed", "merged", "split", "outline")
+PREDICTED_OUTCOMES = ("matched", "spurious", "merger", "fragment", "outline")
+
+
+def instance_errors(truth, pred, *, iou_threshold: float = 0.5) -> dict:
+    """What became of each object at one IoU threshold: where an image's AP is lost.
+
+    At the threshold, true and predicted objects match one to one (IoU above it); the
+    others are false negatives and false positives, and the AP counts them all alike.
+    Here each is put in the first class that fits, by the shares of its pixels that the
+    other side's objects hold:
+
+    true objects not matched
+        ``missed``: predictions hold less than a quarter of it. ``merged``: the
+        prediction holding most of it also holds at least half of another true object
+        (two nuclei became one). ``split``: two or more predictions each hold at least a
+        quarter of it. ``outline``: it was found as one object, with an outline too far
+        off to match (too small, too large or shifted).
+    predictions not matched
+        ``spurious``: less than a quarter of it lies on true objects. ``merger``: it holds
+        at least half of two or more true objects. ``fragment``: another prediction also
+        holds at least a quarter of the true object it overlaps most (one of several
+        pieces). ``outline``: the rest -- its true object's only sizeable prediction,
+        with an outline too far off to match.
+
+    Parameters
+    ----------
+    truth, pred : ndarray of int, shape (Y, X)
+        Instance labels (0 = background, one id per object).
+    iou_threshold : float
+        Matching threshold (0.5: DSB2018's lowest, where matches are unique).
+
+    Returns
+    -------
+    dict
+        ``{"true": {outcome: count}, "predicted": {outcome: count}}`` with the outcomes
+        of :data:`TRUE_OUTCOMES` and :data:`PREDICTED_OUTCOMES`; each side's counts add
+        up to its number of objects.
+    """
+    if iou_threshold < 0.5:
+        raise ValueError(
+            f"iou_threshold must be at least 0.5 (one-to-one matches), got {iou_threshold}"
+        )
+    joint, area_t, area_p = _overlaps(truth, pred)
+    iou = joint / np.maximum(area_t[:, None] + area_p[None, :] - joint, 1)
+    held = joint / np.maximum(area_t[:, None], 1)  # share of true object i in prediction j
+    inside = joint / np.maximum(area_p[None, :], 1)  # share of prediction j in true object i
+    matched_t = (iou > iou_threshold).any(1)
+    matched_p = (iou > iou_threshold).any(0)
+    true = dict.fromkeys(TRUE_OUTCOMES, 0)
+    true["matched"] = int(matched_t.sum())
+    for i in np.flatnonzero(~matched_t):
+        if held[i].sum() < 0.25:  # also when nothing was predicted
+            true["missed"] += 1
+            continue
+        main = int(held[i].argmax())
+        if (np.delete(held[:, main], i) >= 0.5).any():
+            true["merged"] += 1
+        elif (held[i] >= 0.25).sum() >= 2:
+            true["split"] += 1
+        else:
+            true["outline"] += 1
+    predicted = dict.fromkeys(PREDICTED_OUTCOMES, 0)
+    predicted["matched"] = int(matched_p.sum())
+    for j in np.flatnonzero(~matched_p):
+        if inside[:, j].sum() < 0.25:  # also when the truth is empty
+            predicted["spurious"] += 1
+            continue
+        main = int(inside[:, j].argmax())
+        if (held[:, j] >= 0.5).sum() >= 2:
+            predicted["merger"] += 1
+        elif (np.delete(held[main], j) >= 0.25).any():
+            predicted["fragment"] += 1
+        else:
+            predicted["outline"] += 1
+    return {"true": true, "predicted": predicted}
 
 
 def average_precision(
