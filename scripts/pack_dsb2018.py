@@ -8,8 +8,9 @@ equal channels, as one channel) and ``masks/<id>.png`` (16-bit instance ids): ab
 that read in seconds. It is StarDist's ``images/`` + ``masks/`` layout, so ``load_dataset``,
 ``segkit train --dataset``, ``scripts/train_default_model.py --data`` and
 ``scripts/evaluate_default_model.py --data`` read it as they read the Kaggle folders.
-What it is for: a lent GPU machine receives at most 64 MiB with the repository (README
-"Training the default model on a GPU"); the Kaggle folders do not fit, the packed copy does.
+What it is for: a lent GPU machine receives at most 64 MiB with the repository
+(docs/default-model.md, "Training it on a GPU machine without network"); the Kaggle
+folders do not fit, the packed copy does.
 
 Every packed sample is read back and compared with the original before the folder is
 renamed into place, so a packed folder that exists is complete and exact: the same ids,

@@ -11,8 +11,8 @@ writes, into the git-ignored ``.device/`` of the repository:
   built for that machine's Python (``--python-version``, default 3.12).
 
 and checks that the repository's tracked files plus ``.device/`` stay under the 64 MiB a
-lent machine receives. Then ``scripts/gpu_offline/train_default.sh`` runs there (README
-"Training the default model on a GPU" has the call).
+lent machine receives. Then ``scripts/gpu_offline/train_default.sh`` runs there
+(docs/default-model.md, "Training it on a GPU machine without network", has the call).
 """
 
 from __future__ import annotations
