@@ -90,6 +90,14 @@ def test_kaggle_tutorial_end_to_end(dsb_slice, tmp_path, capsys):
     table = {line.split()[0]: line.split()[1:] for line in out.splitlines()[2:]}
     assert table["all"][0] == "4" and "tissue" in table and "fluorescence" in table
     assert all(0.0 <= float(v) <= 1.0 for v in table["all"][1:])
+    # --errors: the submission's objects not matched at IoU 0.5, each counted once
+    assert main([*score, "--errors"]) == 0
+    out_errors = capsys.readouterr().out
+    counts = out_errors[out_errors.index("at IoU 0.5") :].splitlines()[2:]
+    totals = {line.split()[0]: [int(v) for v in line.split()[1:]] for line in counts}
+    assert {"fluorescence", "tissue", "all"} <= set(totals)
+    assert totals["all"][0] == sum(totals["all"][1:6]) > 0
+    assert totals["all"][6] == sum(totals["all"][7:])
     # the fold ensemble scored directly gives the same instance table
     assert main(["evaluate", *models, "--dataset", str(dsb_slice), "--tta", "flips",
                  *best.split("(")[0].split()[1:], "-q"]) == 0  # fmt: skip
