@@ -122,3 +122,22 @@ def test_instance_errors_at_a_stricter_threshold_and_with_one_side_empty():
     )
     with pytest.raises(ValueError, match="at least 0.5"):
         instance_errors(truth, pred, iou_threshold=0.3)
+
+
+def test_error_counts_per_kind_add_up_and_records_without_them_are_refused():
+    from napari_segkit.kaggle.evaluation import ImageScore, format_errors, score_instances
+
+    truth, pred = _every_kind_of_error()
+    records = [
+        score_instances("a", "fluorescence", truth, pred),
+        score_instances("b", "tissue", truth, truth),  # perfect
+    ]
+    lines = format_errors(records).splitlines()[2:]
+    rows = {line.split()[0]: [int(v) for v in line.split()[1:]] for line in lines}
+    # all, found, missed, merged, split, outline | all, found, spurious, merger, fragment, outline
+    assert rows["fluorescence"] == [6, 1, 1, 2, 1, 1, 7, 1, 1, 1, 3, 1]
+    assert rows["tissue"] == [6, 6, 0, 0, 0, 0, 6, 6, 0, 0, 0, 0]
+    assert rows["all"] == [12, 7, 1, 2, 1, 1, 13, 7, 1, 1, 3, 1]
+    bare = ImageScore("c", "tissue", dice=1.0, ap=1.0, ap50=1.0, n_true=1, n_pred=1)
+    with pytest.raises(ValueError, match="no error counts.*'c'"):
+        format_errors([*records, bare])

@@ -201,7 +201,18 @@ def format_errors(records: list[ImageScore]) -> str:
     Returns
     -------
     str
+
+    Raises
+    ------
+    ValueError
+        A record made without error counts (``ImageScore.errors`` None).
     """
+    uncounted = [r.id for r in records if r.errors is None]
+    if uncounted:
+        raise ValueError(
+            f"{len(uncounted)} of {len(records)} scores carry no error counts (e.g. image "
+            f"{uncounted[0]!r}): make them with score_instances"
+        )
     groups = [(k, [r for r in records if r.kind == k]) for k in KINDS] + [("all", records)]
     true_cols, pred_cols = TRUE_OUTCOMES[1:], PREDICTED_OUTCOMES[1:]
     lines = [
