@@ -842,6 +842,22 @@ def cli_evaluate_missing_images(tmp):
 
 
 @cli_case
+def cli_evaluate_errors_without_instances(tmp):
+    """--errors counts objects: class maps from --images/--labels hold none to count."""
+    tifffile.imwrite(tmp / "img.tif", np.zeros((32, 32), np.float32))
+    tifffile.imwrite(tmp / "lab.tif", np.zeros((32, 32), np.uint8))
+    return [
+        "evaluate",
+        str(_model_file(tmp)),
+        "--images",
+        str(tmp / "img.tif"),
+        "--labels",
+        str(tmp / "lab.tif"),
+        "--errors",
+    ], "--errors counts objects"
+
+
+@cli_case
 def cli_train_bad_option(tmp):
     return [
         "train",

@@ -568,6 +568,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if bool(args.model) == bool(args.submission):
         raise ValueError("give model file(s) or --submission CSV (one of the two)")
     images, labels, instances, ids = _samples(args)
+    if args.errors and not any(o is not None and np.ndim(o) == 2 for o in instances):
+        raise ValueError(
+            "--errors counts objects, so it needs true instances of 2D images: a --dataset "
+            "with one id per object (DSB2018, a Kaggle RLE CSV, images/ + masks/), not "
+            "--images/--labels class maps"
+        )
     if args.submission:
         return _evaluate_submission(args, images, instances, ids)
     from .core.instances import boundary_target, instances_from_prediction
