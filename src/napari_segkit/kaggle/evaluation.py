@@ -23,9 +23,11 @@ from .metrics import (
     DSB_THRESHOLDS,
     PREDICTED_OUTCOMES,
     TRUE_OUTCOMES,
-    average_precision,
+    _average_precision,
+    _count_errors,
+    _iou,
+    _overlaps,
     dice_score,
-    instance_errors,
 )
 
 
@@ -60,15 +62,18 @@ def score_instances(image_id: str, kind: str, truth, predicted) -> ImageScore:
         the objects not matched at IoU 0.5 are.
     """
     truth, predicted = np.asarray(truth), np.asarray(predicted)
+    # one table of overlaps gives both scores, the object counts and the errors
+    overlaps = _overlaps(truth, predicted)
+    iou = _iou(*overlaps)
     return ImageScore(
         id=image_id,
         kind=kind,
         dice=dice_score(truth > 0, predicted > 0),
-        ap=average_precision(truth, predicted, thresholds=DSB_THRESHOLDS, semantic=False),
-        ap50=average_precision(truth, predicted, thresholds=np.array([0.5]), semantic=False),
-        n_true=int(len(np.unique(truth)) - (truth == 0).any()),
-        n_pred=int(len(np.unique(predicted)) - (predicted == 0).any()),
-        errors=instance_errors(truth, predicted),
+        ap=_average_precision(iou, DSB_THRESHOLDS),
+        ap50=_average_precision(iou, [0.5]),
+        n_true=iou.shape[0],
+        n_pred=iou.shape[1],
+        errors=_count_errors(*overlaps, iou_threshold=0.5),
     )
 
 
@@ -137,6 +142,12 @@ def score_models(
     return records
 
 
+def _by_kind(records: list[ImageScore]) -> list[tuple[str, list[ImageScore]]]:
+    """The records of each kind, in :data:`~napari_segkit.kaggle.kinds.KINDS` order, then
+    all of them under "all"."""
+    return [(k, [r for r in records if r.kind == k]) for k in KINDS] + [("all", list(records))]
+
+
 def summarise(records: list[ImageScore]) -> dict:
     """Mean scores per image kind and over all images.
 
@@ -151,8 +162,7 @@ def summarise(records: list[ImageScore]) -> dict:
         :data:`~napari_segkit.kaggle.kinds.KINDS` order (absent kinds left out), "all" last.
     """
     table = {}
-    groups = [(k, [r for r in records if r.kind == k]) for k in KINDS] + [("all", list(records))]
-    for name, rows in groups:
+    for name, rows in _by_kind(records):
         if rows:
             table[name] = {
                 "n": len(rows),
@@ -213,7 +223,6 @@ def format_errors(records: list[ImageScore]) -> str:
             f"{len(uncounted)} of {len(records)} scores carry no error counts (e.g. image "
             f"{uncounted[0]!r}): make them with score_instances"
         )
-    groups = [(k, [r for r in records if r.kind == k]) for k in KINDS] + [("all", records)]
     true_cols, pred_cols = TRUE_OUTCOMES[1:], PREDICTED_OUTCOMES[1:]
     lines = [
         f"{'at IoU 0.5':<14}{'true objects':<50}{'predicted objects'}",
@@ -222,7 +231,7 @@ def format_errors(records: list[ImageScore]) -> str:
         + f"{'all':>9}{'found':>7}"
         + "".join(f"{c:>9}" for c in pred_cols),
     ]
-    for kind, rows in groups:
+    for kind, rows in _by_kind(records):
         if not rows:
             continue
         true = {c: sum(r.errors["true"][c] for r in rows) for c in TRUE_OUTCOMES}

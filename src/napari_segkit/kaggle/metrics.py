@@ -150,7 +150,11 @@ def instance_iou(truth, pred) -> np.ndarray:
     -------
     ndarray of float64, shape (n_truth, n_pred)
     """
-    joint, area_t, area_p = _overlaps(truth, pred)
+    return _iou(*_overlaps(truth, pred))
+
+
+def _iou(joint, area_t, area_p) -> np.ndarray:
+    """The IoU matrix from :func:`_overlaps`' counts (every area is at least one pixel)."""
     return joint / (area_t[:, None] + area_p[None, :] - joint)
 
 
@@ -198,12 +202,15 @@ def instance_errors(truth, pred, *, iou_threshold: float = 0.5) -> dict:
         raise ValueError(
             f"iou_threshold must be at least 0.5 (one-to-one matches), got {iou_threshold}"
         )
-    joint, area_t, area_p = _overlaps(truth, pred)
-    iou = joint / np.maximum(area_t[:, None] + area_p[None, :] - joint, 1)
-    held = joint / np.maximum(area_t[:, None], 1)  # share of true object i in prediction j
-    inside = joint / np.maximum(area_p[None, :], 1)  # share of prediction j in true object i
-    matched_t = (iou > iou_threshold).any(1)
-    matched_p = (iou > iou_threshold).any(0)
+    return _count_errors(*_overlaps(truth, pred), iou_threshold)
+
+
+def _count_errors(joint, area_t, area_p, iou_threshold: float) -> dict:
+    """:func:`instance_errors` from :func:`_overlaps`' counts."""
+    matched = _iou(joint, area_t, area_p) > iou_threshold
+    held = joint / area_t[:, None]  # share of true object i in prediction j
+    inside = joint / area_p[None, :]  # share of prediction j in true object i
+    matched_t, matched_p = matched.any(1), matched.any(0)
     true = dict.fromkeys(TRUE_OUTCOMES, 0)
     true["matched"] = int(matched_t.sum())
     for i in np.flatnonzero(~matched_t):
@@ -257,7 +264,11 @@ def average_precision(
     """
     truth = to_instances(truth, semantic=semantic)
     pred = to_instances(pred, semantic=semantic)
-    iou = instance_iou(truth, pred)
+    return _average_precision(instance_iou(truth, pred), thresholds)
+
+
+def _average_precision(iou: np.ndarray, thresholds) -> float:
+    """:func:`average_precision` from the IoU matrix of the two images' instances."""
     n_true, n_pred = iou.shape
     if n_true == 0 and n_pred == 0:
         return 1.0
