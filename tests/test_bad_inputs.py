@@ -146,7 +146,12 @@ def empty_png(tmp):
 @case
 def text_named_png(tmp):
     (tmp / "fake.png").write_text("not an image at all")
-    return lambda: read_stack(tmp / "fake.png"), CorruptFileError, "fake.png"
+    # the file named, and what is wrong with it (not imageio's advice to install plugins)
+    return (
+        lambda: read_stack(tmp / "fake.png"),
+        CorruptFileError,
+        "fake.png': not a readable PNG file (damaged, or not an image: it starts with b'not an i')",
+    )
 
 
 @case

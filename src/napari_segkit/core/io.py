@@ -693,7 +693,7 @@ def _slice_shape_dtype(p: Path) -> tuple[tuple[int, ...], str]:
             shape = (im.size[1], im.size[0]) + arr.shape[2:]
             return shape, str(arr.dtype)
     except Exception as err:
-        raise CorruptFileError(f"Cannot read image slice '{p}': {err}") from err
+        raise CorruptFileError(f"Cannot read image slice '{p}': {_decoder_error(p, err)}") from err
 
 
 def _read_slice(p: Path) -> np.ndarray:
@@ -706,7 +706,22 @@ def _read_slice(p: Path) -> np.ndarray:
 
         return np.asarray(iio.imread(p))
     except Exception as err:
-        raise CorruptFileError(f"Cannot read image slice '{p}': {err}") from err
+        raise CorruptFileError(f"Cannot read image slice '{p}': {_decoder_error(p, err)}") from err
+
+
+def _decoder_error(p: Path, err: Exception) -> str:
+    """What went wrong reading image file ``p``, in words that fit a damaged file.
+
+    imageio answers a file no plugin can decode with advice to install video plugins
+    (pyav, opencv), which misleads when the file is just damaged or not an image at all;
+    say that instead, with the file's first bytes.
+    """
+    if "backend" not in str(err):
+        return str(err)
+    with open(p, "rb") as fh:
+        head = fh.read(8)
+    kind = p.suffix.lstrip(".").upper() or "image"
+    return f"not a readable {kind} file (damaged, or not an image: it starts with {head!r})"
 
 
 def _lazy_slices(slices: list[Path], shape, dtype):
