@@ -167,23 +167,24 @@ def ensemble_at_object_size(
 def postprocess(
     probabilities: np.ndarray, *, threshold: float = 0.5, min_area: int = 0
 ) -> np.ndarray:
-    """Probabilities ``(K, Y, X)`` -> class labels ``(Y, X)`` (uint8/uint16).
+    """Probabilities ``(K, Y, X)`` or ``(K, Z, Y, X)`` -> class labels ``(Y, X)`` or
+    ``(Z, Y, X)`` (uint8/uint16).
 
     Binary models (K = 1 sigmoid, or K = 2): foreground where p(foreground) >=
     `threshold`. More classes: the arg-max class, kept where its probability is >=
     `threshold` (else background). Then connected components (per class) smaller
-    than `min_area` pixels become background.
+    than `min_area` pixels (voxels for a 3D model's ``(K, Z, Y, X)``) become background.
 
     Parameters
     ----------
-    probabilities : ndarray of shape (K, Y, X)
+    probabilities : ndarray of shape (K, Y, X) or (K, Z, Y, X)
     threshold : float
     min_area : int
-        Pixels; 0 keeps everything.
+        Pixels (voxels); 0 keeps everything.
 
     Returns
     -------
-    ndarray of shape (Y, X)
+    ndarray of shape (Y, X) or (Z, Y, X)
         Class ids, uint8 (uint16 beyond 256 classes).
 
     Examples
@@ -196,8 +197,8 @@ def postprocess(
     from skimage.measure import label as components
 
     p = np.asarray(probabilities, np.float32)
-    if p.ndim != 3:
-        raise ValueError(f"probabilities must be (K, Y, X), got shape {p.shape}")
+    if p.ndim not in (3, 4):
+        raise ValueError(f"probabilities must be (K, Y, X) or (K, Z, Y, X), got shape {p.shape}")
     if not 0 <= threshold <= 1:
         raise ValueError(f"threshold must be in [0, 1], got {threshold}")
     if p.shape[0] <= 2:
