@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -508,10 +509,48 @@ def test_evaluate_scores_a_3d_model_on_a_stack(capsys):
     assert main(["tune", "--model", str(DEFAULT_3D_MODEL), *stack, *grid]) == 0
     best = capsys.readouterr().out.splitlines()[-1]
     assert best.startswith("best: --threshold") and float(best.split()[-1][:-1]) >= 0.95
-    # instance ids given as a class map: told what the labels hold
-    instances = ["--labels", str(SAMPLE_DIR / "nuclei_3d_instances.tif")]
-    assert main(["evaluate", str(DEFAULT_3D_MODEL), *stack[:2], *instances, "-q"]) == 2
-    assert "outside 0..1 for num_classes=2" in capsys.readouterr().err
+
+
+def test_evaluate_scores_objects_of_instance_label_files(tmp_path, capsys):
+    """--labels files holding one id per object are scored as objects (mean AP, AP@0.5, the
+    errors; 3D stacks under kind "stack") and as foreground for the per-class table."""
+    from napari_segkit.models import build_model, save_model
+    from napari_segkit.samples import DEFAULT_3D_MODEL, DEFAULT_MODEL, SAMPLE_DIR
+
+    image, objects = (str(SAMPLE_DIR / f"nuclei_2d{s}.tif") for s in ("", "_instances"))
+    args = ["evaluate", str(DEFAULT_MODEL), "--images", image, "--labels", objects]
+    assert main([*args, "--errors", "-q"]) == 0
+    text = capsys.readouterr().out
+    assert "instances (watershed), DSB2018 scores:" in text
+    rows = [line.split() for line in text.splitlines() if line.startswith("fluorescence")]
+    assert len(rows) == 2  # the scores, then the errors
+    assert 0.2 < float(rows[0][3]) < float(rows[0][4]) <= 1  # mAP below AP@0.5
+    true_all, *outcomes = map(int, rows[1][1:7])
+    assert true_all == 70 and sum(outcomes) == 70  # every nucleus counted once
+    # a submission of the same model's objects scores the same against the same files
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "nuclei_2d.tif").write_bytes(Path(image).read_bytes())
+    csv = tmp_path / "sub.csv"
+    submit = ["submit", str(DEFAULT_MODEL), str(tmp_path / "images"), "--out", str(csv)]
+    assert main([*submit, "--layout", "object", "-q"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "--submission", str(csv), *args[2:]]) == 0
+    scored = capsys.readouterr().out
+    assert [line.split() for line in scored.splitlines() if line.startswith("fluo")] == rows[:1]
+    # a 3D stack: its objects in 3D (the semantic 3D model merges touching nuclei)
+    stack = ["--images", str(SAMPLE_DIR / "nuclei_3d.tif")]
+    stack += ["--labels", str(SAMPLE_DIR / "nuclei_3d_instances.tif")]
+    assert main(["evaluate", str(DEFAULT_3D_MODEL), *stack, "--errors", "-q"]) == 0
+    text = capsys.readouterr().out
+    assert "instances (connected components), DSB2018 scores:" in text
+    rows = [line.split() for line in text.splitlines() if line.startswith("stack")]
+    assert rows[0][1] == "1" and int(rows[1][1]) == 45 and sum(map(int, rows[1][2:7])) == 45
+    assert _nucleus_dice(text) >= 0.95  # foreground: the objects' union
+    # objects cannot score a model of several foreground classes: refused, with the reason
+    torch_model = build_model("unet_original", 1, 3, width=4, depth=2)
+    three = save_model(tmp_path / "three.safetensors", torch_model, tile_size=(64, 64))
+    assert main(["evaluate", str(three), "--images", image, "--labels", objects, "-q"]) == 2
+    assert "predicts 3 classes" in capsys.readouterr().err
 
 
 def _nucleus_dice(text: str) -> float:

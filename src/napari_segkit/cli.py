@@ -341,6 +341,26 @@ def _samples(args) -> tuple[list, list, list, list]:
     return images, labels, [None] * len(labels), [Path(p).stem for p in args.images]
 
 
+def _objects_in_label_files(labels: list) -> tuple[list, list]:
+    """``--labels`` files that hold one id per object (2D or 3D instance labels): their
+    objects are the truth of the object scores, their union (foreground, 1) that of the
+    per-class ones. Class maps stay as they are, with no objects (None)."""
+    import numpy as np
+
+    from .core.guards import instance_like
+
+    classes, objects = [], []
+    for label in labels:
+        label = np.asarray(label)
+        if instance_like(label) is None:
+            classes.append(label)
+            objects.append(None)
+        else:
+            classes.append((label > 0).astype(np.uint8))
+            objects.append(label)
+    return classes, objects
+
+
 def _images_and_labels(args) -> tuple[list, list, list]:
     """Images, labels (a layout's instances instead when training boundary targets), ids."""
     images, labels, instances, ids = _samples(args)
@@ -568,11 +588,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if bool(args.model) == bool(args.submission):
         raise ValueError("give model file(s) or --submission CSV (one of the two)")
     images, labels, instances, ids = _samples(args)
-    if args.errors and not any(o is not None and np.ndim(o) == 2 for o in instances):
+    if not args.dataset:
+        labels, instances = _objects_in_label_files(labels)
+    if args.errors and all(o is None for o in instances):
         raise ValueError(
-            "--errors counts objects, so it needs true instances of 2D images: a --dataset "
-            "with one id per object (DSB2018, a Kaggle RLE CSV, images/ + masks/), not "
-            "--images/--labels class maps"
+            "--errors counts objects, so it needs true instances: a --dataset with one id "
+            "per object (DSB2018, a Kaggle RLE CSV, images/ + masks/) or --labels files "
+            "holding one id per object, not class maps"
         )
     if args.submission:
         return _evaluate_submission(args, images, instances, ids)
@@ -583,6 +605,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     info = models[0].info
     k = max(info.num_classes, 2)
     boundary = info.splits_touching
+    if k > 2 and not boundary and not args.dataset and any(o is not None for o in instances):
+        raise ValueError(
+            f"the --labels hold one id per object (instance labels), and '{models[0].path}' "
+            f"predicts {k} classes: objects can only be scored for a model with one "
+            "foreground class (or a boundary model); give class maps as --labels"
+        )
     truth, pred, records = [], [], []
     with progress_bar("evaluate", "image", quiet=args.quiet, total=len(images)) as (bar, _):
         for image, label, objects, image_id in zip(images, labels, instances, ids, strict=True):
@@ -599,11 +627,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 label = boundary_target(np.asarray(objects if objects is not None else label))
             truth.append(np.asarray(label).ravel())
             pred.append(postprocess(probs, threshold=args.threshold).ravel())
-            if objects is not None and np.ndim(objects) == 2:
+            if objects is not None:
                 predicted = instances_from_prediction(
                     probs, min_size=round(args.min_area / scale**2), watershed=boundary, **post
                 )
-                kind = image_kind(np.asarray(image))
+                kind = "stack" if np.ndim(objects) == 3 else image_kind(np.asarray(image))
                 records.append(score_instances(image_id, kind, objects, predicted))
             bar.update(1)
     report = segmentation_report(

@@ -52,7 +52,7 @@ def score_instances(image_id: str, kind: str, truth, predicted) -> ImageScore:
     Parameters
     ----------
     image_id, kind : str
-    truth, predicted : ndarray of int, shape (Y, X)
+    truth, predicted : ndarray of int, shape (Y, X) or (Z, Y, X)
         Instance labels (0 background, one id per object).
 
     Returns
@@ -144,8 +144,9 @@ def score_models(
 
 def _by_kind(records: list[ImageScore]) -> list[tuple[str, list[ImageScore]]]:
     """The records of each kind, in :data:`~napari_segkit.kaggle.kinds.KINDS` order, then
-    all of them under "all"."""
-    return [(k, [r for r in records if r.kind == k]) for k in KINDS] + [("all", list(records))]
+    other kinds (e.g. "stack" for 3D images) by name, then all of them under "all"."""
+    kinds = list(KINDS) + sorted({r.kind for r in records} - set(KINDS))
+    return [(k, [r for r in records if r.kind == k]) for k in kinds] + [("all", list(records))]
 
 
 def summarise(records: list[ImageScore]) -> dict:
