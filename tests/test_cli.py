@@ -553,6 +553,42 @@ def test_evaluate_scores_objects_of_instance_label_files(tmp_path, capsys):
     assert "predicts 3 classes" in capsys.readouterr().err
 
 
+def test_evaluate_and_submit_use_the_post_processing_the_model_records(tmp_path, capsys):
+    """Without --threshold / --seed-threshold / --min-area, evaluate and submit use the values
+    tuned for the model and recorded in its file, as predict, the widgets and the demo do
+    (the default model: 0.6 / 0.6 / 30), else 0.5 / 0.7 / 0; given flags win; the choice
+    is printed."""
+    from napari_segkit.samples import DEFAULT_MODEL, SAMPLE_DIR, SYNTHETIC_MODEL
+
+    files = ["--images", str(SAMPLE_DIR / "nuclei_2d.tif")]
+    files += ["--labels", str(SAMPLE_DIR / "nuclei_2d_instances.tif"), "-q"]
+
+    def evaluate(model, *flags):
+        assert main(["evaluate", str(model), *files, *flags]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        return lines[0], next(line for line in lines if line.startswith("fluorescence"))
+
+    said, recorded = evaluate(DEFAULT_MODEL)
+    assert said == (
+        "post-processing: --threshold 0.6 --seed-threshold 0.6 --min-area 30 "
+        f"(recorded in {DEFAULT_MODEL})"
+    )
+    said, given = evaluate(DEFAULT_MODEL, "--threshold", "0.6", "--seed-threshold", "0.6")
+    assert given == recorded  # the same values, given
+    said, given = evaluate(
+        DEFAULT_MODEL, "--threshold", "0.5", "--seed-threshold", "0.7", "--min-area", "0"
+    )
+    assert said == "post-processing: --threshold 0.5 --seed-threshold 0.7 --min-area 0"
+    assert given != recorded
+    said, _ = evaluate(SYNTHETIC_MODEL)  # records none; no seeds (no watershed)
+    assert said == "post-processing: --threshold 0.5 --min-area 0 (the defaults)"
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.tif").write_bytes((SAMPLE_DIR / "nuclei_2d.tif").read_bytes())
+    csv = str(tmp_path / "a.csv")
+    assert main(["submit", str(DEFAULT_MODEL), str(tmp_path / "in"), "--out", csv, "-q"]) == 0
+    assert capsys.readouterr().out.startswith("post-processing: --threshold 0.6 ")
+
+
 def _nucleus_dice(text: str) -> float:
     return next(float(line.split()[1]) for line in text.splitlines() if line.startswith("nucleus"))
 

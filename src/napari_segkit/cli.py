@@ -189,6 +189,47 @@ def _check_object_options(args: argparse.Namespace, to_zarr: bool) -> None:
             raise ValueError(f"'{objects}' already exists; pass --overwrite to replace it")
 
 
+#: post-processing of models whose file records none tuned (instances_from_prediction's)
+POSTPROCESSING_DEFAULTS = {"threshold": 0.5, "seed_threshold": 0.7, "min_area": 0}
+
+
+def _add_postprocessing(parser: argparse.ArgumentParser) -> None:
+    """``--threshold / --seed-threshold / --min-area`` (evaluate, submit)."""
+    tuned = "default: the value tuned for the model and recorded in its file, else"
+    parser.add_argument("--threshold", type=float, help=f"foreground probability ({tuned} 0.5)")
+    parser.add_argument(
+        "--seed-threshold",
+        type=float,
+        help=f"watershed seeds of a boundary model, see segkit tune ({tuned} 0.7)",
+    )
+    parser.add_argument(
+        "--min-area", type=int, help=f"drop smaller objects, in pixels ({tuned} 0)"
+    )
+
+
+def _postprocessing(args: argparse.Namespace, model: str) -> dict:
+    """``threshold``, ``seed_threshold`` and ``min_area``: as given, else as `model`'s file
+    records them (tuned after training: ``ModelInfo.instance_options``), else
+    :data:`POSTPROCESSING_DEFAULTS`; the choice is printed, since scores depend on it."""
+    from .models.info import read_model_info
+
+    recorded = read_model_info(model).instance_options()
+    recorded["min_area"] = recorded.pop("min_size", None)
+    chosen, sources = {}, set()
+    for key, default in POSTPROCESSING_DEFAULTS.items():
+        given = getattr(args, key)
+        if given is not None:
+            chosen[key] = given
+        elif recorded.get(key) is not None:
+            chosen[key], _ = recorded[key], sources.add(f"recorded in {model}")
+        else:
+            chosen[key], _ = default, sources.add("the defaults")
+    shown = [k for k in chosen if k != "seed_threshold" or recorded["watershed"]]
+    flags = " ".join(f"--{k.replace('_', '-')} {chosen[k]:g}" for k in shown)
+    print(f"post-processing: {flags}" + (f" ({' and '.join(sorted(sources))})" if sources else ""))
+    return chosen
+
+
 def _add_object_diameter(parser: argparse.ArgumentParser, note: str = "") -> None:
     """``--object-diameter auto|PIXELS`` (predict, evaluate, submit)."""
     parser.add_argument(
@@ -604,6 +645,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     models = load_models(args.model)
     info = models[0].info
     k = max(info.num_classes, 2)
+    chosen = _postprocessing(args, args.model[0])
     boundary = info.splits_touching
     if k > 2 and not boundary and not args.dataset and any(o is not None for o in instances):
         raise ValueError(
@@ -614,22 +656,25 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     truth, pred, records = [], [], []
     with progress_bar("evaluate", "image", quiet=args.quiet, total=len(images)) as (bar, _):
         for image, label, objects, image_id in zip(images, labels, instances, ids, strict=True):
-            post = {"threshold": args.threshold, "seed_threshold": args.seed_threshold}
+            post = {"threshold": chosen["threshold"], "seed_threshold": chosen["seed_threshold"]}
             probs, scale = ensemble_at_object_size(
                 models,
                 image,
                 object_diameter=args.object_diameter,
                 tta=args.tta,
-                min_size=args.min_area,
+                min_size=chosen["min_area"],
                 **post,
             )
             if boundary:  # semantic scores against the boundary targets it was trained on
                 label = boundary_target(np.asarray(objects if objects is not None else label))
             truth.append(np.asarray(label).ravel())
-            pred.append(postprocess(probs, threshold=args.threshold).ravel())
+            pred.append(postprocess(probs, threshold=chosen["threshold"]).ravel())
             if objects is not None:
                 predicted = instances_from_prediction(
-                    probs, min_size=round(args.min_area / scale**2), watershed=boundary, **post
+                    probs,
+                    min_size=round(chosen["min_area"] / scale**2),
+                    watershed=boundary,
+                    **post,
                 )
                 kind = "stack" if np.ndim(objects) == 3 else image_kind(np.asarray(image))
                 records.append(score_instances(image_id, kind, objects, predicted))
@@ -721,6 +766,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     from .kaggle import make_submission
 
     columns = tuple(c.strip() for c in args.columns.split(","))
+    chosen = _postprocessing(args, args.models[0])
     with progress_bar("submit", "image", quiet=args.quiet) as (_, progress):
         out = make_submission(
             args.models,
@@ -730,9 +776,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
             layout=args.layout,
             id_rule=args.id_rule,
             tta=args.tta,
-            threshold=args.threshold,
-            min_area=args.min_area,
-            seed_threshold=args.seed_threshold,
+            **chosen,
             order=args.order,
             overwrite=args.overwrite,
             object_diameter=args.object_diameter,
@@ -1091,11 +1135,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="score this submission CSV (one row per object) instead of predicting",
     )
     p.add_argument("--tta", choices=tta_modes)
-    p.add_argument("--threshold", type=float, default=0.5, help="foreground probability")
-    p.add_argument(
-        "--seed-threshold", type=float, default=0.7, help="watershed seeds (boundary models)"
-    )
-    p.add_argument("--min-area", type=int, default=0, help="drop smaller objects")
+    _add_postprocessing(p)
     _add_object_diameter(p)
     p.add_argument(
         "--errors",
@@ -1144,14 +1184,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="row id format: {id}, {class_id}, {class_name} (e.g. {id}_{class_id})",
     )
     p.add_argument("--tta", choices=tta_modes)
-    p.add_argument("--threshold", type=float, default=0.5)
-    p.add_argument("--min-area", type=int, default=0, help="drop objects smaller than this")
-    p.add_argument(
-        "--seed-threshold",
-        type=float,
-        default=0.7,
-        help="watershed seeds of a boundary model (--layout object; see segkit tune)",
-    )
+    _add_postprocessing(p)
     p.add_argument(
         "--order",
         choices=config.RLE_ORDERS,
