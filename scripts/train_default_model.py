@@ -86,6 +86,7 @@ def tune_and_record(path: Path, val_samples, config: dict) -> dict:
     """Search threshold / seed threshold / min area on the validation images (DSB2018 mean
     AP of the watershed's instances) and write the best into the model file."""
     from napari_segkit.kaggle import tune_postprocessing
+    from napari_segkit.models import record_training
 
     result = tune_postprocessing(
         [path],
@@ -104,7 +105,7 @@ def tune_and_record(path: Path, val_samples, config: dict) -> dict:
         "tuned_on": "the validation split (validation_ids), metric: DSB2018 mean AP",
         "score": best["score"],
     }
-    rewrite_training(path, postprocessing=postprocessing)
+    record_training(path, postprocessing=postprocessing)
     return postprocessing
 
 
@@ -113,30 +114,11 @@ def record_object_sizes(path: Path, train_samples) -> dict:
     ``predict_objects(object_diameter=...)`` rescales to). ``train()`` records them itself
     for instance targets; this adds them to a file made before it did."""
     from napari_segkit.core.object_size import diameter_range
+    from napari_segkit.models import record_training
 
     sizes = diameter_range([s.instances for s in train_samples])
-    rewrite_training(path, object_diameter=sizes)
+    record_training(path, object_diameter=sizes)
     return sizes
-
-
-def rewrite_training(path: Path, **entries) -> None:
-    """Replace `entries` of the model file's ``training`` section; weights and every other
-    field stay as they are."""
-    from napari_segkit.models import load_model, save_model
-
-    model_file = load_model(path)
-    info = model_file.info
-    save_model(
-        path,
-        model_file.model,
-        class_names=info.class_names,
-        class_colors=info.class_colors,
-        normalization=info.normalization,
-        color=info.color,
-        tile_size=info.tile_size,
-        overlap=info.overlap,
-        training={**info.training, **entries},
-    )
 
 
 #: the convolutions of a U-Net decoder level that read [skip, upsampled] concatenated

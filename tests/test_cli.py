@@ -589,6 +589,54 @@ def test_evaluate_and_submit_use_the_post_processing_the_model_records(tmp_path,
     assert capsys.readouterr().out.startswith("post-processing: --threshold 0.6 ")
 
 
+def test_tune_records_the_best_post_processing_in_the_model_file(tmp_path, capsys):
+    """`segkit tune --record` writes the best values into the model file, weights and every
+    other field unchanged; evaluate (and predict, submit, the widgets) then use them."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from napari_segkit.models import read_model_info
+    from napari_segkit.samples import DEFAULT_MODEL, SAMPLE_DIR
+
+    model = tmp_path / "nuclei.safetensors"
+    shutil.copy(DEFAULT_MODEL, model)
+    files = ["--images", str(SAMPLE_DIR / "nuclei_2d.tif")]
+    files += ["--labels", str(SAMPLE_DIR / "nuclei_2d_instances.tif"), "-q"]
+    grid = ["--metric", "map", "--thresholds", "0.5", "--seed-thresholds", "0.7", "0.8"]
+    assert (
+        main(["tune", "--model", str(model), *files, *grid, "--min-areas", "0", "--record"]) == 0
+    )
+    out = capsys.readouterr().out
+    best = out.splitlines()[-2]
+    assert best.startswith("best: --threshold 0.5 --min-area 0 --seed-threshold 0.")
+    assert out.splitlines()[-1] == f"recorded in {model}"
+    before, after = read_model_info(DEFAULT_MODEL), read_model_info(model)
+    tuned = after.training["postprocessing"]
+    assert (tuned["threshold"], tuned["min_size"]) == (0.5, 0)
+    assert best.split()[6] == f"{tuned['seed_threshold']:g}"
+    assert tuned["tuned_on"] == "segkit tune on 1 images, metric: map"
+    assert {k: v for k, v in after.training.items() if k != "postprocessing"} == {
+        k: v for k, v in before.training.items() if k != "postprocessing"
+    }
+    assert (after.arch, after.options, after.normalization) == (
+        before.arch,
+        before.options,
+        before.normalization,
+    )
+    old, new = load_file(DEFAULT_MODEL), load_file(model)
+    assert old.keys() == new.keys() and all(old[k].equal(new[k]) for k in old)
+    assert main(["evaluate", str(model), *files]) == 0
+    assert capsys.readouterr().out.startswith(
+        f"post-processing: --threshold 0.5 --seed-threshold {tuned['seed_threshold']:g} "
+        f"--min-area 0 (recorded in {model})"
+    )
+    # nothing to record into: refused before the search
+    (tmp_path / "notes.safetensors").write_text("hello")
+    assert main(["tune", "--model", str(tmp_path / "notes.safetensors"), *files, "--record"]) == 2
+    assert "notes.safetensors" in capsys.readouterr().err
+
+
 def _nucleus_dice(text: str) -> float:
     return next(float(line.split()[1]) for line in text.splitlines() if line.startswith("nucleus"))
 

@@ -12,7 +12,7 @@ import pytest
 
 from napari_segkit.kaggle import image_kind, load_dataset, read_dsb2018
 from napari_segkit.kaggle.evaluation import score_models
-from napari_segkit.models import load_model, read_model_info
+from napari_segkit.models import load_model, read_model_info, record_training
 from napari_segkit.models.info import file_kind
 from napari_segkit.samples import DEFAULT_MODEL
 
@@ -345,7 +345,7 @@ def test_the_evaluation_script_estimates_the_model_over_the_whole_dataset(
     split = by_kind["fluorescence"] + by_kind["tissue"][:2] + by_kind["brightfield"][:1]
     model = tmp_path / "model.safetensors"
     shutil.copy(DEFAULT_MODEL, model)
-    _training_script().rewrite_training(model, validation_ids=split)
+    record_training(model, validation_ids=split)
     argv = ["--data", str(small_dsb), "--model", str(model), "--skip", "a", "b", "c", "d", "e"]
     assert evaluate.main([*argv, "--whole-dataset"]) == 0
     printed = capsys.readouterr().out

@@ -792,6 +792,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     """Search the post-processing that maximises the metric; print the table."""
     from .kaggle import tune_postprocessing
 
+    if args.record:
+        _check_recordable(args.model)  # before the search, not after it
     images, labels, instances, ids = _samples(args)
     if args.metric == "map":  # score objects: the layout's instances where it has them
         labels = [o if o is not None else lab for lab, o in zip(labels, instances, strict=True)]
@@ -825,7 +827,42 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if seeds:
         flags += f" --seed-threshold {best['seed_threshold']:g}"
     print(f"best: {flags} ({args.metric} {best['score']:.4f})")
+    if args.record:
+        _record_postprocessing(args, best, len(images))
     return 0
+
+
+def _check_recordable(paths: list[str]) -> None:
+    """``tune --record``: napari-segkit model files in folders we may write to."""
+    import os
+
+    from .models.imports import exchange_kind
+    from .models.info import read_model_info
+
+    for path in paths:
+        read_model_info(path)
+        if exchange_kind(path):
+            raise ValueError(
+                f"--record writes into napari-segkit .safetensors files; '{path}' is an "
+                f"exchanged model ({exchange_kind(path)})"
+            )
+        if not os.access(Path(path).resolve().parent, os.W_OK):
+            raise ValueError(f"--record cannot write next to '{path}' (folder not writable)")
+
+
+def _record_postprocessing(args: argparse.Namespace, best: dict, n_images: int) -> None:
+    """Write `best` into each model file as ``training["postprocessing"]``."""
+    from .models import record_training
+
+    tuned = {"threshold": best["threshold"], "min_size": best["min_area"]}
+    if best["seed_threshold"] is not None:
+        tuned["seed_threshold"] = best["seed_threshold"]
+    how = [f"segkit tune on {n_images} images", f"metric: {args.metric}"]
+    how += [f"tta: {args.tta}"] * bool(args.tta) + ["out of fold"] * args.out_of_fold
+    tuned |= {"tuned_on": ", ".join(how), "score": best["score"]}
+    for path in args.model:
+        record_training(path, postprocessing=tuned)
+        print(f"recorded in {path}")
 
 
 def _out_of_fold(model_paths, images, labels, ids):
@@ -1228,6 +1265,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(segkit train --folds records which); images no fold held out are skipped",
     )
     p.add_argument("--tta", choices=tta_modes)
+    p.add_argument(
+        "--record",
+        action="store_true",
+        help="write the best values into the model file(s): predict, evaluate, submit and "
+        "the widgets then use them",
+    )
     p.add_argument("--top", type=int, default=10, help="rows of the table to print")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_tune)

@@ -20,6 +20,7 @@ _LAZY = {
     "ModelFile": "model_file",
     "load_model": "model_file",
     "save_model": "model_file",
+    "record_training": "model_file",
     "Architecture": "registry",
     "build_model": "registry",
     "get_architecture": "registry",
@@ -44,6 +45,7 @@ __all__ = [
     "list_architectures",
     "load_model",
     "read_model_info",
+    "record_training",
     "save_model",
 ]
 

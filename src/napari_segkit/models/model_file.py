@@ -177,6 +177,59 @@ def save_model(
     return path
 
 
+def record_training(path: str | os.PathLike, **entries) -> Path:
+    """Add or replace `entries` of a model file's ``training`` section, atomically.
+
+    What a model learns after training goes here -- e.g. the post-processing tuned for it
+    (``postprocessing={"threshold": ..., "seed_threshold": ..., "min_size": ...}``, which
+    ``ModelInfo.instance_options`` hands to predict, the widgets and the CLI). The weights
+    and every other field stay as they are, byte for byte: the tensors are copied without
+    building the network.
+
+    Parameters
+    ----------
+    path : path
+        A model file written by :func:`save_model` (not an exchanged .onnx / bioimage.io
+        model).
+    **entries
+        JSON-able values.
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    ModelFileError
+        Not a napari-segkit model file, or entries that make its description invalid
+        (the file is left as it was).
+    """
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from .imports import exchange_kind
+
+    path = Path(path)
+    if exchange_kind(path):
+        raise ModelFileError(
+            f"'{path}' is an exchanged model ({exchange_kind(path)}); record into the "
+            "napari-segkit .safetensors file it was exported from"
+        )
+    read_model_info(path)  # a napari-segkit model file, checked
+    with safe_open(str(path), framework="pt") as f:
+        tensors = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118 -- no iterator
+        metadata = dict(f.metadata())
+    raw = json.loads(metadata[META_KEY])
+    raw["training"] = {**raw.get("training", {}), **_jsonable(entries)}
+    description_from_dict(raw, path)  # still valid before anything is written
+    metadata[META_KEY] = json.dumps(raw)
+    mode = path.stat().st_mode & 0o777
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+        os.chmod(tmp, mode)
+    return path
+
+
 def load_model(
     path: str | os.PathLike, *, device: str | torch.device = "cpu", weights: str = "auto"
 ) -> ModelFile:
