@@ -316,7 +316,9 @@ def main(argv=None) -> int:
         help="continue from this model file's weights (a second stage: a new schedule)",
     )
     parser.add_argument(
-        "--loss", choices=("dice+ce", "dice+border_ce"), help="override CONFIG['loss']"
+        "--loss",
+        choices=("dice+ce", "dice+border_ce", "lovasz+border_ce"),
+        help="override CONFIG['loss']",
     )
     parser.add_argument(
         "--width",

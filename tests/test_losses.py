@@ -6,7 +6,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from napari_segkit.losses import DiceCELoss, SoftDiceLoss, WeightedCrossEntropyLoss, get_loss
+from napari_segkit.losses import (
+    DiceCELoss,
+    LovaszCELoss,
+    LovaszLoss,
+    SoftDiceLoss,
+    WeightedCrossEntropyLoss,
+    get_loss,
+)
 
 
 def _probs_to_logits(p):
@@ -86,6 +93,8 @@ def test_binary_cross_entropy():
         SoftDiceLoss(squared=True, ignore_index=0),
         WeightedCrossEntropyLoss(ignore_index=0),
         DiceCELoss(ignore_index=0),
+        LovaszLoss(ignore_index=0),
+        LovaszCELoss(ignore_index=0),
     ],
 )
 def test_ignored_pixels_change_nothing_and_get_no_gradient(loss):
@@ -107,7 +116,13 @@ def test_ignored_pixels_change_nothing_and_get_no_gradient(loss):
 def test_gradients_finite_for_extreme_logits():
     logits = torch.tensor([[[[1e4, -1e4]], [[-1e4, 1e4]]]], requires_grad=True)
     target = torch.tensor([[[1, 1]]])
-    for loss in (SoftDiceLoss(), WeightedCrossEntropyLoss(), DiceCELoss(squared=True)):
+    for loss in (
+        SoftDiceLoss(),
+        WeightedCrossEntropyLoss(),
+        DiceCELoss(squared=True),
+        LovaszLoss(),
+        LovaszCELoss(),
+    ):
         logits.grad = None
         loss(logits, target).backward()
         assert torch.isfinite(logits.grad).all()
@@ -119,6 +134,43 @@ def test_dice_ce_is_the_weighted_sum():
     combo = DiceCELoss(dice_weight=0.3, ce_weight=2.0)(logits, target)
     parts = 0.3 * SoftDiceLoss()(logits, target) + 2.0 * WeightedCrossEntropyLoss()(logits, target)
     assert combo.item() == pytest.approx(parts.item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(2, 9, 11), (2, 5, 6, 7)])
+def test_lovasz_of_a_confident_prediction_is_one_minus_the_mean_iou(shape):
+    """On hard (one-hot) predictions the Lovasz-softmax extension equals the Jaccard loss:
+    1 - IoU per class, averaged over the classes present in the target; 2D and 3D."""
+    torch.manual_seed(3)
+    target = torch.randint(0, 3, shape)
+    target[target == 2] = 1  # class 2 absent from the target: left out of the mean
+    pred = torch.where(torch.rand(shape) < 0.3, torch.randint(0, 3, shape), target)
+    logits = 50.0 * F.one_hot(pred, 3).movedim(-1, 1).float()
+    ious = [
+        ((pred == c) & (target == c)).sum() / ((pred == c) | (target == c)).sum() for c in (0, 1)
+    ]
+    expected = 1 - sum(float(iou) for iou in ious) / 2
+    assert 0.1 < expected < 0.6
+    assert LovaszLoss()(logits, target).item() == pytest.approx(expected, abs=1e-5)
+    # binary (K = 1): the Lovasz hinge, zero for a confident right answer
+    fg = (target == 1).long()
+    assert LovaszLoss()(40.0 * (2 * fg[:, None].float() - 1), fg).item() == pytest.approx(0)
+
+
+def test_lovasz_ce_is_the_weighted_sum_with_the_border_weights():
+    torch.manual_seed(4)
+    logits, target = torch.randn(2, 3, 8, 8), torch.randint(0, 3, (2, 8, 8))
+    weights = torch.rand(2, 8, 8) * 5
+    combo = LovaszCELoss(lovasz_weight=0.5, ce_weight=2.0)(logits, target, weights)
+    parts = 0.5 * LovaszLoss()(logits, target) + 2.0 * WeightedCrossEntropyLoss()(
+        logits, target, weights
+    )
+    assert combo.item() == pytest.approx(parts.item(), rel=1e-6)
+    assert isinstance(get_loss("lovasz+border_ce"), LovaszCELoss)
+    assert isinstance(get_loss("lovasz"), LovaszLoss)
+    with pytest.raises(ValueError, match="class 5 but the logits have 2 classes"):
+        LovaszLoss()(torch.zeros(1, 2, 2, 2), torch.full((1, 2, 2), 5))
+    with pytest.raises(ValueError, match="do not match"):
+        LovaszLoss()(torch.zeros(1, 2, 4, 4), torch.zeros(1, 4, 5, dtype=torch.long))
 
 
 def test_losses_by_name_and_errors():

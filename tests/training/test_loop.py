@@ -41,7 +41,7 @@ def _model():
     return build_model("unet_original", 1, 2, width=8, depth=2)
 
 
-@pytest.mark.parametrize("loss", ["dice+ce", "border_ce"])
+@pytest.mark.parametrize("loss", ["dice+ce", "border_ce", "lovasz+border_ce"])
 def test_a_few_dozen_steps_learn_the_nuclei(tmp_path, data, loss):
     train, val = data
     reports = list(fit(_model(), train, val, _config(loss=loss), out=tmp_path / "m.safetensors"))

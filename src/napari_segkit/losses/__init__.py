@@ -2,7 +2,7 @@
 
 The table (``LOSSES``, :func:`get_loss`, :func:`register_loss`) imports no torch;
 the loss modules (:class:`SoftDiceLoss`, :class:`WeightedCrossEntropyLoss`,
-:class:`DiceCELoss`) load torch when first used.
+:class:`DiceCELoss`, :class:`LovaszLoss`, :class:`LovaszCELoss`) load torch when first used.
 """
 
 from __future__ import annotations
@@ -11,12 +11,20 @@ import importlib
 
 from .table import LOSSES, LossSpec, get_loss, get_loss_spec, loss_names, register_loss
 
-_MODULE_CLASSES = ("DiceCELoss", "SoftDiceLoss", "WeightedCrossEntropyLoss")
+_MODULE_CLASSES = (
+    "DiceCELoss",
+    "LovaszCELoss",
+    "LovaszLoss",
+    "SoftDiceLoss",
+    "WeightedCrossEntropyLoss",
+)
 
 __all__ = [
     "LOSSES",
     "DiceCELoss",
     "LossSpec",
+    "LovaszCELoss",
+    "LovaszLoss",
     "SoftDiceLoss",
     "WeightedCrossEntropyLoss",
     "get_loss",

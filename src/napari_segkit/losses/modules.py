@@ -9,6 +9,10 @@
   equals ``torch.nn.functional.cross_entropy(weight=..., ignore_index=...)``;
   the weight map is one more factor in the same weighted mean.
 * :class:`DiceCELoss`: a weighted sum of both.
+* :class:`LovaszLoss`: the Lovasz-softmax loss (Berman et al. 2018), a convex surrogate of
+  the per-class IoU (Jaccard) -- the score that instance matching thresholds -- taken from
+  segmentation-models-pytorch; :class:`LovaszCELoss` adds the (border-)weighted
+  cross-entropy, as Kaggle's nuclei solutions paired them.
 
 The losses by name (``get_loss``, the CLI's and the widgets' choices, the fit loop's
 options) come from the one table in :mod:`napari_segkit.losses.table`.
@@ -216,4 +220,68 @@ class DiceCELoss(nn.Module):
         )
 
 
-__all__ = ["DiceCELoss", "SoftDiceLoss", "WeightedCrossEntropyLoss"]
+class LovaszLoss(nn.Module):
+    """Lovasz-softmax loss (multi-class) or Lovasz hinge (binary, K = 1).
+
+    A thin shell over ``segmentation_models_pytorch.losses.LovaszLoss`` (Berman et al.'s
+    reference code, kept there), computed over the whole batch, that takes this module's
+    shapes and ``ignore_index`` and checks them like the other losses.
+
+    Parameters
+    ----------
+    ignore_index : int, optional
+
+    Shape
+    -----
+    - logits ``(N, K, *spatial)``; target ``(N, *spatial)`` -> scalar
+    """
+
+    def __init__(self, *, ignore_index: int | None = None):
+        super().__init__()
+        self.ignore_index = ignore_index
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        from segmentation_models_pytorch.losses import LovaszLoss as SMPLovaszLoss
+
+        _check(logits, target)
+        k = logits.shape[1]
+        valid = _valid_mask(target, self.ignore_index)
+        if k > 1 and target[valid].numel() and int(target[valid].max()) >= k:
+            raise ValueError(
+                f"target holds class {int(target[valid].max())} but the logits have {k} classes"
+            )
+        if not valid.any():  # nothing to score (SMP's sum over no pixels is not a tensor)
+            return logits.sum() * 0.0
+        mode = "binary" if k == 1 else "multiclass"
+        loss = SMPLovaszLoss(mode, per_image=False, ignore_index=self.ignore_index)
+        return loss(logits[:, 0] if k == 1 else logits, target.long())
+
+
+class LovaszCELoss(nn.Module):
+    """``lovasz_weight * Lovasz + ce_weight * WeightedCrossEntropy`` (same ignore_index).
+
+    Shape
+    -----
+    as :class:`WeightedCrossEntropyLoss`; ``weight_map`` goes to the cross-entropy.
+    """
+
+    def __init__(
+        self,
+        *,
+        lovasz_weight: float = 1.0,
+        ce_weight: float = 1.0,
+        class_weights: Sequence[float] | None = None,
+        ignore_index: int | None = None,
+    ):
+        super().__init__()
+        self.lovasz_weight, self.ce_weight = float(lovasz_weight), float(ce_weight)
+        self.lovasz = LovaszLoss(ignore_index=ignore_index)
+        self.ce = WeightedCrossEntropyLoss(class_weights=class_weights, ignore_index=ignore_index)
+
+    def forward(self, logits, target, weight_map=None):
+        return self.lovasz_weight * self.lovasz(logits, target) + self.ce_weight * self.ce(
+            logits, target, weight_map
+        )
+
+
+__all__ = ["DiceCELoss", "LovaszCELoss", "LovaszLoss", "SoftDiceLoss", "WeightedCrossEntropyLoss"]

@@ -122,6 +122,18 @@ for _spec in (
         weight_map=True,
         squared_dice=True,
     ),
+    LossSpec(
+        "lovasz",
+        f"{_MODULES}:LovaszLoss",
+        "Lovasz-softmax: a surrogate of the per-class IoU (Berman et al. 2018)",
+        class_weights="never",
+    ),
+    LossSpec(
+        "lovasz+border_ce",
+        f"{_MODULES}:LovaszCELoss",
+        "Lovasz-softmax + cross-entropy weighted by U-Net border weight maps",
+        weight_map=True,
+    ),
 ):
     register_loss(_spec)
 
