@@ -221,9 +221,11 @@ def _postprocessing(args: argparse.Namespace, model: str) -> dict:
         if given is not None:
             chosen[key] = given
         elif recorded.get(key) is not None:
-            chosen[key], _ = recorded[key], sources.add(f"recorded in {model}")
+            chosen[key] = recorded[key]
+            sources.add(f"recorded in {model}")
         else:
-            chosen[key], _ = default, sources.add("the defaults")
+            chosen[key] = default
+            sources.add("the defaults")
     shown = [k for k in chosen if k != "seed_threshold" or recorded["watershed"]]
     flags = " ".join(f"--{k.replace('_', '-')} {chosen[k]:g}" for k in shown)
     print(f"post-processing: {flags}" + (f" ({' and '.join(sorted(sources))})" if sources else ""))
@@ -858,7 +860,10 @@ def _record_postprocessing(args: argparse.Namespace, best: dict, n_images: int) 
     if best["seed_threshold"] is not None:
         tuned["seed_threshold"] = best["seed_threshold"]
     how = [f"segkit tune on {n_images} images", f"metric: {args.metric}"]
-    how += [f"tta: {args.tta}"] * bool(args.tta) + ["out of fold"] * args.out_of_fold
+    if args.tta:
+        how.append(f"tta: {args.tta}")
+    if args.out_of_fold:
+        how.append("out of fold")
     tuned |= {"tuned_on": ", ".join(how), "score": best["score"]}
     for path in args.model:
         record_training(path, postprocessing=tuned)
