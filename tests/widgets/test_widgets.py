@@ -435,6 +435,10 @@ def test_predict_widget_preselects_the_bundled_model(make_napari_viewer):
 
     widget = dock(make_napari_viewer(), "Predict")
     assert widget.model.value == DEFAULT_MODEL
+    # and says how it makes instances: the post-processing tuned for it and recorded
+    assert "instances: watershed (threshold 0.6, seeds 0.6, min px 30: tuned)" in (
+        widget.model_info.value
+    )
 
 
 def test_training_from_the_console_of_a_running_viewer(tmp_path):
@@ -612,6 +616,7 @@ def test_the_trained_model_is_offered_for_the_next_round(
     assert labels[0].startswith("bundled: nuclei") and "recent: round1.safetensors" in labels
     assert "classes:" in predict_widget.model_info.value
     assert "1 channel" in predict_widget.model_info.value
+    assert "instances: connected components" in predict_widget.model_info.value
     assert str(widget.init.value) == str(tmp_path / "round1.safetensors")
     assert "img [round1] labels" in [layer.name for layer in viewer.layers]
     assert "val Dice" in widget.summary.value  # the last epoch's scores stay in view

@@ -76,7 +76,8 @@ def _known_models(*_) -> list:
 
 
 def describe_model(info) -> str:
-    """One line about a model file: classes, channels, colour mode, tile, training data."""
+    """A few lines about a model file: classes, channels, colour mode, tile, pixel size,
+    how its instances are made (with the post-processing tuned for it), training data."""
     names = ", ".join(info.class_names) if info.class_names else f"{info.num_classes}"
     channels = f"{info.in_channels} channel{'s' if info.in_channels > 1 else ''}"
     if info.color != "as-is":
@@ -88,6 +89,18 @@ def describe_model(info) -> str:
         f"{channels}, tile {info.tile_size[0]}",
         f"pixel size: {pixel if pixel else 'not recorded'}",
     ]
+    objects = info.instance_options()
+    tuned = [
+        f"{name} {objects[key]:g}"
+        for key, name in (
+            ("threshold", "threshold"),
+            ("seed_threshold", "seeds"),
+            ("min_size", "min px"),
+        )
+        if key in objects
+    ]
+    how = "watershed" if objects["watershed"] else "connected components"
+    lines.append(f"instances: {how}" + (f" ({', '.join(tuned)}: tuned)" if tuned else ""))
     if trained:
         lines.append(f"trained on: {trained}")
     return "\n".join(lines)
