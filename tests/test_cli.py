@@ -506,7 +506,7 @@ def test_evaluate_scores_a_3d_model_on_a_stack(capsys):
     assert 0.8 < _nucleus_dice(capsys.readouterr().out) < dice_3d
     # and `segkit tune` searches the 3D model's threshold / minimum size (in voxels)
     grid = ["--thresholds", "0.3", "0.5", "--min-areas", "0", "50"]
-    assert main(["tune", "--model", str(DEFAULT_3D_MODEL), *stack, *grid]) == 0
+    assert main(["tune", str(DEFAULT_3D_MODEL), *stack, *grid]) == 0  # or --model MODEL
     best = capsys.readouterr().out.splitlines()[-1]
     assert best.startswith("best: --threshold") and float(best.split()[-1][:-1]) >= 0.95
 

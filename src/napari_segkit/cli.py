@@ -794,6 +794,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
     """Search the post-processing that maximises the metric; print the table."""
     from .kaggle import tune_postprocessing
 
+    args.model = [*args.models, *(args.model or [])]  # as evaluate takes them, or --model
+    if not args.model:
+        raise ValueError("give the model file(s) to tune for: segkit tune MODEL ... or --model")
     if args.record:
         _check_recordable(args.model)  # before the search, not after it
     images, labels, instances, ids = _samples(args)
@@ -1239,7 +1242,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_submit)
 
     p = sub.add_parser("tune", help="search threshold and minimum area on labelled images")
-    p.add_argument("--model", nargs="+", required=True, help="model file(s); several are averaged")
+    p.add_argument("models", nargs="*", help="model file(s); several are averaged")
+    p.add_argument("--model", nargs="+", help="the same, as an option")
     p.add_argument("--images", nargs="+")
     p.add_argument("--labels", nargs="+")
     p.add_argument("--dataset", help=DATASET_HELP)
