@@ -545,6 +545,7 @@ def test_evaluate_scores_objects_of_instance_label_files(tmp_path, capsys):
     assert "instances (connected components), DSB2018 scores:" in text
     rows = [line.split() for line in text.splitlines() if line.startswith("stack")]
     assert rows[0][1] == "1" and int(rows[1][1]) == 45 and sum(map(int, rows[1][2:7])) == 45
+    assert int(rows[1][2]) > 0 and float(rows[0][3]) > 0  # 3D objects found, not plane ids
     assert _nucleus_dice(text) >= 0.95  # foreground: the objects' union
     # objects cannot score a model of several foreground classes: refused, with the reason
     torch_model = build_model("unet_original", 1, 3, width=4, depth=2)

@@ -672,10 +672,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             truth.append(np.asarray(label).ravel())
             pred.append(postprocess(probs, threshold=chosen["threshold"]).ravel())
             if objects is not None:
-                predicted = instances_from_prediction(
+                predicted = instances_from_prediction(  # 3D truth: 3D objects, any model
                     probs,
                     min_size=round(chosen["min_area"] / scale**2),
                     watershed=boundary,
+                    volumetric=np.ndim(objects) == 3,
                     **post,
                 )
                 kind = "stack" if np.ndim(objects) == 3 else image_kind(np.asarray(image))

@@ -77,3 +77,24 @@ def test_a_foreground_region_without_a_seed_is_still_an_object():
     probs[:, 0:2, 0:2] = np.array([0.1, 0.5, 0.4])[:, None, None]  # faint: below the seed
     result = instances_from_prediction(probs, seed_threshold=0.7)
     assert result.max() == 3 and len(np.unique(result[0:2, 0:2])) == 1 and result[0, 0] > 0
+
+
+def test_volumetric_instances_are_3d_objects():
+    """volumetric=True labels (and floods) the stack in 3D: an object crossing planes keeps
+    one id and objects apart in z get their own; plane by plane, ids restart per plane."""
+    plane = _predicted(boundary_target(_two_touching_squares()))
+    empty = _predicted(np.zeros((12, 20), np.uint8))
+    stack = np.stack([plane, plane, empty, plane], axis=1)  # (K, Z, Y, X): 2 squares x 2 runs
+    objects = instances_from_prediction(stack, volumetric=True)
+    assert objects.shape == (4, 12, 20) and objects.max() == 4  # split, and apart in z
+    np.testing.assert_array_equal(objects[0], objects[1])  # one id through both planes
+    assert set(np.unique(objects[3])) - {0} == {3, 4}
+    assert not set(np.unique(objects[0])) & set(np.unique(objects[3])) - {0}
+    per_plane = instances_from_prediction(stack)
+    assert [int(p.max()) for p in per_plane] == [2, 2, 0, 2]
+    # connected components in 3D too: the squares merge, the two runs stay apart
+    two_class = np.stack([stack[0], stack[1] + stack[2]])
+    assert instances_from_prediction(two_class, volumetric=True).max() == 2
+    # a dask stack is read into memory for it, to the same result
+    lazy = da.from_array(stack, chunks=(3, 1, 6, 7))
+    np.testing.assert_array_equal(instances_from_prediction(lazy, volumetric=True), objects)

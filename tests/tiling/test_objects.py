@@ -35,6 +35,27 @@ def test_without_a_diameter_it_is_predict_plus_the_models_instances(default_mode
     assert f"{expected.max()} objects" in result.describe()
 
 
+def test_a_3d_models_objects_are_3d_and_a_2d_models_are_per_plane():
+    """The bundled 3D model's instances of the 3D sample are labelled in the volume (one id
+    through the planes an object spans); the 2D model's restart in each plane."""
+    from scipy import ndimage as ndi
+
+    from napari_segkit.samples import DEFAULT_3D_MODEL, load_sample
+
+    stack = load_sample("nuclei_3d").image
+    result = predict_objects(DEFAULT_3D_MODEL, stack)
+    assert result.volumetric and result.instances.shape == stack.shape
+    n = int(result.instances.max())
+    assert n == ndi.label(result.instances > 0)[1]  # one id per 3D component
+    spans = [len(np.unique(np.nonzero(result.instances == i)[0])) for i in range(1, n + 1)]
+    assert max(spans) > 5
+    assert result.describe().startswith(f"{n} objects")
+    flat = predict_objects(SYNTHETIC_MODEL, stack)
+    assert not flat.volumetric
+    per_plane = sum(int(plane.max()) for plane in flat.instances)
+    assert per_plane > 5 * n and flat.describe().startswith(f"{per_plane} objects")
+
+
 def test_auto_leaves_an_image_at_the_trained_size_alone(default_model, fluorescence):
     result = predict_objects(default_model, fluorescence.image, object_diameter="auto")
     low, high = default_model.info.trained_diameters()

@@ -72,8 +72,9 @@ def instances_from_prediction(
     min_size: int = 0,
     fill_holes: bool = True,
     watershed: bool | None = None,
+    volumetric: bool = False,
 ) -> np.ndarray:
-    """Instance labels from class probabilities, plane by plane.
+    """Instance labels from class probabilities, plane by plane or in 3D.
 
     Parameters
     ----------
@@ -94,16 +95,21 @@ def instances_from_prediction(
         interior, class 2 the boundary). Default: whenever K >= 3. False: connected
         components of the foreground (any class but 0) -- for a multi-class model not
         trained on boundary targets.
+    volumetric : bool
+        A stack's objects in 3D (a 3D model's, or to compare with 3D instance labels):
+        the whole ``(K, Z, Y, X)`` is read into memory and labelled, or flooded by the
+        watershed, in 3D (face connectivity). Default: plane by plane.
 
     Returns
     -------
     ndarray of int32, shape (Y, X) or (Z, Y, X)
-        0 = background, 1..N per plane. A stack is read one plane at a time, and each
-        plane is processed whole, so objects crossing the chunks of a dask or zarr
-        array are never cut (3D objects are not linked across planes).
+        0 = background, 1..N; for a stack 1..N per plane, unless `volumetric`. Plane by
+        plane, a stack is read one plane at a time, and each plane is processed whole,
+        so objects crossing the chunks of a dask or zarr array are never cut (3D objects
+        are not linked across planes).
     """
     k = probabilities.shape[0]
-    if probabilities.ndim == 4:
+    if probabilities.ndim == 4 and not volumetric:
         return np.stack(
             [
                 instances_from_prediction(
@@ -117,7 +123,7 @@ def instances_from_prediction(
                 for z in range(probabilities.shape[1])
             ]
         )
-    if probabilities.ndim != 3:
+    if probabilities.ndim not in (3, 4):
         raise ValueError(
             f"probabilities must be (K, Y, X) or (K, Z, Y, X), got {probabilities.shape}"
         )

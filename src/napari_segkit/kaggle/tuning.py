@@ -87,7 +87,12 @@ def tune_postprocessing(
         for threshold, seed in itertools.product(thresholds, seeds):
             if metric == "map":
                 objects = (
-                    instances_from_prediction(p, threshold=threshold, seed_threshold=seed or 0.5)
+                    instances_from_prediction(
+                        p,
+                        threshold=threshold,
+                        seed_threshold=seed or 0.5,
+                        volumetric=truth.ndim == 3,  # 3D instance labels: 3D objects
+                    )
                     if watershed
                     else None
                 )

@@ -102,7 +102,7 @@ class ModelInfo:
 
     def instance_options(self, *, scale: float = 1.0) -> dict:
         """Keyword arguments of ``instances_from_prediction`` for this model: the watershed
-        switch, plus the threshold, seed threshold and minimum size tuned after training
+        and volumetric (3D models) switches, plus the threshold, seed threshold and minimum size tuned after training
         when the file records them (``training["postprocessing"]``).
 
         `scale` is the magnification an image was predicted at
@@ -112,7 +112,8 @@ class ModelInfo:
         options = {k: tuned[k] for k in ("threshold", "seed_threshold", "min_size") if k in tuned}
         if "min_size" in options and scale != 1.0:
             options["min_size"] = int(round(options["min_size"] / scale**2))
-        return {"watershed": self.splits_touching, **options}
+        # a 3D model's objects are 3D: labelled (or flooded) in the volume, not per plane
+        return {"watershed": self.splits_touching, "volumetric": self.spatial_dims == 3, **options}
 
     def trained_diameters(self) -> tuple[float, float] | None:
         """``(low, high)``: the object diameters (pixels) the model was trained on -- the

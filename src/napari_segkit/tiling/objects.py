@@ -25,7 +25,8 @@ class ObjectPrediction:
         Class ids (argmax of the probabilities).
     probabilities : ndarray of float32, shape (K, *spatial)
     instances : ndarray of int32, shape (*spatial)
-        0 = background, one id per object (per plane for a stack).
+        0 = background, one id per object (per plane for a 2D model's stack; in 3D for
+        a 3D model's).
     scale : float
         The magnification the image was predicted at (1.0: as it is).
     diameter : float or None
@@ -35,6 +36,8 @@ class ObjectPrediction:
     renormalized : bool
         The objects were too sparse for the model's percentile normalisation and the
         image was predicted again normalised to them (:func:`object_probabilities`).
+    volumetric : bool
+        The instances of a stack are 3D objects (a 3D model's), not ids per plane.
     """
 
     labels: np.ndarray
@@ -43,11 +46,14 @@ class ObjectPrediction:
     scale: float = 1.0
     diameter: float | None = None
     renormalized: bool = False
+    volumetric: bool = False
 
     def describe(self) -> str:
         """One line for a log or a notification."""
-        planes = self.instances if self.instances.ndim == 3 else self.instances[None]
-        n = sum(int(plane.max(initial=0)) for plane in planes)  # ids restart in each plane
+        if self.volumetric or self.instances.ndim == 2:
+            n = int(self.instances.max(initial=0))
+        else:  # ids restart in each plane
+            n = sum(int(plane.max(initial=0)) for plane in self.instances)
         size = "" if self.diameter is None else f", objects about {self.diameter:.1f} px across"
         how = "as it is" if self.scale == 1.0 else f"magnified {self.scale:.2f}x"
         sparse = ", normalised to its sparse objects" if self.renormalized else ""
@@ -247,7 +253,15 @@ def predict_objects(
     )
     labels = labels_from_probabilities(probabilities)
     # the last prediction is the one returned (a rescaled one follows the estimate's)
-    return ObjectPrediction(labels, probabilities, instances, scale, diameter, renormalized[-1])
+    return ObjectPrediction(
+        labels,
+        probabilities,
+        instances,
+        scale,
+        diameter,
+        renormalized[-1],
+        volumetric=info.spatial_dims == 3,
+    )
 
 
 def _named(model) -> str:
