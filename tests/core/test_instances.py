@@ -98,3 +98,22 @@ def test_volumetric_instances_are_3d_objects():
     # a dask stack is read into memory for it, to the same result
     lazy = da.from_array(stack, chunks=(3, 1, 6, 7))
     np.testing.assert_array_equal(instances_from_prediction(lazy, volumetric=True), objects)
+
+
+def test_volumetric_boundaries_part_objects_stacked_in_z():
+    """Two boxes, one on top of the other: plane by plane no boundary lies between them,
+    so a 3D watershed of that target merges them; the volumetric target draws their
+    contact faces as boundary, and the 3D watershed splits them back."""
+    stacked = np.zeros((10, 8, 8), np.int32)
+    stacked[1:5, 1:7, 1:7] = 1
+    stacked[5:9, 1:7, 1:7] = 2  # touches the first along z
+    per_plane = boundary_target(stacked)
+    volumetric = boundary_target(stacked, volumetric=True)
+    assert (per_plane[4:6, 2:6, 2:6] == 1).all()  # interior straight through the contact
+    assert (volumetric[4:6] == 2 * (stacked[4:6] > 0)).all()  # the contact faces
+    assert (volumetric[2:4, 2:6, 2:6] == 1).all() and (volumetric == 1).sum() == 2 * 2 * 16
+    merged = instances_from_prediction(_predicted(per_plane), volumetric=True)
+    split = instances_from_prediction(_predicted(volumetric), volumetric=True)
+    assert merged.max() == 1 and split.max() == 2
+    np.testing.assert_array_equal(split > 0, stacked > 0)
+    assert len(np.unique(split[1:5][stacked[1:5] > 0])) == 1  # each box one object

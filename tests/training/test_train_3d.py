@@ -124,3 +124,24 @@ def test_3d_border_weighted_training_uses_3d_distances(tmp_path, stacks):
         images, labels, out=tmp_path / "b.safetensors", **_options(loss="dice+border_ce")
     )
     assert model.info.spatial_dims == 3
+
+
+def test_a_3d_boundary_model_trains_on_3d_boundaries(tmp_path):
+    """target="boundary" for a 3D model: boundaries drawn in 3D (where nuclei meet or end
+    in z too), as the recorded class fractions of its training targets show."""
+    from napari_segkit.core.instances import boundary_target
+
+    samples = [make_nuclei((12, 40, 40), radius=(4.0, 7.0), seed=s) for s in (21, 22)]
+    images, objects = [s.image for s in samples], [s.instances for s in samples]
+    model = train(
+        images, objects, out=tmp_path / "b3d.safetensors", target="boundary", **_options()
+    )
+    assert model.info.splits_touching and model.info.spatial_dims == 3
+
+    def fractions(volumetric):
+        targets = [boundary_target(o, volumetric=volumetric) for o in objects]
+        counts = sum(np.bincount(t.ravel(), minlength=3) for t in targets)
+        return (counts / counts.sum()).round(4).tolist()
+
+    assert model.info.training["class_fractions"] == fractions(True) != fractions(False)
+    assert model.info.instance_options()["volumetric"]  # its instances are 3D objects

@@ -16,7 +16,9 @@ import numpy as np
 BACKGROUND, INTERIOR, BOUNDARY = 0, 1, 2
 
 
-def boundary_target(instances: np.ndarray, *, width: int = 1) -> np.ndarray:
+def boundary_target(
+    instances: np.ndarray, *, width: int = 1, volumetric: bool = False
+) -> np.ndarray:
     """Three classes from instance labels: background 0, interior 1, boundary 2.
 
     Parameters
@@ -26,12 +28,16 @@ def boundary_target(instances: np.ndarray, *, width: int = 1) -> np.ndarray:
         components first).
     width : int
         Boundary thickness in pixels, inside each object.
+    volumetric : bool
+        A stack's objects are 3D (a 3D model's targets): boundaries also where objects
+        meet, or end, in z. Default: plane by plane.
 
     Returns
     -------
     ndarray of uint8, same shape
         Every object pixel within `width` of another object or the background is 2,
-        the rest of the object 1. Stacks are processed plane by plane.
+        the rest of the object 1. Stacks are processed plane by plane, unless
+        `volumetric`.
 
     Examples
     --------
@@ -50,10 +56,10 @@ def boundary_target(instances: np.ndarray, *, width: int = 1) -> np.ndarray:
         raise ValueError(f"instances must be integer labels, got dtype {instances.dtype}")
     if width < 1:
         raise ValueError(f"width must be >= 1, got {width}")
-    if instances.ndim == 3:
-        return np.stack([boundary_target(plane, width=width) for plane in instances])
-    if instances.ndim != 2:
+    if instances.ndim not in (2, 3):
         raise ValueError(f"instances must be (Y, X) or (Z, Y, X), got shape {instances.shape}")
+    if instances.ndim == 3 and not volumetric:
+        return np.stack([boundary_target(plane, width=width) for plane in instances])
     if instances.max(initial=0) <= 1:
         instances = ndi.label(instances > 0)[0]
     edge = find_boundaries(instances, mode="inner")

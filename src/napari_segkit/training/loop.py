@@ -705,21 +705,25 @@ def train_iter(
             if problem := instance_like(label, len(class_names) if class_names else None):
                 warnings.warn(f"labels #{i}: {problem}", UserWarning, stacklevel=2)
                 break
-    object_sizes = None
-    if target == "boundary":
-        object_sizes = _object_sizes(labels)
-        labels = _boundary_targets(labels, boundary_width)
-        if validation is not None:
-            validation = (validation[0], _boundary_targets(validation[1], boundary_width))
-        num_classes = num_classes or 3
-        class_names = class_names or ["background", "interior", "boundary"]
-    if base is not None:
-        color, normalization = base.info.color, normalization or base.info.normalization
     from ..models.registry import get_architecture
 
     spatial_dims = (
         base.info.spatial_dims if base is not None else get_architecture(arch).spatial_dims
     )
+    object_sizes = None
+    if target == "boundary":
+        object_sizes = _object_sizes(labels)
+        in_3d = spatial_dims == 3  # a 3D model learns where stacked objects meet in z too
+        labels = _boundary_targets(labels, boundary_width, volumetric=in_3d)
+        if validation is not None:
+            validation = (
+                validation[0],
+                _boundary_targets(validation[1], boundary_width, volumetric=in_3d),
+            )
+        num_classes = num_classes or 3
+        class_names = class_names or ["background", "interior", "boundary"]
+    if base is not None:
+        color, normalization = base.info.color, normalization or base.info.normalization
     prep = {
         "sparse": sparse,
         "color": color,
@@ -843,10 +847,12 @@ def _object_sizes(instance_labels) -> dict | None:
     return diameter_range([instances(label) for label in instance_labels])
 
 
-def _boundary_targets(labels, width: int) -> list:
+def _boundary_targets(labels, width: int, *, volumetric: bool = False) -> list:
     from ..core.instances import boundary_target
 
-    return [boundary_target(np.asarray(label), width=width) for label in labels]
+    return [
+        boundary_target(np.asarray(label), width=width, volumetric=volumetric) for label in labels
+    ]
 
 
 def _load_init(init):
@@ -1012,9 +1018,12 @@ def train_kfold(
         raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
     provenance = {"target": target}
     if target == "boundary":
+        from ..models.registry import get_architecture
+
         if sizes := _object_sizes(labels):  # of all the images: k-fold models share them
             provenance["object_diameter"] = sizes
-        labels = _boundary_targets(labels, boundary_width)
+        in_3d = get_architecture(arch).spatial_dims == 3
+        labels = _boundary_targets(labels, boundary_width, volumetric=in_3d)
         num_classes = num_classes or 3
         class_names = class_names or ["background", "interior", "boundary"]
         provenance["boundary_width"] = boundary_width
