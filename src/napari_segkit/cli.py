@@ -384,24 +384,29 @@ def _samples(args) -> tuple[list, list, list, list]:
     return images, labels, [None] * len(labels), [Path(p).stem for p in args.images]
 
 
-def _objects_in_label_files(labels: list) -> tuple[list, list]:
+def _objects_in_label_files(labels: list, classes: int | None = None) -> tuple[list, list]:
     """``--labels`` files that hold one id per object (2D or 3D instance labels): their
     objects are the truth of the object scores, their union (foreground, 1) that of the
-    per-class ones. Class maps stay as they are, with no objects (None)."""
+    per-class ones. Class maps stay as they are, with no objects (None).
+
+    A file is taken for instance labels when it looks like them (``instance_like``: many
+    ids, each one blob) or when it holds ids beyond the model's `classes`, which no class
+    map for that model can."""
     import numpy as np
 
     from .core.guards import instance_like
 
-    classes, objects = [], []
+    maps, objects = [], []
     for label in labels:
         label = np.asarray(label)
-        if instance_like(label) is None:
-            classes.append(label)
-            objects.append(None)
-        else:
-            classes.append((label > 0).astype(np.uint8))
+        beyond = classes is not None and label.max(initial=0) >= classes
+        if beyond or instance_like(label) is not None:
+            maps.append((label > 0).astype(np.uint8))
             objects.append(label)
-    return classes, objects
+        else:
+            maps.append(label)
+            objects.append(None)
+    return maps, objects
 
 
 def _images_and_labels(args) -> tuple[list, list, list]:
@@ -632,7 +637,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise ValueError("give model file(s) or --submission CSV (one of the two)")
     images, labels, instances, ids = _samples(args)
     if not args.dataset:
-        labels, instances = _objects_in_label_files(labels)
+        from .models.info import read_model_info
+
+        classes = max(read_model_info(args.model[0]).num_classes, 2) if args.model else None
+        labels, instances = _objects_in_label_files(labels, classes)
     if args.errors and all(o is None for o in instances):
         raise ValueError(
             "--errors counts objects, so it needs true instances: a --dataset with one id "
@@ -668,7 +676,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 **post,
             )
             if boundary:  # semantic scores against the boundary targets it was trained on
-                label = boundary_target(np.asarray(objects if objects is not None else label))
+                label = boundary_target(
+                    np.asarray(objects if objects is not None else label),
+                    volumetric=info.spatial_dims == 3,
+                )
             truth.append(np.asarray(label).ravel())
             pred.append(postprocess(probs, threshold=chosen["threshold"]).ravel())
             if objects is not None:

@@ -126,7 +126,7 @@ def test_3d_border_weighted_training_uses_3d_distances(tmp_path, stacks):
     assert model.info.spatial_dims == 3
 
 
-def test_a_3d_boundary_model_trains_on_3d_boundaries(tmp_path):
+def test_a_3d_boundary_model_trains_on_3d_boundaries(tmp_path, capsys):
     """target="boundary" for a 3D model: boundaries drawn in 3D (where nuclei meet or end
     in z too), as the recorded class fractions of its training targets show."""
     from napari_segkit.core.instances import boundary_target
@@ -145,3 +145,14 @@ def test_a_3d_boundary_model_trains_on_3d_boundaries(tmp_path):
 
     assert model.info.training["class_fractions"] == fractions(True) != fractions(False)
     assert model.info.instance_options()["volumetric"]  # its instances are 3D objects
+    # segkit evaluate scores it against 3D boundary targets and 3D objects
+    from napari_segkit.cli import main
+    from napari_segkit.core.io import write_labels, write_stack
+
+    write_stack(tmp_path / "s.tif", images[0])
+    write_labels(tmp_path / "o.tif", objects[0])
+    files = ["--images", str(tmp_path / "s.tif"), "--labels", str(tmp_path / "o.tif"), "-q"]
+    assert main(["evaluate", str(tmp_path / "b3d.safetensors"), *files]) == 0
+    rows = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines()}
+    assert {"background", "interior", "boundary", "stack"} <= set(rows)
+    assert rows["stack"][0] == "1"  # one stack, its objects scored in 3D
