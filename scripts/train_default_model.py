@@ -23,7 +23,7 @@ FILE`` starts a further stage from a finished file's weights with a new schedule
 ``--seed``, ``--epochs``); the new file records the earlier stages (``earlier_stages``);
 with ``--oversample-hard`` such a stage draws more patches from the training images the
 ``--init`` model does badly on (:func:`hard_example_copies`).
-The bundled file was made in four stages: README "The bundled default model" has the commands.
+The bundled file was made in five stages: README "The bundled default model" has the commands.
 ``--width`` trains a wider (or narrower) network from scratch; with ``--init`` it widens
 that file's network first (:func:`widened`: the wider network computes what the file's did,
 and the new channels start learning from there); on a GPU, ``--num-workers``
@@ -158,7 +158,9 @@ def oversample_hard(init: Path, train_samples, strength: float) -> tuple[list, d
     from napari_segkit.kaggle.evaluation import score_models
     from napari_segkit.models import read_model_info
 
-    records = score_models([init], train_samples, **read_model_info(init).instance_options())
+    options = read_model_info(init).instance_options()
+    options.pop("volumetric")  # False for this 2D model; score_models scores 2D images
+    records = score_models([init], train_samples, **options)
     copies = hard_example_copies({r.id: r.ap for r in records}, strength)
     return [s for s in train_samples for _ in range(copies[s.id])], copies
 

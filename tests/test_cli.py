@@ -557,9 +557,13 @@ def test_evaluate_scores_objects_of_instance_label_files(tmp_path, capsys):
 def test_evaluate_and_submit_use_the_post_processing_the_model_records(tmp_path, capsys):
     """Without --threshold / --seed-threshold / --min-area, evaluate and submit use the values
     tuned for the model and recorded in its file, as predict, the widgets and the demo do
-    (the default model: 0.6 / 0.6 / 30), else 0.5 / 0.7 / 0; given flags win; the choice
+    (the default model: 0.6 / 0.5 / 30), else 0.5 / 0.7 / 0; given flags win; the choice
     is printed."""
+    from napari_segkit.models import read_model_info
     from napari_segkit.samples import DEFAULT_MODEL, SAMPLE_DIR, SYNTHETIC_MODEL
+
+    tuned = read_model_info(DEFAULT_MODEL).training["postprocessing"]
+    assert (tuned["threshold"], tuned["seed_threshold"], tuned["min_size"]) == (0.6, 0.5, 30)
 
     files = ["--images", str(SAMPLE_DIR / "nuclei_2d.tif")]
     files += ["--labels", str(SAMPLE_DIR / "nuclei_2d_instances.tif"), "-q"]
@@ -571,10 +575,10 @@ def test_evaluate_and_submit_use_the_post_processing_the_model_records(tmp_path,
 
     said, recorded = evaluate(DEFAULT_MODEL)
     assert said == (
-        "post-processing: --threshold 0.6 --seed-threshold 0.6 --min-area 30 "
+        "post-processing: --threshold 0.6 --seed-threshold 0.5 --min-area 30 "
         f"(recorded in {DEFAULT_MODEL})"
     )
-    said, given = evaluate(DEFAULT_MODEL, "--threshold", "0.6", "--seed-threshold", "0.6")
+    said, given = evaluate(DEFAULT_MODEL, "--threshold", "0.6", "--seed-threshold", "0.5")
     assert given == recorded  # the same values, given
     said, given = evaluate(
         DEFAULT_MODEL, "--threshold", "0.5", "--seed-threshold", "0.7", "--min-area", "0"

@@ -436,7 +436,7 @@ def test_predict_widget_preselects_the_bundled_model(make_napari_viewer):
     widget = dock(make_napari_viewer(), "Predict")
     assert widget.model.value == DEFAULT_MODEL
     # and says how it makes instances: the post-processing tuned for it and recorded
-    assert "instances: watershed (threshold 0.6, seeds 0.6, min px 30: tuned)" in (
+    assert "instances: watershed (threshold 0.6, seeds 0.5, min px 30: tuned)" in (
         widget.model_info.value
     )
 
