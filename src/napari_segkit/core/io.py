@@ -718,8 +718,11 @@ def _decoder_error(p: Path, err: Exception) -> str:
     """
     if "backend" not in str(err):
         return str(err)
-    with open(p, "rb") as fh:
-        head = fh.read(8)
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(8)
+    except OSError:  # gone or unreadable: imageio's own words, then
+        return str(err)
     kind = p.suffix.lstrip(".").upper() or "image"
     return f"not a readable {kind} file (damaged, or not an image: it starts with {head!r})"
 
