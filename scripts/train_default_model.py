@@ -158,9 +158,7 @@ def oversample_hard(init: Path, train_samples, strength: float) -> tuple[list, d
     from napari_segkit.kaggle.evaluation import score_models
     from napari_segkit.models import read_model_info
 
-    options = read_model_info(init).instance_options()
-    options.pop("volumetric")  # False for this 2D model; score_models scores 2D images
-    records = score_models([init], train_samples, **options)
+    records = score_models([init], train_samples, **read_model_info(init).instance_options())
     copies = hard_example_copies({r.id: r.ap for r in records}, strength)
     return [s for s in train_samples for _ in range(copies[s.id])], copies
 

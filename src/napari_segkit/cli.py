@@ -207,13 +207,12 @@ def _add_postprocessing(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _postprocessing(args: argparse.Namespace, model: str) -> dict:
-    """``threshold``, ``seed_threshold`` and ``min_area``: as given, else as `model`'s file
-    records them (tuned after training: ``ModelInfo.instance_options``), else
-    :data:`POSTPROCESSING_DEFAULTS`; the choice is printed, since scores depend on it."""
-    from .models.info import read_model_info
-
-    recorded = read_model_info(model).instance_options()
+def _postprocessing(args: argparse.Namespace, model: str, info) -> dict:
+    """``threshold``, ``seed_threshold`` and ``min_area``: as given, else as the file
+    `model` (described by `info`) records them (tuned after training:
+    ``ModelInfo.instance_options``), else :data:`POSTPROCESSING_DEFAULTS`; the choice is
+    printed, since scores depend on it."""
+    recorded = info.instance_options()
     recorded["min_area"] = recorded.pop("min_size", None)
     chosen, sources = {}, set()
     for key, default in POSTPROCESSING_DEFAULTS.items():
@@ -630,16 +629,21 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .core.metrics import segmentation_report
-    from .kaggle.evaluation import format_errors, format_table, score_instances, summarise
-    from .kaggle.kinds import image_kind
+    from .kaggle.evaluation import (
+        format_errors,
+        format_table,
+        sample_kind,
+        score_instances,
+        summarise,
+    )
+    from .models.info import read_model_info
 
     if bool(args.model) == bool(args.submission):
         raise ValueError("give model file(s) or --submission CSV (one of the two)")
     images, labels, instances, ids = _samples(args)
+    first = read_model_info(args.model[0]) if args.model else None  # the header only
     if not args.dataset:
-        from .models.info import read_model_info
-
-        classes = max(read_model_info(args.model[0]).num_classes, 2) if args.model else None
+        classes = max(first.num_classes, 2) if first else None
         labels, instances = _objects_in_label_files(labels, classes)
     if args.errors and all(o is None for o in instances):
         raise ValueError(
@@ -655,7 +659,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     models = load_models(args.model)
     info = models[0].info
     k = max(info.num_classes, 2)
-    chosen = _postprocessing(args, args.model[0])
+    chosen = _postprocessing(args, args.model[0], first)
     boundary = info.splits_touching
     if k > 2 and not boundary and not args.dataset and any(o is not None for o in instances):
         raise ValueError(
@@ -663,10 +667,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             f"predicts {k} classes: objects can only be scored for a model with one "
             "foreground class (or a boundary model); give class maps as --labels"
         )
+    post = {"threshold": chosen["threshold"], "seed_threshold": chosen["seed_threshold"]}
     truth, pred, records = [], [], []
     with progress_bar("evaluate", "image", quiet=args.quiet, total=len(images)) as (bar, _):
         for image, label, objects, image_id in zip(images, labels, instances, ids, strict=True):
-            post = {"threshold": chosen["threshold"], "seed_threshold": chosen["seed_threshold"]}
             probs, scale = ensemble_at_object_size(
                 models,
                 image,
@@ -690,7 +694,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                     volumetric=np.ndim(objects) == 3,
                     **post,
                 )
-                kind = "stack" if np.ndim(objects) == 3 else image_kind(np.asarray(image))
+                kind = sample_kind(image, objects)
                 records.append(score_instances(image_id, kind, objects, predicted))
             bar.update(1)
     report = segmentation_report(
@@ -711,8 +715,13 @@ def _evaluate_submission(args, images, instances, ids) -> int:
     """Score a submission CSV's objects against the true instances, per image kind."""
     import numpy as np
 
-    from .kaggle.evaluation import format_errors, format_table, score_instances, summarise
-    from .kaggle.kinds import image_kind
+    from .kaggle.evaluation import (
+        format_errors,
+        format_table,
+        sample_kind,
+        score_instances,
+        summarise,
+    )
     from .kaggle.submission import read_submission
 
     if any(o is None for o in instances):
@@ -726,7 +735,7 @@ def _evaluate_submission(args, images, instances, ids) -> int:
             f"(e.g. {missing[0]!r})"
         )
     records = [
-        score_instances(i, image_kind(np.asarray(im)), o, submitted[i])
+        score_instances(i, sample_kind(im, o), o, submitted[i])
         for im, o, i in zip(images, instances, ids, strict=True)
     ]
     extra = sorted(set(submitted) - set(ids))
@@ -778,9 +787,10 @@ def _print_per_class(report: dict, note: str = "") -> None:
 def cmd_submit(args: argparse.Namespace) -> int:
     """Predict a folder of images with one or more models; write a Kaggle submission CSV."""
     from .kaggle import make_submission
+    from .models.info import read_model_info
 
     columns = tuple(c.strip() for c in args.columns.split(","))
-    chosen = _postprocessing(args, args.models[0])
+    chosen = _postprocessing(args, args.models[0], read_model_info(args.models[0]))
     with progress_bar("submit", "image", quiet=args.quiet) as (_, progress):
         out = make_submission(
             args.models,
@@ -857,12 +867,12 @@ def _check_recordable(paths: list[str]) -> None:
     from .models.info import read_model_info
 
     for path in paths:
-        read_model_info(path)
-        if exchange_kind(path):
+        if kind := exchange_kind(path):
             raise ValueError(
                 f"--record writes into napari-segkit .safetensors files; '{path}' is an "
-                f"exchanged model ({exchange_kind(path)})"
+                f"exchanged model ({kind})"
             )
+        read_model_info(path)  # a model file, checked
         if not os.access(Path(path).resolve().parent, os.W_OK):
             raise ValueError(f"--record cannot write next to '{path}' (folder not writable)")
 

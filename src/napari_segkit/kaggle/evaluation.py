@@ -46,6 +46,12 @@ class ImageScore:
     errors: dict | None = None
 
 
+def sample_kind(image, truth) -> str:
+    """The kind a scored sample is reported under: "stack" for 3D instance labels, else the
+    2D image's kind (:func:`~napari_segkit.kaggle.kinds.image_kind`)."""
+    return "stack" if np.ndim(truth) == 3 else image_kind(np.asarray(image))
+
+
 def score_instances(image_id: str, kind: str, truth, predicted) -> ImageScore:
     """Score predicted instances of one image against the true ones.
 
@@ -86,6 +92,7 @@ def score_models(
     seed_threshold: float = 0.7,
     min_size: int = 0,
     watershed: bool = True,
+    volumetric: bool = False,
     object_diameter: float | str | None = None,
     progress=None,
 ) -> list[ImageScore]:
@@ -103,6 +110,9 @@ def score_models(
     watershed : bool
         False: connected components even for a boundary model (its interior and
         boundary classes together are the foreground).
+    volumetric : bool
+        Stacks' objects in 3D (``instances_from_prediction``), as a 3D model's
+        ``ModelInfo.instance_options`` say; 2D samples are unaffected.
     object_diameter : None, "auto" or float
         Predict each image at the object size the models were trained on
         (:func:`~napari_segkit.kaggle.ensemble.ensemble_at_object_size`); `min_size`
@@ -132,11 +142,14 @@ def score_models(
             **post,
         )
         predicted = instances_from_prediction(
-            probs, min_size=round(min_size / scale**2), watershed=watershed, **post
+            probs,
+            min_size=round(min_size / scale**2),
+            watershed=watershed,
+            volumetric=volumetric,
+            **post,
         )
-        records.append(
-            score_instances(sample.id, image_kind(sample.image), sample.instances, predicted)
-        )
+        kind = sample_kind(sample.image, sample.instances)
+        records.append(score_instances(sample.id, kind, sample.instances, predicted))
         if progress is not None:
             progress(done, len(samples))
     return records
@@ -318,6 +331,7 @@ __all__ = [
     "format_errors",
     "format_table",
     "regression_estimate",
+    "sample_kind",
     "score_instances",
     "score_models",
     "summarise",

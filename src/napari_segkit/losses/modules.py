@@ -191,7 +191,22 @@ class WeightedCrossEntropyLoss(nn.Module):
         return (weight * ce).sum() / weight.sum().clamp_min(1e-7)
 
 
-class DiceCELoss(nn.Module):
+class _PlusCrossEntropy(nn.Module):
+    """``term_weight * term + ce_weight * WeightedCrossEntropy``: a region loss (Dice,
+    Lovasz) next to the cross-entropy, which alone receives the ``weight_map``."""
+
+    def __init__(self, term: nn.Module, term_weight, ce_weight, class_weights, ignore_index):
+        super().__init__()
+        self.term, self.term_weight, self.ce_weight = term, float(term_weight), float(ce_weight)
+        self.ce = WeightedCrossEntropyLoss(class_weights=class_weights, ignore_index=ignore_index)
+
+    def forward(self, logits, target, weight_map=None):
+        return self.term_weight * self.term(logits, target) + self.ce_weight * self.ce(
+            logits, target, weight_map
+        )
+
+
+class DiceCELoss(_PlusCrossEntropy):
     """``dice_weight * SoftDice + ce_weight * WeightedCrossEntropy`` (same ignore_index).
 
     Shape
@@ -209,15 +224,8 @@ class DiceCELoss(nn.Module):
         class_weights: Sequence[float] | None = None,
         ignore_index: int | None = None,
     ):
-        super().__init__()
-        self.dice_weight, self.ce_weight = float(dice_weight), float(ce_weight)
-        self.dice = SoftDiceLoss(squared=squared, smooth=smooth, ignore_index=ignore_index)
-        self.ce = WeightedCrossEntropyLoss(class_weights=class_weights, ignore_index=ignore_index)
-
-    def forward(self, logits, target, weight_map=None):
-        return self.dice_weight * self.dice(logits, target) + self.ce_weight * self.ce(
-            logits, target, weight_map
-        )
+        dice = SoftDiceLoss(squared=squared, smooth=smooth, ignore_index=ignore_index)
+        super().__init__(dice, dice_weight, ce_weight, class_weights, ignore_index)
 
 
 class LovaszLoss(nn.Module):
@@ -257,7 +265,7 @@ class LovaszLoss(nn.Module):
         return loss(logits[:, 0] if k == 1 else logits, target.long())
 
 
-class LovaszCELoss(nn.Module):
+class LovaszCELoss(_PlusCrossEntropy):
     """``lovasz_weight * Lovasz + ce_weight * WeightedCrossEntropy`` (same ignore_index).
 
     Shape
@@ -273,15 +281,8 @@ class LovaszCELoss(nn.Module):
         class_weights: Sequence[float] | None = None,
         ignore_index: int | None = None,
     ):
-        super().__init__()
-        self.lovasz_weight, self.ce_weight = float(lovasz_weight), float(ce_weight)
-        self.lovasz = LovaszLoss(ignore_index=ignore_index)
-        self.ce = WeightedCrossEntropyLoss(class_weights=class_weights, ignore_index=ignore_index)
-
-    def forward(self, logits, target, weight_map=None):
-        return self.lovasz_weight * self.lovasz(logits, target) + self.ce_weight * self.ce(
-            logits, target, weight_map
-        )
+        lovasz = LovaszLoss(ignore_index=ignore_index)
+        super().__init__(lovasz, lovasz_weight, ce_weight, class_weights, ignore_index)
 
 
 __all__ = ["DiceCELoss", "LovaszCELoss", "LovaszLoss", "SoftDiceLoss", "WeightedCrossEntropyLoss"]

@@ -210,9 +210,9 @@ def record_training(path: str | os.PathLike, **entries) -> Path:
     from .imports import exchange_kind
 
     path = Path(path)
-    if exchange_kind(path):
+    if kind := exchange_kind(path):
         raise ModelFileError(
-            f"'{path}' is an exchanged model ({exchange_kind(path)}); record into the "
+            f"'{path}' is an exchanged model ({kind}); record into the "
             "napari-segkit .safetensors file it was exported from"
         )
     read_model_info(path)  # a napari-segkit model file, checked
