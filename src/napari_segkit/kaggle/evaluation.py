@@ -47,8 +47,20 @@ class ImageScore:
 
 
 def sample_kind(image, truth) -> str:
-    """The kind a scored sample is reported under: "stack" for 3D instance labels, else the
-    2D image's kind (:func:`~napari_segkit.kaggle.kinds.image_kind`)."""
+    """The kind a scored sample is reported under.
+
+    Parameters
+    ----------
+    image : ndarray, shape (Y, X), (Y, X, C) or (Z, Y, X)
+    truth : ndarray of int, shape (Y, X) or (Z, Y, X)
+        The sample's true instances.
+
+    Returns
+    -------
+    str
+        "stack" for 3D instance labels, else the 2D image's kind
+        (:func:`~napari_segkit.kaggle.kinds.image_kind`).
+    """
     return "stack" if np.ndim(truth) == 3 else image_kind(np.asarray(image))
 
 
