@@ -49,6 +49,8 @@ CONFIG = {
     "color": "rgb",
     "normalization": {"mode": "percentile", "low": 1.0, "high": 99.8},
     "loss": "dice+ce",
+    # further options of the loss (TrainConfig.loss_options), e.g. {"per_image": True}
+    "loss_options": {},
     # U-Net border weights (Ronneberger et al.), used by the "dice+border_ce" loss only:
     # for this boundary target they weight the pixels between touching interiors
     "w0": 10.0,
@@ -321,6 +323,12 @@ def main(argv=None) -> int:
         help="override CONFIG['loss']",
     )
     parser.add_argument(
+        "--lovasz-per-image",
+        action="store_true",
+        help="the Lovasz term per training patch, averaged, instead of over the batch "
+        "(CONFIG['loss_options']['per_image'])",
+    )
+    parser.add_argument(
         "--width",
         type=int,
         help="override CONFIG['arch_options']['width'] (with --init: that file's network "
@@ -418,6 +426,10 @@ def main(argv=None) -> int:
             config[key] = getattr(args, key)
     if args.width is not None:
         config["arch_options"] = {**config["arch_options"], "width": args.width}
+    if args.lovasz_per_image:
+        if not config["loss"].startswith("lovasz"):
+            parser.error("--lovasz-per-image needs --loss lovasz+border_ce")
+        config["loss_options"] = {**config["loss_options"], "per_image": True}
     earlier_stages = []
     if args.init:
         from napari_segkit.models import read_model_info
@@ -481,7 +493,17 @@ def main(argv=None) -> int:
         "init": init,
         "augmentation": Augmentation(zoom=tuple(config["zoom"])),
         **{
-            k: config[k] for k in ("loss", "batch_size", "patch_size", "lr", "w0", "sigma", "keep")
+            k: config[k]
+            for k in (
+                "loss",
+                "loss_options",
+                "batch_size",
+                "patch_size",
+                "lr",
+                "w0",
+                "sigma",
+                "keep",
+            )
         },
     }
     if args.plan_minutes:

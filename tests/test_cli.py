@@ -221,6 +221,20 @@ def test_train_options_arch_loss_and_explicit_validation(tmp_path, capsys):
         == 2
     )
     assert "not KEY=VALUE" in capsys.readouterr().err
+    # options of the loss: recorded with the run; one the loss does not take is refused
+    # before any training, naming the ones it does take
+    common = ["train", "--images", str(tmp_path / "img0.tif"), "--labels"]
+    common += [str(tmp_path / "lab0.tif"), "--arch-option", "width=4", "--arch-option"]
+    common += ["depth=2", "--epochs", "1", "--steps-per-epoch", "1", "--patch-size", "32", "-q"]
+    lovasz = tmp_path / "lovasz.safetensors"
+    options = ["--loss", "lovasz+border_ce", "--loss-option", "per_image=true"]
+    assert main([*common, "--out", str(lovasz), *options, "--loss-option", "ce_weight=0.5"]) == 0
+    config = load_model(lovasz).info.training["config"]
+    assert config["loss_options"] == {"per_image": True, "ce_weight": 0.5}
+    bad = tmp_path / "bad.safetensors"
+    assert main([*common, "--out", str(bad), "--loss", "lovasz", "--loss-option", "w=1"]) == 2
+    assert "takes no option 'w'; it takes ignore_index, per_image" in capsys.readouterr().err
+    assert not bad.exists()
 
 
 def test_demo_segments_the_bundled_sample(tmp_path, capsys):

@@ -173,6 +173,24 @@ def test_lovasz_ce_is_the_weighted_sum_with_the_border_weights():
         LovaszLoss()(torch.zeros(1, 2, 4, 4), torch.zeros(1, 4, 5, dtype=torch.long))
 
 
+def test_lovasz_per_image_averages_the_images_instead_of_pooling_them():
+    """per_image=True: each image's own IoU surrogate, averaged; the pooled loss of a batch
+    where one image holds a tiny object is dominated by the large one."""
+    target = torch.zeros(2, 16, 16, dtype=torch.long)
+    target[0, 2:14, 2:14] = 1  # a large object, found
+    target[1, 7:9, 7:9] = 1  # a tiny one, missed
+    logits = 30.0 * F.one_hot(target, 2).movedim(-1, 1).float()
+    logits[1, :, 7:9, 7:9] = torch.tensor([30.0, 0.0])[:, None, None]
+    per_image = LovaszLoss(per_image=True)(logits, target)
+    each = [LovaszLoss()(logits[i : i + 1], target[i : i + 1]) for i in (0, 1)]
+    assert per_image.item() == pytest.approx((each[0] + each[1]).item() / 2, abs=1e-6)
+    # the missed object is the whole foreground of image 1 (IoU 0) but 4 of 148 pixels pooled
+    assert per_image.item() > 0.25 > LovaszLoss()(logits, target).item()
+    combo = LovaszCELoss(per_image=True, ce_weight=0.0)(logits, target)
+    assert combo.item() == pytest.approx(per_image.item(), abs=1e-6)
+    assert get_loss("lovasz+border_ce", per_image=True).term.per_image
+
+
 def test_losses_by_name_and_errors():
     assert isinstance(get_loss("dice", squared=True), SoftDiceLoss)
     assert isinstance(get_loss("dice+ce"), DiceCELoss)

@@ -416,7 +416,7 @@ def _images_and_labels(args) -> tuple[list, list, list]:
     return images, labels, ids
 
 
-def _parse_options(pairs: list[str] | None) -> dict:
+def _parse_options(pairs: list[str] | None, what: str = "architecture") -> dict:
     """``["width=16", "residual=true"]`` -> ``{"width": 16, "residual": True}``."""
     import json
 
@@ -424,7 +424,7 @@ def _parse_options(pairs: list[str] | None) -> dict:
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise ValueError(f"architecture option {pair!r} is not KEY=VALUE")
+            raise ValueError(f"{what} option {pair!r} is not KEY=VALUE")
         try:
             options[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -491,6 +491,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .core.outputs import check_model_output
 
     arch_options = _parse_options(args.arch_option) or None
+    loss_options = _parse_options(args.loss_option, "loss")
     images, labels, ids = _images_and_labels(args)
     if args.folds:
         if args.resume or args.init or args.val_images:
@@ -535,6 +536,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "arch": args.arch,
         "arch_options": arch_options,
         "loss": args.loss,
+        "loss_options": loss_options,
         "sparse": args.sparse,
         "epochs": args.epochs,
         "steps_per_epoch": args.steps_per_epoch,
@@ -1104,6 +1106,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--init", help="fine-tune this model file instead of starting from scratch")
     p.add_argument("--loss", default=trn.loss, choices=loss_names())
+    p.add_argument(
+        "--loss-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="option of the loss, repeatable (e.g. per_image=true for the Lovasz losses, "
+        "ce_weight=0.5)",
+    )
     p.add_argument(
         "--class-weights",
         help=f"{' | '.join(config.CLASS_WEIGHT_METHODS)} (from the labels) | w0,w1,...",

@@ -97,6 +97,11 @@ class TrainConfig:
     w0: float = 10.0
     sigma: float = 5.0
     squared_dice: bool = False
+    #: further options of the loss, by the name its constructor gives them, e.g.
+    #: ``{"per_image": True}`` for the Lovasz losses or ``{"ce_weight": 0.5}`` for the
+    #: "+ce" ones (``ignore_index``, ``class_weights`` and ``squared`` have settings of
+    #: their own)
+    loss_options: dict = field(default_factory=dict)
     #: for ``weighted_ce`` (and optionally the CE part of ``dice+ce``): a list of floats,
     #: or "inverse" / "median" to compute them from the training labels
     class_weights: list | str | None = None

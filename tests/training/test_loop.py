@@ -83,6 +83,10 @@ def test_resume_continues_from_the_saved_epoch(tmp_path, data):
     gen.close()
     assert (tmp_path / "m.safetensors.state.pt").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
+    # another loss option would compute another run: refused, naming it
+    other = _config(loss_options={"ce_weight": 0.5})
+    with pytest.raises(ValueError, match=r"loss_options: None -> \{'ce_weight': 0.5\}"):
+        next(fit(_model(), train, val, other, out=out, resume=True))
     resumed = list(fit(_model(), train, val, _config(), out=out, resume=True))
     assert resumed[0].step == 13 and resumed[0].epoch == 1
     assert resumed[-1].step == 36
@@ -237,6 +241,9 @@ def test_bad_settings_fail_before_training(tmp_path, data):
         ({"class_weights": [1.0, 2.0, 3.0]}, "3 class weights for 2 classes"),
         ({"epochs": 0}, "epochs must be >= 1"),
         ({"keep": "final"}, "keep must be one of best, last"),
+        ({"loss": "lovasz", "loss_options": {"per_imag": True}}, "takes no option 'per_imag'"),
+        ({"loss_options": {"ignore_index": 3}}, "cannot set ignore_index"),
+        ({"loss_options": {"squared": True}}, "squared: it is set by the squared_dice"),
     ]:
         with pytest.raises(ValueError, match=match):
             next(fit(_model(), train, None, _config(**bad), out=tmp_path / "m.safetensors"))

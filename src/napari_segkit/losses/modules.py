@@ -232,21 +232,27 @@ class LovaszLoss(nn.Module):
     """Lovasz-softmax loss (multi-class) or Lovasz hinge (binary, K = 1).
 
     A thin shell over ``segmentation_models_pytorch.losses.LovaszLoss`` (Berman et al.'s
-    reference code, kept there), computed over the whole batch, that takes this module's
-    shapes and ``ignore_index`` and checks them like the other losses.
+    reference code, kept there), that takes this module's shapes and ``ignore_index`` and
+    checks them like the other losses.
 
     Parameters
     ----------
     ignore_index : int, optional
+    per_image : bool
+        False: one IoU surrogate per class over the whole batch (the pixels of all its
+        images pooled). True: one per image, averaged over the batch -- each image
+        (training patch) counts equally, however few of its pixels a class holds, as in
+        scores averaged over images (Berman et al.'s per-image variant).
 
     Shape
     -----
     - logits ``(N, K, *spatial)``; target ``(N, *spatial)`` -> scalar
     """
 
-    def __init__(self, *, ignore_index: int | None = None):
+    def __init__(self, *, ignore_index: int | None = None, per_image: bool = False):
         super().__init__()
         self.ignore_index = ignore_index
+        self.per_image = bool(per_image)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         from segmentation_models_pytorch.losses import LovaszLoss as SMPLovaszLoss
@@ -261,7 +267,7 @@ class LovaszLoss(nn.Module):
         if not valid.any():  # nothing to score (SMP's sum over no pixels is not a tensor)
             return logits.sum() * 0.0
         mode = "binary" if k == 1 else "multiclass"
-        loss = SMPLovaszLoss(mode, per_image=False, ignore_index=self.ignore_index)
+        loss = SMPLovaszLoss(mode, per_image=self.per_image, ignore_index=self.ignore_index)
         return loss(logits[:, 0] if k == 1 else logits, target.long())
 
 
@@ -271,6 +277,7 @@ class LovaszCELoss(_PlusCrossEntropy):
     Shape
     -----
     as :class:`WeightedCrossEntropyLoss`; ``weight_map`` goes to the cross-entropy.
+    ``per_image`` as in :class:`LovaszLoss`.
     """
 
     def __init__(
@@ -278,10 +285,11 @@ class LovaszCELoss(_PlusCrossEntropy):
         *,
         lovasz_weight: float = 1.0,
         ce_weight: float = 1.0,
+        per_image: bool = False,
         class_weights: Sequence[float] | None = None,
         ignore_index: int | None = None,
     ):
-        lovasz = LovaszLoss(ignore_index=ignore_index)
+        lovasz = LovaszLoss(ignore_index=ignore_index, per_image=per_image)
         super().__init__(lovasz, lovasz_weight, ce_weight, class_weights, ignore_index)
 
 

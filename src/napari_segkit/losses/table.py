@@ -51,13 +51,32 @@ class LossSpec:
                 f"got {self.class_weights!r}"
             )
 
+    def _factory(self) -> Callable:
+        if isinstance(self.factory, str):
+            module, _, attribute = self.factory.partition(":")
+            return getattr(importlib.import_module(module), attribute)
+        return self.factory
+
     def build(self, **options):
         """The loss module, built with `options` (validated by the factory)."""
-        factory = self.factory
-        if isinstance(factory, str):
-            module, _, attribute = factory.partition(":")
-            factory = getattr(importlib.import_module(module), attribute)
-        return factory(**options)
+        return self._factory()(**options)
+
+    def check_options(self, options: dict) -> None:
+        """ValueError naming the options the factory does not take, and those it does.
+
+        Checked against the factory's signature without building the loss, so a
+        misspelt option stops a training run before its data are prepared.
+        """
+        import inspect
+
+        parameters = inspect.signature(self._factory()).parameters
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+            return
+        if unknown := sorted(set(options) - set(parameters)):
+            raise ValueError(
+                f"loss {self.name!r} takes no option {', '.join(map(repr, unknown))}; "
+                f"it takes {', '.join(parameters) or 'none'}"
+            )
 
 
 _MODULES = "napari_segkit.losses.modules"

@@ -56,6 +56,14 @@ class TrainReport:
     end_of_epoch: bool = False
 
 
+#: loss constructor options that training sets itself -> the setting that decides them
+_LOSS_SETTINGS = {
+    "ignore_index": "training itself (the unlabelled pixels)",
+    "class_weights": "the class_weights setting",
+    "squared": "the squared_dice setting",
+}
+
+
 def check_config(config: TrainConfig) -> None:
     """Raise ValueError for settings that would only fail later, mid-training.
 
@@ -70,10 +78,20 @@ def check_config(config: TrainConfig) -> None:
     Raises
     ------
     ValueError
-        Unknown loss, schedule or `keep`, bad class-weight method, counts below 1,
-        lr <= 0.
+        Unknown loss, schedule or `keep`, loss options the loss does not take, bad
+        class-weight method, counts below 1, lr <= 0.
     """
-    get_loss_spec(config.loss)  # ValueError listing the losses
+    spec = get_loss_spec(config.loss)  # ValueError listing the losses
+    if not isinstance(config.loss_options, dict) or not all(
+        isinstance(k, str) for k in config.loss_options
+    ):
+        raise ValueError(f"loss_options must be a dict of names, got {config.loss_options!r}")
+    if own := sorted(set(config.loss_options) & set(_LOSS_SETTINGS)):
+        raise ValueError(
+            "loss_options cannot set "
+            + "; ".join(f"{k}: it is set by {_LOSS_SETTINGS[k]}" for k in own)
+        )
+    spec.check_options(config.loss_options)
     if config.schedule not in SCHEDULES:
         raise ValueError(
             f"Unknown schedule {config.schedule!r}. Available: {', '.join(SCHEDULES)}"
@@ -128,7 +146,7 @@ def resolve_class_weights(config: TrainConfig, train: TrainingSet) -> TrainConfi
 def _loss(config: TrainConfig):
     """The configured loss, given the options its table entry says it takes."""
     spec = get_loss_spec(config.loss)
-    options = {"ignore_index": IGNORE_INDEX}
+    options = {**config.loss_options, "ignore_index": IGNORE_INDEX}
     if spec.squared_dice:
         options["squared"] = config.squared_dice
     if spec.class_weights != "never" and config.class_weights is not None:
@@ -179,6 +197,8 @@ def run_identity(model, config: TrainConfig, train: TrainingSet, val) -> dict:
     import hashlib
 
     settings = {k: v for k, v in _jsonable_config(config).items() if k not in _RESUMABLE_CHANGES}
+    if not settings["loss_options"]:  # the default: runs from before the setting stay resumable
+        del settings["loss_options"]
     h = hashlib.sha256()
     for part in (train, val):
         for image, target in zip(
