@@ -61,11 +61,12 @@ class LossSpec:
         """The loss module, built with `options` (validated by the factory)."""
         return self._factory()(**options)
 
-    def check_options(self, options: dict) -> None:
+    def check_options(self, options: dict, reserved=()) -> None:
         """ValueError naming the options the factory does not take, and those it does.
 
         Checked against the factory's signature without building the loss, so a
-        misspelt option stops a training run before its data are prepared.
+        misspelt option stops a training run before its data are prepared; `reserved`
+        names options the caller sets itself (left out of the list offered).
         """
         import inspect
 
@@ -73,9 +74,10 @@ class LossSpec:
         if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
             return
         if unknown := sorted(set(options) - set(parameters)):
+            offered = [name for name in parameters if name not in reserved]
             raise ValueError(
                 f"loss {self.name!r} takes no option {', '.join(map(repr, unknown))}; "
-                f"it takes {', '.join(parameters) or 'none'}"
+                f"it takes {', '.join(offered) or 'none'}"
             )
 
 

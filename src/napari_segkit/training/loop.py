@@ -91,7 +91,7 @@ def check_config(config: TrainConfig) -> None:
             "loss_options cannot set "
             + "; ".join(f"{k}: it is set by {_LOSS_SETTINGS[k]}" for k in own)
         )
-    spec.check_options(config.loss_options)
+    spec.check_options(config.loss_options, reserved=_LOSS_SETTINGS)
     if config.schedule not in SCHEDULES:
         raise ValueError(
             f"Unknown schedule {config.schedule!r}. Available: {', '.join(SCHEDULES)}"
