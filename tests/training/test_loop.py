@@ -244,6 +244,7 @@ def test_bad_settings_fail_before_training(tmp_path, data):
         ({"loss": "lovasz", "loss_options": {"per_imag": True}}, "takes no option 'per_imag'"),
         ({"loss_options": {"ignore_index": 3}}, "cannot set ignore_index"),
         ({"loss_options": {"squared": True}}, "squared: it is set by the squared_dice"),
+        ({"loss": "lovasz", "loss_options": {"per_image": "no"}}, "per_image must be true or"),
     ]:
         with pytest.raises(ValueError, match=match):
             next(fit(_model(), train, None, _config(**bad), out=tmp_path / "m.safetensors"))

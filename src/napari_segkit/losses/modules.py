@@ -251,8 +251,10 @@ class LovaszLoss(nn.Module):
 
     def __init__(self, *, ignore_index: int | None = None, per_image: bool = False):
         super().__init__()
+        if not isinstance(per_image, bool):  # "no" from a command line is not False
+            raise ValueError(f"per_image must be true or false, got {per_image!r}")
         self.ignore_index = ignore_index
-        self.per_image = bool(per_image)
+        self.per_image = per_image
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         from segmentation_models_pytorch.losses import LovaszLoss as SMPLovaszLoss

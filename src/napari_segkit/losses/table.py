@@ -65,8 +65,18 @@ class LossSpec:
         """ValueError naming the options the factory does not take, and those it does.
 
         Checked against the factory's signature without building the loss, so a
-        misspelt option stops a training run before its data are prepared; `reserved`
-        names options the caller sets itself (left out of the list offered).
+        misspelt option stops a training run before its data are prepared.
+
+        Parameters
+        ----------
+        options : dict
+            Keyword options for the factory.
+        reserved : collection of str
+            Options the caller sets itself: left out of the list the error offers.
+
+        Returns
+        -------
+        None
         """
         import inspect
 
