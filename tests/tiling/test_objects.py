@@ -162,6 +162,11 @@ def test_nuclei_sparse_in_a_large_field_are_predicted_normalised_to_them(
     assert "normalised to its sparse objects" in found.describe()
     ap_plain = average_precision(truth, plain.instances[:crop, :crop])
     ap_found = average_precision(truth, found.instances[:crop, :crop])
-    assert ap_found > ap_plain + 0.15 and ap_found > 0.35, (ap_plain, ap_found)
+    # the reference: the same nuclei predicted without the field around them
+    alone = predict_objects(default_model, sample.image[y : y + crop, x : x + crop])
+    ap_alone = average_precision(truth, alone.instances)
+    assert ap_alone > ap_plain + 0.3, (ap_plain, ap_alone)  # the field costs most of it
+    # re-normalised, at least half of what the field cost comes back
+    assert ap_found > ap_plain + 0.5 * (ap_alone - ap_plain), (ap_plain, ap_found, ap_alone)
     # the Kaggle tools (submissions, evaluate, tune) predict the same way
     assert np.allclose(ensemble_probabilities([default_model], image), found.probabilities)
