@@ -93,10 +93,9 @@ def check_config(config: TrainConfig) -> None:
         )
     spec.check_options(config.loss_options, reserved=_LOSS_SETTINGS)
     if config.loss_options and spec.class_weights != "required":
-        try:  # the values too (built without class weights: they come later, from the data)
-            spec.build(**config.loss_options)
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"loss {config.loss!r}: {err}") from None
+        # the values too, built as training will build them (class weights come later,
+        # from the data)
+        get_loss(config.loss, **config.loss_options)
     if config.schedule not in SCHEDULES:
         raise ValueError(
             f"Unknown schedule {config.schedule!r}. Available: {', '.join(SCHEDULES)}"
