@@ -416,22 +416,6 @@ def _images_and_labels(args) -> tuple[list, list, list]:
     return images, labels, ids
 
 
-def _parse_options(pairs: list[str] | None, what: str = "architecture") -> dict:
-    """``["width=16", "residual=true"]`` -> ``{"width": 16, "residual": True}``."""
-    import json
-
-    options = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ValueError(f"{what} option {pair!r} is not KEY=VALUE")
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value  # a bare word such as bilinear
-    return options
-
-
 def cmd_export(args: argparse.Namespace) -> int:
     """Export MODEL to OUT (bioimage.io package, ONNX or TorchScript)."""
     from .models.info import read_model_info
@@ -487,11 +471,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Train a model from image and label files; keep the best checkpoint."""
     import time
 
-    from .config import CLASS_WEIGHT_METHODS, DEFAULT_NORMALIZATION
+    from .config import CLASS_WEIGHT_METHODS, DEFAULT_NORMALIZATION, parse_options
     from .core.outputs import check_model_output
 
-    arch_options = _parse_options(args.arch_option) or None
-    loss_options = _parse_options(args.loss_option, "loss")
+    arch_options = parse_options(args.arch_option) or None
+    loss_options = parse_options(args.loss_option, "loss")
     images, labels, ids = _images_and_labels(args)
     if args.folds:
         if args.resume or args.init or args.val_images:

@@ -116,6 +116,59 @@ class TrainConfig:
     augmentation: Augmentation = field(default_factory=_default_augmentation)  # noqa: F821
 
 
+def parse_options(pairs: str | list[str] | None, what: str = "architecture") -> dict:
+    """Options written as ``KEY=VALUE`` -> a dict of keyword arguments.
+
+    The command line's repeatable ``--arch-option`` / ``--loss-option`` and the Train
+    widget's option fields read their text here, so both accept the same things.
+
+    Parameters
+    ----------
+    pairs : str or list of str or None
+        ``["width=16", "residual=true"]``, or one string of pairs separated by commas
+        or spaces (``"per_image=true, ce_weight=0.5"``). A value is read as JSON
+        (``true``, ``0.5``, ``[1, 2]``), else kept as the word it is (``bilinear``).
+    what : str
+        What the options belong to, for the error message.
+
+    Returns
+    -------
+    dict
+        Option name -> value; empty for None or blank text.
+
+    Raises
+    ------
+    ValueError
+        A pair without ``=`` or without a name.
+
+    Examples
+    --------
+    >>> parse_options("per_image=true, ce_weight=0.5", "loss")
+    {'per_image': True, 'ce_weight': 0.5}
+    >>> parse_options(["mode=bilinear", "sizes=[1, 2]"])
+    {'mode': 'bilinear', 'sizes': [1, 2]}
+    """
+    import json
+    import re
+
+    if isinstance(pairs, str):
+        # a new pair starts where a name and "=" follow a comma or a space, so JSON values
+        # such as [1, 2] stay whole
+        pairs = [p for p in re.split(r"[,\s]+(?=[A-Za-z_]\w*=)", pairs.strip()) if p]
+        pairs = [p.rstrip(", ") for p in pairs]
+    options = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"{what} option {pair!r} is not KEY=VALUE")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value.strip()  # a bare word such as bilinear
+    return options
+
+
 __all__ = [
     "BALANCE_METHODS",
     "BLEND_MODES",
@@ -141,4 +194,5 @@ __all__ = [
     "TTA_MODES",
     "PredictDefaults",
     "TrainConfig",
+    "parse_options",
 ]

@@ -222,6 +222,7 @@ def test_boundary_training_on_colour_layers_then_instances_in_predict(
     widget.image_layers.value = [viewer.layers["rgb"]]
     widget.label_layers.value = [viewer.layers["nuclei"]]
     widget.target.value, widget.color.value, widget.invert.value = "boundary", "gray", True
+    widget.loss.value, widget.loss_options.value = "lovasz+border_ce", "per_image=true"
     widget.zoom.value = 1.5
     widget.epochs.value, widget.steps.value = 1, 2
     widget.patch_size.value, widget.batch_size.value = 32, 2
@@ -235,6 +236,8 @@ def test_boundary_training_on_colour_layers_then_instances_in_predict(
     assert info.num_classes == 3 and info.color == "gray" and info.in_channels == 1
     assert info.training["target"] == "boundary" and info.normalization["invert"] == "auto"
     assert info.training["config"]["augmentation"]["zoom"] == pytest.approx([1 / 1.5, 1.5])
+    assert info.training["config"]["loss"] == "lovasz+border_ce"
+    assert info.training["config"]["loss_options"] == {"per_image": True}
     assert viewer.layers["rgb [b] instances"].data.shape == (64, 64)
     predict_widget = dock(viewer, "Predict")
     predict_widget.model.value = tmp_path / "b.safetensors"
@@ -261,6 +264,12 @@ def test_train_widget_cancel_and_errors(make_napari_viewer, qtbot, tmp_path, not
     widget.epochs.value, widget.steps.value, widget.patch_size.value = 100, 50, 32
     widget.val_fraction.value = 0.0
     widget.out.value = tmp_path / "c.safetensors"
+    widget.loss.value = "lovasz+border_ce"
+    for bad in ("per_imag=true", "ignore_index=3", "per_image"):
+        widget.loss_options.value = bad
+        widget.run()  # refused before anything runs
+        assert not widget.jobs.running and not (tmp_path / "c.safetensors").exists()
+    widget.loss.value, widget.loss_options.value = "dice+ce", ""
     ticks = []
     timer = QTimer()
     timer.timeout.connect(lambda: ticks.append(1))
@@ -275,6 +284,11 @@ def test_train_widget_cancel_and_errors(make_napari_viewer, qtbot, tmp_path, not
     shown = notes()
     assert any("select at least one image layer" in n for n in shown)
     assert any("differ in shape" in n for n in shown)
+    assert any(
+        "no option 'per_imag'; it takes lovasz_weight, ce_weight, per_image" in n for n in shown
+    )
+    assert any("cannot set ignore_index" in n for n in shown)
+    assert any("loss option 'per_image' is not KEY=VALUE" in n for n in shown)
     assert any("Train: training cancelled" in n for n in shown)
     assert len(widget.plot.series["train loss"]) < 100 * 50
 

@@ -26,6 +26,7 @@ from ...config import (
     DEFAULT_NORMALIZATION,
     TARGETS,
     TrainConfig,
+    parse_options,
 )
 from ...core.augment import Augmentation
 from ...losses.table import loss_names
@@ -83,6 +84,12 @@ class TrainWidget(Container):
             "\n".join(f"{a['name']}: {a['description']}" for a in list_architectures())
         )
         self.loss = ComboBox(label="loss", choices=loss_names(), value=d.loss)
+        self.loss_options = LineEdit(label="loss options (optional)", value="")
+        self.loss_options.native.setPlaceholderText("per_image=true, ce_weight=0.5")
+        self.loss_options.tooltip = (
+            "the loss's own options as KEY=VALUE, separated by commas (as segkit train "
+            "--loss-option): e.g. per_image=true for the Lovasz losses"
+        )
         self.class_weighting = ComboBox(
             label="class weights",
             value=None,
@@ -124,6 +131,7 @@ class TrainWidget(Container):
                 self.class_names,
                 self.arch,
                 self.loss,
+                self.loss_options,
                 self.class_weighting,
                 self.epochs,
                 self.steps,
@@ -145,7 +153,18 @@ class TrainWidget(Container):
         self.jobs.run_button.changed.connect(self.run)
 
     def options(self) -> dict:
-        """The form's values as :func:`~napari_segkit.train` keyword arguments."""
+        """The form's values as :func:`~napari_segkit.train` keyword arguments.
+
+        Returns
+        -------
+        dict
+            Keyword arguments of :func:`~napari_segkit.train`, without the data.
+
+        Raises
+        ------
+        ValueError
+            Loss options that are not KEY=VALUE pairs.
+        """
         weighting = self.class_weighting.value
         names = [n.strip() for n in self.class_names.value.split(",") if n.strip()]
         normalization = dict(DEFAULT_NORMALIZATION)
@@ -162,6 +181,7 @@ class TrainWidget(Container):
             "normalization": normalization,
             "arch": self.arch.value,
             "loss": self.loss.value,
+            "loss_options": parse_options(self.loss_options.value, "loss"),
             "sparse": self.sparse.value,
             "class_weights": weighting,
             "epochs": self.epochs.value,
@@ -181,7 +201,16 @@ class TrainWidget(Container):
         if problem:
             show_error(f"Train: {problem}")
             return
-        options = self.options()
+        from ...training.loop import check_config
+
+        try:
+            options = self.options()
+            # a misspelt or reserved loss option fails here, naming the options the loss
+            # takes, rather than in the worker after the data are prepared
+            check_config(TrainConfig(loss=options["loss"], loss_options=options["loss_options"]))
+        except ValueError as error:
+            show_error(f"Train: {error}")
+            return
         if options["target"] == "semantic" and not options["sparse"]:
             from ...core.guards import instance_like
 
