@@ -57,20 +57,8 @@ def run_monai(model, volume, roi, batch):
     return out[0].numpy()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--roi", type=int, default=64)
-    parser.add_argument("--repeat", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=2)
-    args = parser.parse_args()
-    torch.manual_seed(0)
-    model = build_model("unet3d", 1, 2, width=16, depth=3).eval()
-    volume = np.random.default_rng(0).random((args.size,) * 3, dtype=np.float32)
-    print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, volume {args.size}^3, "
-        f"roi {args.roi}^3, overlap 0.25, gaussian, batch {args.batch_size}"
-    )
+def compare_with_monai(model, volume, args) -> None:
+    """Time both tilers on the same model and volume, alternating; print the ratio."""
     times = {"segkit": [], "monai": []}
     for _ in range(args.repeat):
         for name, fn in (("segkit", run_segkit), ("monai", run_monai)):
@@ -86,6 +74,28 @@ def main() -> None:
         f"segkit {best['segkit']:.2f} s, MONAI {best['monai']:.2f} s, ratio segkit/MONAI "
         f"{best['segkit'] / best['monai']:.3f}, max abs diff {np.abs(ours - theirs).max():.1e}"
     )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--roi", type=int, default=64)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=2)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    model = build_model("unet3d", 1, 2, width=16, depth=3).eval()
+    volume = np.random.default_rng(0).random((args.size,) * 3, dtype=np.float32)
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, volume {args.size}^3, "
+        f"roi {args.roi}^3, overlap 0.25, gaussian, batch {args.batch_size}"
+    )
+    try:
+        import monai  # noqa: F401 -- only the timing comparison needs it
+    except ImportError:
+        print("MONAI is not installed (pip install monai): the timing comparison is skipped")
+    else:
+        compare_with_monai(model, volume, args)
     sample = sample_3d()
     for label, path in (
         ("3D model, 3D tiles", DEFAULT_3D_MODEL),
