@@ -427,9 +427,13 @@ def main(argv=None) -> int:
     if args.width is not None:
         config["arch_options"] = {**config["arch_options"], "width": args.width}
     if args.lovasz_per_image:
-        if not config["loss"].startswith("lovasz"):
-            parser.error("--lovasz-per-image needs --loss lovasz+border_ce")
+        from napari_segkit.losses.table import get_loss_spec
+
         config["loss_options"] = {**config["loss_options"], "per_image": True}
+        try:  # the loss table knows which losses take per_image: refused before data load
+            get_loss_spec(config["loss"]).check_options(config["loss_options"])
+        except ValueError as error:
+            parser.error(f"--lovasz-per-image: {error}")
     earlier_stages = []
     if args.init:
         from napari_segkit.models import read_model_info

@@ -154,8 +154,7 @@ def parse_options(pairs: str | list[str] | None, what: str = "architecture") -> 
     if isinstance(pairs, str):
         # a new pair starts where a name and "=" follow a comma or a space, so JSON values
         # such as [1, 2] stay whole
-        pairs = [p for p in re.split(r"[,\s]+(?=[A-Za-z_]\w*=)", pairs.strip()) if p]
-        pairs = [p.rstrip(", ") for p in pairs]
+        pairs = [p.rstrip(", ") for p in re.split(r"[,\s]+(?=[A-Za-z_]\w*=)", pairs.strip()) if p]
     options = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
