@@ -75,6 +75,11 @@ CONFIG = {
     # a stage started with --init may oversample the training images that model does badly
     # on: each image is repeated 1 + round(strength * (1 - its mean AP)) times (0: off)
     "oversample_hard": 0.0,
+    # add a copy of each training image whose nuclei lie outside the training images'
+    # interquartile diameter range, rescaled (image and instances, before the targets are
+    # drawn) to the range's nearest edge: the sizes predict_objects(object_diameter="auto")
+    # brings such images to, with the boundary rim drawn at that size
+    "rescaled_copies": False,
     "split_seed": 0,
     # post-processing grid searched on the validation split after training (recorded in
     # the model file as training["postprocessing"]; the widgets and demo use it)
@@ -163,6 +168,45 @@ def oversample_hard(init: Path, train_samples, strength: float) -> tuple[list, d
     records = score_models([init], train_samples, **read_model_info(init).instance_options())
     copies = hard_example_copies({r.id: r.ap for r in records}, strength)
     return [s for s in train_samples for _ in range(copies[s.id])], copies
+
+
+def rescaled_copies(train_samples) -> tuple[list, dict]:
+    """Copies of the `train_samples` whose median nucleus diameter lies outside the
+    interquartile range of all of theirs, magnified to the range's nearest edge (as
+    ``predict_objects(object_diameter="auto")`` magnifies such an image), and the factors
+    by copy id.
+
+    The copies are made before the boundary targets are: a nucleus 6 px across has no
+    interior under a 2 px rim at its own size, one magnified to 13 px has. (Random zoom
+    resamples the targets after they are drawn, so it cannot teach this.)
+    """
+    import numpy as np
+    from skimage.transform import resize
+
+    from napari_segkit.core.object_size import (
+        diameter_range,
+        median_diameter,
+        rescale_factor,
+        rescale_planes,
+    )
+    from napari_segkit.kaggle.datasets import DatasetSample
+
+    sizes = diameter_range([s.instances for s in train_samples])
+    copies, factors = [], {}
+    for sample in train_samples:
+        diameter = median_diameter(sample.instances)
+        factor = 1.0 if diameter is None else rescale_factor(diameter, sizes["low"], sizes["high"])
+        if factor == 1.0:
+            continue
+        image = rescale_planes(sample.image, factor, spatial_axes=(0, 1))
+        shape = image.shape[:2]
+        instances = resize(
+            sample.instances, shape, order=0, preserve_range=True, anti_aliasing=False
+        ).astype(sample.instances.dtype)
+        copy_id = f"{sample.id}@{factor:.2f}x"
+        copies.append(DatasetSample(copy_id, image, (instances > 0).astype(np.uint8), instances))
+        factors[copy_id] = round(factor, 3)
+    return copies, factors
 
 
 def widened(model_file, width: int, seed: int = 0):
@@ -366,6 +410,14 @@ def main(argv=None) -> int:
         help="with --init: repeat each training image 1 + round(STRENGTH * (1 - the --init "
         "model's mean AP on it)) times (override CONFIG['oversample_hard'])",
     )
+    parser.add_argument(
+        "--rescaled-copies",
+        action="store_true",
+        default=None,
+        help="also train on copies of the images whose nuclei lie outside the training "
+        "sizes' interquartile range, rescaled to its nearest edge (override "
+        "CONFIG['rescaled_copies'])",
+    )
     parser.add_argument("--minutes", type=float, help="stop after this long (keeps the best)")
     parser.add_argument(
         "--plan-minutes",
@@ -420,6 +472,7 @@ def main(argv=None) -> int:
         "keep",
         "train_kinds",
         "oversample_hard",
+        "rescaled_copies",
     )
     for key in overridden_by_arguments:
         if getattr(args, key) is not None:
@@ -478,6 +531,11 @@ def main(argv=None) -> int:
         print(f"scoring {args.init} on the {n} training images (minutes on a CPU)", flush=True)
         drawn, copies = oversample_hard(args.init, train_samples, config["oversample_hard"])
         print(f"hard images oversampled: {n} images drawn from as {len(drawn)}")
+    rescaled = None
+    if config["rescaled_copies"] and not (args.tune_only or args.record_object_sizes):
+        extra, rescaled = rescaled_copies(train_samples)
+        drawn = [*drawn, *extra]
+        print(f"{len(extra)} rescaled copies added: {len(drawn)} images drawn from")
     run = {  # train()'s arguments but the file, the length and the progress
         "images": [s.image for s in drawn],
         "labels": [s.instances for s in drawn],
@@ -550,6 +608,7 @@ def main(argv=None) -> int:
                 "validation_kinds": {s.id: kinds[s.id] for s in val_samples},
                 **({"earlier_stages": earlier_stages} if earlier_stages else {}),
                 **({"training_copies": copies} if copies else {}),
+                **({"rescaled_copies": rescaled} if rescaled else {}),
             },
             progress=progress,
             cancel=(lambda: time.monotonic() - started > limit) if limit else None,
@@ -559,7 +618,8 @@ def main(argv=None) -> int:
     if not args.out.exists():
         print("no model was written", file=sys.stderr)
         return 1
-    if copies:  # train() measured the repeated images: the sizes are the distinct images'
+    if copies or rescaled:  # train() measured repeated or rescaled images: the sizes are
+        # the distinct images' at their own scale
         record_object_sizes(args.out, train_samples)
     if not args.no_tune:
         print(f"tuned post-processing: {tune_and_record(args.out, val_samples, config)}")

@@ -254,6 +254,47 @@ def test_a_stage_oversamples_the_images_its_starting_model_does_badly_on(small_d
     assert training["object_diameter"]["images"] == len(copies)
 
 
+def test_rescaled_copies_bring_small_and_large_nuclei_to_the_trained_range(small_dsb, tmp_path):
+    """``--rescaled-copies``: an image whose nuclei lie below the training sizes' quartiles
+    gets a copy magnified to the lower quartile, one above them a copy shrunk to the upper;
+    the copy's rim leaves small nuclei an interior they lacked; the file records the copies
+    and the distinct images' own sizes."""
+    from napari_segkit.core.instances import boundary_target
+    from napari_segkit.core.object_size import median_diameter
+    from napari_segkit.kaggle.datasets import DatasetSample
+
+    def squares(side: int) -> DatasetSample:
+        instances = np.zeros((96, 96), np.uint16)
+        for n, corner in enumerate((4, 4 + 2 * side + 4)):
+            instances[corner : corner + side, 4 : 4 + side] = n + 1
+        image = (instances > 0).astype(np.uint8) * 200
+        return DatasetSample(f"s{side}", image, (instances > 0).astype(np.uint8), instances)
+
+    samples = [squares(side) for side in (4, 10, 12, 30)]
+    copies, factors = _training_script().rescaled_copies(samples)
+    assert [c.id.split("@")[0] for c in copies] == ["s4", "s30"]
+    small, large = copies
+    assert factors[small.id] > 1 > factors[large.id]
+    assert small.image.shape[:2] == small.instances.shape
+    assert median_diameter(large.instances) < median_diameter(samples[3].instances)
+    assert len(np.unique(small.instances)) == 3  # two nuclei, background: none lost
+    assert (boundary_target(samples[0].instances, width=2) == 1).sum() == 0
+    assert (boundary_target(small.instances, width=2) == 1).sum() > 0
+
+    out = tmp_path / "rescaled.safetensors"
+    argv = ["--data", str(small_dsb), "--out", str(out), "--rescaled-copies", "--no-tune"]
+    argv += ["--init", str(DEFAULT_MODEL), "--epochs", "1", "--steps-per-epoch", "1"]
+    argv += ["--patch-size", "64", "--batch-size", "2", "--threads", "1"]
+    assert _training_script().main(argv) == 0
+    training = read_model_info(out).training
+    recorded = training["rescaled_copies"]
+    validation = set(training["validation_ids"])
+    assert recorded and not validation & {i.split("@")[0] for i in recorded}
+    assert training["script_config"]["rescaled_copies"] is True
+    trained_on = sum(SMALL_DSB_KINDS.values()) - len(validation)
+    assert training["object_diameter"]["images"] == trained_on
+
+
 @pytest.fixture
 def packed_dsb(small_dsb, tmp_path):
     """``small_dsb`` packed by scripts/pack_dsb2018.py (images/ + masks/)."""
