@@ -172,9 +172,10 @@ def oversample_hard(init: Path, train_samples, strength: float) -> tuple[list, d
 
 def rescaled_copies(train_samples) -> tuple[list, dict]:
     """Copies of the `train_samples` whose median nucleus diameter lies outside the
-    interquartile range of all of theirs, magnified to the range's nearest edge (as
-    ``predict_objects(object_diameter="auto")`` magnifies such an image), and the factors
-    by copy id.
+    interquartile range of all of theirs, magnified or shrunk to the range's nearest edge
+    (as ``predict_objects(object_diameter="auto")`` rescales such an image), and the
+    factors by copy id. The images come back as float32 (bilinear), the instances by
+    nearest neighbour in their own dtype.
 
     The copies are made before the boundary targets are: a nucleus 6 px across has no
     interior under a 2 px rim at its own size, one magnified to 13 px has. (Random zoom
