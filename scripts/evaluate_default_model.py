@@ -274,10 +274,10 @@ def main(argv=None) -> int:
             show(f"(d) at scale {factor:g}: {path} (min area {min_size})", records, started)
         if args.object_diameter:
             started = time.monotonic()
-            records, magnified = object_size_records(args.model, scaled, kinds)
+            records, rescaled = object_size_records(args.model, scaled, kinds)
             show(
                 f"(f) at scale {factor:g}: {args.model}, object_diameter='auto' "
-                f"({magnified} of {len(scaled)} images magnified)",
+                f"({rescaled} of {len(scaled)} images rescaled)",
                 records,
                 started,
             )
@@ -416,12 +416,12 @@ def object_size_records(model, samples, kinds: dict) -> tuple[list, int]:
     from napari_segkit.tiling import predict_objects
 
     model = load_model(model)
-    records, magnified = [], 0
+    records, rescaled = [], 0
     for s in samples:
         result = predict_objects(model, s.image, object_diameter="auto")
-        magnified += result.scale != 1.0
+        rescaled += result.scale != 1.0
         records.append(score_instances(s.id, kinds[s.id], s.instances, result.instances))
-    return records, magnified
+    return records, rescaled
 
 
 if __name__ == "__main__":
