@@ -374,6 +374,13 @@ def main(argv=None) -> int:
         "(CONFIG['loss_options']['per_image'])",
     )
     parser.add_argument(
+        "--loss-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a further option of the loss (CONFIG['loss_options']), e.g. ce_weight=0.5; "
+        "repeatable, as segkit train's",
+    )
+    parser.add_argument(
         "--width",
         type=int,
         help="override CONFIG['arch_options']['width'] (with --init: that file's network "
@@ -480,14 +487,19 @@ def main(argv=None) -> int:
             config[key] = getattr(args, key)
     if args.width is not None:
         config["arch_options"] = {**config["arch_options"], "width": args.width}
-    if args.lovasz_per_image:
+    if args.lovasz_per_image or args.loss_option:
+        from napari_segkit.config import parse_options
         from napari_segkit.losses.table import get_loss_spec
 
-        config["loss_options"] = {**config["loss_options"], "per_image": True}
-        try:  # the loss table knows which losses take per_image: refused before data load
+        flag = "--lovasz-per-image" if args.lovasz_per_image else "--loss-option"
+        try:  # the loss table knows each loss's options: refused before the data are read
+            options = parse_options(args.loss_option, "loss")
+            if args.lovasz_per_image:
+                options["per_image"] = True
+            config["loss_options"] = {**config["loss_options"], **options}
             get_loss_spec(config["loss"]).check_options(config["loss_options"])
         except ValueError as error:
-            parser.error(f"--lovasz-per-image: {error}")
+            parser.error(f"{flag}: {error}")
     earlier_stages = []
     if args.init:
         from napari_segkit.models import read_model_info

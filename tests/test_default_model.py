@@ -254,6 +254,25 @@ def test_a_stage_oversamples_the_images_its_starting_model_does_badly_on(small_d
     assert training["object_diameter"]["images"] == len(copies)
 
 
+def test_the_training_script_passes_loss_options_and_refuses_wrong_ones(small_dsb, tmp_path):
+    """``--loss-option KEY=VALUE`` (and the ``--lovasz-per-image`` shorthand) reach the
+    loss and the file; an option the loss does not take, or text that is not KEY=VALUE,
+    stops the script before the data are read, and no file is written."""
+    script = _training_script()
+    out = tmp_path / "options.safetensors"
+    argv = ["--data", str(small_dsb), "--out", str(out), "--loss", "lovasz+border_ce"]
+    for wrong in (["--loss-option", "dice_weight=2"], ["--loss-option", "ce_weight"]):
+        with pytest.raises(SystemExit):
+            script.main(argv + wrong)
+        assert not out.exists()
+    argv += ["--loss-option", "ce_weight=0.5", "--lovasz-per-image", "--width", "4"]
+    argv += ["--epochs", "1", "--steps-per-epoch", "1", "--patch-size", "64"]
+    argv += ["--batch-size", "2", "--threads", "1", "--no-tune"]
+    assert script.main(argv) == 0
+    training = read_model_info(out).training
+    assert training["config"]["loss_options"] == {"ce_weight": 0.5, "per_image": True}
+
+
 def test_rescaled_copies_bring_small_and_large_nuclei_to_the_trained_range(small_dsb, tmp_path):
     """``--rescaled-copies``: an image whose nuclei lie below the training sizes' quartiles
     gets a copy magnified to the lower quartile, one above them a copy shrunk to the upper;
