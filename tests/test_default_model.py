@@ -279,7 +279,7 @@ def test_rescaled_copies_bring_small_and_large_nuclei_to_the_trained_range(small
     the copy's rim leaves small nuclei an interior they lacked; the file records the copies
     and the distinct images' own sizes."""
     from napari_segkit.core.instances import boundary_target
-    from napari_segkit.core.object_size import median_diameter
+    from napari_segkit.core.object_size import diameter_range, median_diameter
     from napari_segkit.kaggle.datasets import DatasetSample
 
     def squares(side: int) -> DatasetSample:
@@ -294,8 +294,10 @@ def test_rescaled_copies_bring_small_and_large_nuclei_to_the_trained_range(small
     assert [c.id.split("@")[0] for c in copies] == ["s4", "s30"]
     small, large = copies
     assert factors[small.id] > 1 > factors[large.id]
+    sizes = diameter_range([s.instances for s in samples])
+    assert median_diameter(small.instances) == pytest.approx(sizes["low"], abs=1.0)
+    assert median_diameter(large.instances) == pytest.approx(sizes["high"], abs=1.0)
     assert small.image.shape[:2] == small.instances.shape
-    assert median_diameter(large.instances) < median_diameter(samples[3].instances)
     assert len(np.unique(small.instances)) == 3  # two nuclei, background: none lost
     assert (boundary_target(samples[0].instances, width=2) == 1).sum() == 0
     assert (boundary_target(small.instances, width=2) == 1).sum() > 0
