@@ -97,31 +97,11 @@ def recorded_postprocessing(info, fallback: dict = LIBRARY_POSTPROCESSING) -> di
 
 def rescaled_samples(samples, factor: float):
     """The samples with image and true instances rescaled by `factor` (1: unchanged)."""
-    from dataclasses import replace
-
-    from skimage.transform import rescale
+    from napari_segkit.kaggle.datasets import rescaled_sample
 
     if factor == 1.0:
         return list(samples)
-    out = []
-    for s in samples:
-        image = np.asarray(s.image)
-        channel_axis = -1 if image.ndim == 3 else None
-        zoomed = rescale(
-            image.astype(np.float32),
-            factor,
-            order=1,
-            channel_axis=channel_axis,
-            anti_aliasing=factor < 1,
-            preserve_range=True,
-        )
-        if image.dtype.kind in "iu":
-            zoomed = np.clip(np.round(zoomed), 0, np.iinfo(image.dtype).max)
-        instances = rescale(
-            s.instances, factor, order=0, anti_aliasing=False, preserve_range=True
-        ).astype(s.instances.dtype)
-        out.append(replace(s, image=zoomed.astype(image.dtype), instances=instances))
-    return out
+    return [rescaled_sample(s, factor) for s in samples]
 
 
 def main(argv=None) -> int:

@@ -181,16 +181,12 @@ def rescaled_copies(train_samples) -> tuple[list, dict]:
     interior under a 2 px rim at its own size, one magnified to 13 px has. (Random zoom
     resamples the targets after they are drawn, so it cannot teach this.)
     """
-    import numpy as np
-    from skimage.transform import resize
+    from dataclasses import replace
 
-    from napari_segkit.core.object_size import (
-        diameter_range,
-        median_diameter,
-        rescale_factor,
-        rescale_planes,
-    )
-    from napari_segkit.kaggle.datasets import DatasetSample
+    import numpy as np
+
+    from napari_segkit.core.object_size import diameter_range, median_diameter, rescale_factor
+    from napari_segkit.kaggle.datasets import rescaled_sample
 
     sizes = diameter_range([s.instances for s in train_samples])
     copies, factors = [], {}
@@ -199,13 +195,9 @@ def rescaled_copies(train_samples) -> tuple[list, dict]:
         factor = 1.0 if diameter is None else rescale_factor(diameter, sizes["low"], sizes["high"])
         if factor == 1.0:
             continue
-        image = rescale_planes(sample.image, factor, spatial_axes=(0, 1))
-        shape = image.shape[:2]
-        instances = resize(
-            sample.instances, shape, order=0, preserve_range=True, anti_aliasing=False
-        ).astype(sample.instances.dtype)
         copy_id = f"{sample.id}@{factor:.2f}x"
-        copies.append(DatasetSample(copy_id, image, (instances > 0).astype(np.uint8), instances))
+        copy = rescaled_sample(sample, factor, image_dtype=np.float32)
+        copies.append(replace(copy, id=copy_id))
         factors[copy_id] = round(factor, 3)
     return copies, factors
 

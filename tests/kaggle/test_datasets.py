@@ -11,10 +11,12 @@ from napari_segkit.core.errors import StackReadError
 from napari_segkit.core.rle import RLEError, rle_encode
 from napari_segkit.core.synthetic import make_nuclei
 from napari_segkit.kaggle.datasets import (
+    DatasetSample,
     read_dsb2018,
     read_paired_folders,
     read_rle_csv,
     read_stack_pair,
+    rescaled_sample,
 )
 
 
@@ -161,3 +163,22 @@ def test_instance_folders_give_instances_and_their_foreground(tmp_path, nuclei):
     (tmp_path / "set" / "masks" / "n1.png").unlink()
     with pytest.raises(ValueError, match="n1.tif.* float64 values: instance masks must be"):
         load_dataset(tmp_path / "set")
+
+
+def test_a_rescaled_sample_keeps_its_ids_and_dtypes():
+    """Magnified 1.5x: every side round(n * 1.5); no instance id is invented or lost; the
+    uint8 image stays uint8 unless another dtype is asked for; labels follow instances."""
+    image = np.zeros((40, 50, 3), np.uint8)
+    instances = np.zeros((40, 50), np.uint16)
+    instances[5:15, 5:15], instances[15:30, 20:40] = 3, 7
+    image[instances > 0] = 201
+    sample = DatasetSample("a", image, (instances > 0).astype(np.uint8), instances)
+    big = rescaled_sample(sample, 1.5)
+    assert big.id == "a" and big.image.shape == (60, 75, 3) and big.image.dtype == np.uint8
+    assert set(np.unique(big.instances)) == {0, 3, 7} and big.instances.dtype == np.uint16
+    assert np.array_equal(big.labels, big.instances > 0)
+    assert big.image.max() == 201  # bilinear within the values there were, rounded
+    small = rescaled_sample(sample, 0.5, image_dtype=np.float32)
+    assert small.image.shape == (20, 25, 3) and small.image.dtype == np.float32
+    assert set(np.unique(small.instances)) == {0, 3, 7}
+    assert rescaled_sample(DatasetSample("b", image[..., 0], instances, None), 2).instances is None

@@ -48,6 +48,48 @@ class DatasetSample:
     instances: np.ndarray | None = None
 
 
+def rescaled_sample(sample: DatasetSample, factor: float, *, image_dtype=None) -> DatasetSample:
+    """`sample` magnified by `factor` in Y and X, as if imaged at another pixel size.
+
+    The image is resampled bilinearly (anti-aliased when shrinking); class labels and
+    instances by nearest neighbour, so no new ids appear.
+
+    Parameters
+    ----------
+    sample : DatasetSample
+        A 2D sample: image (Y, X) or (Y, X, C).
+    factor : float
+        Above 1 magnifies; each side becomes ``round(n * factor)`` pixels (at least 1).
+    image_dtype : numpy dtype, optional
+        The rescaled image's dtype; None keeps the sample's (integers rounded and clipped
+        to the dtype's range).
+
+    Returns
+    -------
+    DatasetSample
+        With the same id.
+    """
+    from skimage.transform import resize
+
+    from ..core.object_size import rescale_planes
+
+    image = rescale_planes(sample.image, factor, spatial_axes=(0, 1))  # float32
+    dtype = np.dtype(image_dtype or sample.image.dtype)
+    if dtype.kind in "iu":
+        image = np.clip(np.round(image), np.iinfo(dtype).min, np.iinfo(dtype).max)
+
+    def nearest(labels):
+        if labels is None:
+            return None
+        return resize(
+            labels, image.shape[:2], order=0, preserve_range=True, anti_aliasing=False
+        ).astype(labels.dtype)
+
+    return DatasetSample(
+        sample.id, image.astype(dtype), nearest(sample.labels), nearest(sample.instances)
+    )
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """One competition image in memory, ``(Y, X)`` or ``(Y, X, 3)`` (an alpha channel dropped).
 
