@@ -29,6 +29,15 @@ the nuclei's size from a first prediction and rescales images whose nuclei lie o
 the sizes the model was trained on (its minimum area follows that rescaling, not the
 known factor).
 
+``--degrade blur:1 blur:2 noise:0.05 gamma:2`` adds, for the model and every
+``--compare`` model, row (d) on copies of the validation images whose quality is degraded
+as other microscopes degrade it: an in-plane Gaussian blur of that sigma in pixels (a
+wider point spread function, slight defocus), Gaussian noise of that fraction of the
+image's 1st - 99.8th percentile range (fewer photons; the same noise for every model),
+or a gamma (another camera response: above 1 dim nuclei get dimmer against bright ones).
+Whether the models cope with images unlike DSB2018's own, which are mostly sharp and
+clean.
+
 ``--whole-dataset`` also scores (a) on every image of the dataset (training images too:
 Otsu learns nothing from them) and estimates, per kind, what (d) would score over the
 whole dataset from its scores on the split
@@ -104,6 +113,76 @@ def rescaled_samples(samples, factor: float):
     return [rescaled_sample(s, factor) for s in samples]
 
 
+#: ``--degrade`` kinds -> what the value given with them is
+DEGRADATIONS = {
+    "blur": "sigma in pixels",
+    "noise": "standard deviation / the 1st - 99.8th percentile range",
+    "gamma": "exponent",
+}
+
+
+def parse_degradation(text: str) -> tuple[str, float]:
+    """``"blur:1.5"`` -> ``("blur", 1.5)``; argparse's type for ``--degrade``."""
+    kind, _, value = text.partition(":")
+    if kind not in DEGRADATIONS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: the kinds are {', '.join(DEGRADATIONS)} (e.g. blur:1.5)"
+        )
+    try:
+        amount = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give {kind}'s {DEGRADATIONS[kind]} after the colon"
+        ) from None
+    if amount <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: {kind}'s value must be > 0")
+    return kind, amount
+
+
+def degraded_samples(samples, kind: str, amount: float, seed: int = 0) -> list:
+    """The samples with their images degraded (float32, every channel alike); the true
+    instances unchanged.
+
+    Parameters
+    ----------
+    samples : list of DatasetSample
+        Images ``(Y, X)`` or ``(Y, X, C)``.
+    kind : {"blur", "noise", "gamma"}
+    amount : float
+        Blur: the Gaussian's sigma in pixels, in the plane. Noise: its standard deviation
+        as a fraction of the image's 1st - 99.8th percentile range (the range the model
+        normalises to), drawn from a generator seeded with `seed` and the image's
+        position, so that every model sees the same noise. Gamma: the exponent, applied
+        between the image's minimum and maximum.
+
+    Returns
+    -------
+    list of DatasetSample
+    """
+    from dataclasses import replace
+
+    from scipy import ndimage as ndi
+
+    out = []
+    for index, sample in enumerate(samples):
+        image = sample.image.astype(np.float32)
+        if kind == "blur":
+            in_plane = (amount, amount) + (0.0,) * (image.ndim - 2)  # channels last: not
+            image = ndi.gaussian_filter(image, in_plane)
+        elif kind == "noise":
+            low, high = np.percentile(image, (1.0, 99.8))
+            rng = np.random.default_rng((seed, index))
+            image = image + rng.normal(0, amount * max(high - low, 1e-6), image.shape)
+        elif kind == "gamma":
+            low, high = float(image.min()), float(image.max())
+            if high > low:
+                image = ((image - low) / (high - low)) ** amount * (high - low) + low
+        else:
+            raise ValueError(f"unknown degradation {kind!r}: one of {', '.join(DEGRADATIONS)}")
+        out.append(replace(sample, image=image.astype(np.float32)))
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -137,6 +216,15 @@ def main(argv=None) -> int:
         action="store_true",
         help="also score row (f) at every --scales factor: predict_objects(object_diameter="
         "'auto'), which rescales images whose objects lie outside the trained sizes",
+    )
+    parser.add_argument(
+        "--degrade",
+        type=parse_degradation,
+        nargs="*",
+        default=[],
+        metavar="KIND:VALUE",
+        help="also score (d) on images degraded by each: blur:SIGMA, noise:FRACTION, "
+        "gamma:EXPONENT",
     )
     parser.add_argument(
         "--errors",
@@ -261,6 +349,14 @@ def main(argv=None) -> int:
                 records,
                 started,
             )
+    for kind, amount in args.degrade:
+        degraded = degraded_samples(samples, kind, amount)
+        for path in [args.model, *args.compare]:
+            started = time.monotonic()
+            records = score_models([path], degraded, **recorded[path])
+            for r in records:
+                r.kind = kinds[r.id]
+            show(f"(d) with {kind} {amount:g}: {path}", records, started)
     return 0
 
 

@@ -58,6 +58,14 @@ CONFIG = {
     # random in-plane zoom of the training patches (log-uniform; (1, 1): off): nuclei seen
     # at other pixel sizes than DSB2018's, as another objective or camera gives them
     "zoom": [1.0, 1.0],
+    # degradations of image quality (core.augment.Augmentation), as other microscopes give
+    # their images: an in-plane Gaussian blur of sigma in [low, high] px on a fraction of
+    # the patches, a random gamma (log-uniform in [low, high]), Gaussian noise of a
+    # standard deviation drawn from [low, high] (normalised units); all off by default
+    "blur_sigma": [0.0, 0.0],
+    "blur_probability": 0.0,
+    "gamma": [1.0, 1.0],
+    "noise_std": [0.0, 0.0],
     # the epoch the file holds: "best" (validation mean Dice) or "last" (the schedule's end)
     "keep": "best",
     "epochs": 16,
@@ -393,6 +401,26 @@ def main(argv=None) -> int:
         "--zoom", type=float, nargs=2, metavar=("LOW", "HIGH"), help="override CONFIG['zoom']"
     )
     parser.add_argument(
+        "--blur-sigma",
+        type=float,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+        help="override CONFIG['blur_sigma'] (pixels; with --blur-probability)",
+    )
+    parser.add_argument(
+        "--blur-probability", type=float, help="override CONFIG['blur_probability']"
+    )
+    parser.add_argument(
+        "--gamma", type=float, nargs=2, metavar=("LOW", "HIGH"), help="override CONFIG['gamma']"
+    )
+    parser.add_argument(
+        "--noise-std",
+        type=float,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+        help="override CONFIG['noise_std'] (on images normalised to their percentiles)",
+    )
+    parser.add_argument(
         "--keep",
         choices=KEEP_CHOICES,
         help="the epoch the file holds (default: the best by validation mean Dice)",
@@ -469,6 +497,10 @@ def main(argv=None) -> int:
         "boundary_width",
         "batch_size",
         "zoom",
+        "blur_sigma",
+        "blur_probability",
+        "gamma",
+        "noise_std",
         "keep",
         "train_kinds",
         "oversample_hard",
@@ -492,6 +524,16 @@ def main(argv=None) -> int:
             get_loss_spec(config["loss"]).check_options(config["loss_options"])
         except ValueError as error:
             parser.error(f"{flag}: {error}")
+    try:  # refused before the data are read
+        augmentation = Augmentation(
+            zoom=tuple(config["zoom"]),
+            blur_sigma=tuple(config["blur_sigma"]),
+            blur_probability=config["blur_probability"],
+            gamma=tuple(config["gamma"]),
+            noise_std=tuple(config["noise_std"]),
+        )
+    except ValueError as error:
+        parser.error(f"augmentation: {error}")
     earlier_stages = []
     if args.init:
         from napari_segkit.models import read_model_info
@@ -558,7 +600,7 @@ def main(argv=None) -> int:
         "num_workers": args.num_workers,
         "class_names": ["background", "nucleus", "boundary"],
         "init": init,
-        "augmentation": Augmentation(zoom=tuple(config["zoom"])),
+        "augmentation": augmentation,
         **{
             k: config[k]
             for k in (

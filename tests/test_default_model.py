@@ -273,6 +273,28 @@ def test_the_training_script_passes_loss_options_and_refuses_wrong_ones(small_ds
     assert training["config"]["loss_options"] == {"ce_weight": 0.5, "per_image": True}
 
 
+def test_the_training_script_degrades_image_quality_as_it_is_told(small_dsb, tmp_path):
+    """``--blur-sigma``, ``--blur-probability``, ``--gamma`` and ``--noise-std`` reach
+    the augmentation the file records; impossible values stop the script before the data
+    are read, with no file written."""
+    script = _training_script()
+    out = tmp_path / "degraded.safetensors"
+    argv = ["--data", str(small_dsb), "--out", str(out)]
+    with pytest.raises(SystemExit):
+        script.main(argv + ["--blur-probability", "2"])
+    assert not out.exists()
+    argv += ["--blur-sigma", "0.5", "2", "--blur-probability", "0.3", "--gamma", "0.7", "1.4"]
+    argv += ["--noise-std", "0", "0.06", "--width", "4", "--epochs", "1"]
+    argv += ["--steps-per-epoch", "1", "--patch-size", "64", "--batch-size", "2"]
+    argv += ["--threads", "1", "--no-tune"]
+    assert script.main(argv) == 0
+    augmentation = read_model_info(out).training["config"]["augmentation"]
+    assert augmentation["blur_sigma"] == [0.5, 2.0]
+    assert augmentation["blur_probability"] == 0.3
+    assert augmentation["gamma"] == [0.7, 1.4]
+    assert augmentation["noise_std"] == [0.0, 0.06]
+
+
 def test_rescaled_copies_bring_small_and_large_nuclei_to_the_trained_range(small_dsb, tmp_path):
     """``--rescaled-copies``: an image whose nuclei lie below the training sizes' quartiles
     gets a copy magnified to the lower quartile, one above them a copy shrunk to the upper;
@@ -432,6 +454,49 @@ def test_the_evaluation_script_estimates_the_model_over_the_whole_dataset(
     # over all kinds: the kinds' estimates weighted by their share of the dataset (4, 4, 2)
     weighted = sum(n * float(rows[k][4]) for k, n in SMALL_DSB_KINDS.items()) / 10
     assert float(rows["all"][4]) == pytest.approx(weighted, abs=1e-3)
+
+
+def test_the_evaluation_script_degrades_the_images_and_nothing_else(small_dsb, tmp_path, capsys):
+    """``--degrade``: blur spreads the image in the plane, noise is the same for every
+    model (seeded by image), gamma keeps the image's range; the true instances are the
+    originals'. A worse image scores lower, and a wrong kind or value is refused."""
+    from scipy import ndimage as ndi
+
+    evaluate = _script("evaluate_default_model.py")
+    samples = read_dsb2018(small_dsb / "stage1_train")[:3]
+    blurred = evaluate.degraded_samples(samples, "blur", 2.0)
+    for original, copy in zip(samples, blurred, strict=True):
+        assert copy.image.dtype == np.float32 and copy.image.shape == original.image.shape
+        assert copy.instances is original.instances
+        first_channel = original.image.astype(np.float32).reshape(*original.image.shape[:2], -1)
+        expected = ndi.gaussian_filter(first_channel[..., 0], 2.0)
+        np.testing.assert_allclose(
+            copy.image.reshape(expected.shape + (-1,))[..., 0], expected, atol=1e-3
+        )
+    once, again = (evaluate.degraded_samples(samples, "noise", 0.1) for _ in range(2))
+    np.testing.assert_array_equal(once[0].image, again[0].image)
+    assert not np.array_equal(once[0].image[:8, :8], once[1].image[:8, :8])
+    bent = evaluate.degraded_samples(samples, "gamma", 2.0)[0].image
+    assert bent.min() == pytest.approx(float(samples[0].image.min()), abs=1e-3)
+    assert bent.max() == pytest.approx(float(samples[0].image.max()), abs=1e-3)
+    assert bent.mean() < samples[0].image.mean()  # values below the top are bent down
+
+    for wrong in ("sharpen:1", "blur", "blur:x", "noise:-1"):
+        with pytest.raises(SystemExit):
+            evaluate.main(["--model", str(DEFAULT_MODEL), "--degrade", wrong])
+    assert "the kinds are blur, noise, gamma" in capsys.readouterr().err
+    import shutil
+
+    model = tmp_path / "model.safetensors"  # scored on the small folder's images
+    shutil.copy(DEFAULT_MODEL, model)
+    record_training(model, validation_ids=[s.id for s in samples])
+    argv = ["--data", str(small_dsb), "--model", str(model), "--skip", "a", "b", "c", "e"]
+    assert evaluate.main([*argv, "--degrade", "blur:4"]) == 0
+    printed = capsys.readouterr().out
+    clean, degraded = (
+        float(table.split("\nall ")[1].split()[2]) for table in printed.split("(d) with blur 4")
+    )
+    assert "(d) with blur 4" in printed and degraded < clean
 
 
 def test_no_estimate_over_all_kinds_when_a_kind_is_missing_from_the_split():

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from scipy import ndimage as ndi
 
 from napari_segkit.core.augment import Augmentation, elastic_displacement
 
@@ -71,6 +72,71 @@ def test_intensity_and_noise_touch_only_the_image():
     out_image, out_labels, _ = aug(np.random.default_rng(0), image, labels)
     np.testing.assert_array_equal(out_labels, labels)
     assert not np.allclose(out_image, image)
+
+
+#: the geometric and exposure augmentations off: what is left is the quality degradation
+_QUALITY_ONLY = {
+    "flips": False,
+    "rotate90": False,
+    "elastic_sigma": 0,
+    "intensity_scale": 0,
+    "intensity_shift": 0,
+}
+
+
+def test_blur_spreads_a_point_in_the_plane_and_not_across_planes():
+    image = np.zeros((1, 5, 21, 21), np.float32)
+    image[0, 2, 10, 10] = 1.0
+    labels = np.zeros((5, 21, 21), np.uint8)
+    labels[2, 8:13, 8:13] = 1
+    aug = Augmentation(**_QUALITY_ONLY, blur_sigma=(1.5, 1.5), blur_probability=1.0)
+    out_image, out_labels, _ = aug(np.random.default_rng(0), image, labels)
+    np.testing.assert_allclose(out_image[0, 2], ndi.gaussian_filter(image[0, 2], 1.5), atol=1e-6)
+    assert out_image[0, 2, 10, 10] < 0.1  # spread over its neighbours
+    assert not out_image[0, [0, 1, 3, 4]].any()  # planes blurred one by one
+    np.testing.assert_array_equal(out_labels, labels)
+
+
+def test_blur_probability_is_the_share_of_blurred_patches():
+    image, labels, _ = _pattern()
+    aug = Augmentation(**_QUALITY_ONLY, blur_sigma=(1.0, 2.0), blur_probability=0.3)
+    rng = np.random.default_rng(0)
+    blurred = [not np.array_equal(aug(rng, image, labels)[0], image) for _ in range(200)]
+    assert 0.2 < np.mean(blurred) < 0.4
+
+
+@pytest.mark.parametrize("gamma", [0.5, 2.0])
+def test_gamma_bends_the_values_between_their_minimum_and_maximum(gamma):
+    labels = np.zeros((8, 32), np.uint8)
+    image = np.broadcast_to(np.linspace(0.2, 0.8, 32, dtype=np.float32), (2, 8, 32)).copy()
+    aug = Augmentation(**_QUALITY_ONLY, gamma=(gamma, gamma))
+    out_image, _, _ = aug(np.random.default_rng(0), image, labels)
+    expected = ((image - 0.2) / 0.6) ** gamma * 0.6 + 0.2
+    np.testing.assert_allclose(out_image, expected, atol=1e-5)
+    assert out_image.min() == pytest.approx(0.2) and out_image.max() == pytest.approx(0.8)
+
+
+def test_noise_strength_is_drawn_for_each_patch_from_its_range():
+    image, labels = np.zeros((1, 64, 64), np.float32), np.zeros((64, 64), np.uint8)
+    aug = Augmentation(**_QUALITY_ONLY, noise_std=(0.1, 0.3))
+    rng = np.random.default_rng(0)
+    stds = [aug(rng, image, labels)[0].std() for _ in range(40)]
+    assert 0.09 < min(stds) < 0.15 and 0.25 < max(stds) < 0.31
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"blur_sigma": (2.0, 1.0)}, "blur_sigma"),
+        ({"blur_probability": 1.5}, "blur_probability"),
+        ({"gamma": (0.0, 1.0)}, "gamma"),
+        ({"noise_std": -0.1}, "noise_std"),
+        ({"noise_std": (0.3, 0.1)}, "noise_std"),
+    ],
+)
+def test_impossible_quality_settings_are_refused_by_name(options, field):
+    with pytest.raises(ValueError, match=field):
+        Augmentation(**options)
 
 
 def test_shape_mismatch_is_an_error():

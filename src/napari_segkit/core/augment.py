@@ -6,8 +6,10 @@ Mirroring and 90-degree rotations (exact, no resampling), random zoom (objects
 seen at other pixel sizes), translation jitter, and elastic deformation as in the
 U-Net paper (Ronneberger et al. 2015: random displacement vectors on a coarse 3 x 3
 grid, drawn from a Gaussian with a 10 pixel standard deviation, smoothly
-(bicubically) interpolated to every pixel), plus intensity scale / shift and optional
-Gaussian noise on the image alone.
+(bicubically) interpolated to every pixel), plus, on the image alone, intensity scale /
+shift and optional degradations of image quality as other microscopes give it: Gaussian
+blur (a wider point spread function, slight defocus), gamma (another camera response or
+display curve) and Gaussian noise (fewer photons).
 
 Zoom, translation and elastic deformation share one coordinate map and one
 resampling (scipy.ndimage.map_coordinates): the image and the weight map are
@@ -54,8 +56,18 @@ class Augmentation:
     intensity_scale, intensity_shift : float
         Image values become ``x * (1 + u1) + u2`` with ``u1 ~ U(-scale, scale)`` and
         ``u2 ~ U(-shift, shift)`` (on normalised images).
-    noise_std : float
-        Standard deviation of added Gaussian noise (0: off).
+    blur_sigma : (float, float)
+        Range of the standard deviation, in pixels, of an in-plane Gaussian blur (drawn
+        uniformly), applied to a patch with probability ``blur_probability`` (0: off).
+    blur_probability : float
+        Fraction of the patches that are blurred.
+    gamma : (float, float)
+        Range of a gamma applied to the patch's values between its minimum and maximum
+        (drawn log-uniformly; ``(1, 1)``: off). Above 1 dim objects get dimmer against
+        bright ones, below 1 brighter.
+    noise_std : float or (float, float)
+        Standard deviation of added Gaussian noise (on normalised images; 0: off), or a
+        range it is drawn from uniformly for each patch (clean and noisy patches alike).
     image_order : int
         Interpolation order for the image (1 linear; 0 nearest, used by tests).
     """
@@ -68,8 +80,28 @@ class Augmentation:
     elastic_grid: int = 3
     intensity_scale: float = 0.1
     intensity_shift: float = 0.1
-    noise_std: float = 0.0
+    blur_sigma: tuple[float, float] = (0.0, 0.0)
+    blur_probability: float = 0.0
+    gamma: tuple[float, float] = (1.0, 1.0)
+    noise_std: float | tuple[float, float] = 0.0
     image_order: int = 1
+
+    def __post_init__(self):
+        low, high = (float(v) for v in self.blur_sigma)
+        if not 0 <= low <= high:
+            raise ValueError(
+                f"blur_sigma must be (low, high) with 0 <= low <= high, got {self.blur_sigma}"
+            )
+        if not 0 <= self.blur_probability <= 1:
+            raise ValueError(f"blur_probability must lie in [0, 1], got {self.blur_probability}")
+        low, high = (float(v) for v in self.gamma)
+        if not 0 < low <= high:
+            raise ValueError(f"gamma must be (low, high) with 0 < low <= high, got {self.gamma}")
+        low, high = _noise_range(self.noise_std)
+        if not 0 <= low <= high:
+            raise ValueError(
+                f"noise_std must be >= 0 or (low, high) with 0 <= low <= high, got {self.noise_std}"
+            )
 
     def __call__(
         self,
@@ -174,13 +206,43 @@ class Augmentation:
         return grid
 
     def _intensity(self, rng, image):
+        # in the order an image is formed: optics (blur), the camera's response (gamma),
+        # exposure (scale, shift), then shot and read noise. Each draws random numbers
+        # only when switched on, so the patches of settings without it stay as they were.
+        blur = self.blur_probability > 0 and self.blur_sigma[1] > 0
+        if blur and rng.random() < self.blur_probability:
+            sigma = rng.uniform(*self.blur_sigma)
+            in_plane = (0.0,) * (image.ndim - 2) + (sigma, sigma)  # channels, z: not
+            image = ndi.gaussian_filter(image, in_plane, mode="reflect")
+        if tuple(self.gamma) != (1.0, 1.0):
+            image = _gamma(image, np.exp(rng.uniform(*np.log(self.gamma))))
         if self.intensity_scale > 0 or self.intensity_shift > 0:
             scale = 1 + rng.uniform(-self.intensity_scale, self.intensity_scale)
             shift = rng.uniform(-self.intensity_shift, self.intensity_shift)
             image = image * np.float32(scale) + np.float32(shift)
-        if self.noise_std > 0:
-            image = image + rng.normal(0, self.noise_std, image.shape).astype(np.float32)
+        low, high = _noise_range(self.noise_std)
+        if high > 0:
+            std = low if low == high else rng.uniform(low, high)
+            image = image + rng.normal(0, std, image.shape).astype(np.float32)
         return image
+
+
+def _noise_range(noise_std) -> tuple[float, float]:
+    """``noise_std`` as a (low, high) range: a number is a range of one value."""
+    if np.ndim(noise_std) == 0:
+        return float(noise_std), float(noise_std)
+    low, high = (float(v) for v in noise_std)
+    return low, high
+
+
+def _gamma(image: np.ndarray, gamma: float) -> np.ndarray:
+    """`image` ** `gamma` between its minimum and maximum (which it keeps), one mapping
+    for all channels so that colours keep their order."""
+    low, high = float(image.min()), float(image.max())
+    if high - low < 1e-6:  # a flat patch: nothing to bend
+        return image
+    unit = (image - np.float32(low)) / np.float32(high - low)
+    return (unit ** np.float32(gamma)) * np.float32(high - low) + np.float32(low)
 
 
 def elastic_displacement(
