@@ -63,7 +63,7 @@ CONFIG = {
     # the patches, a random gamma (log-uniform in [low, high]), Gaussian noise of a
     # standard deviation drawn from [low, high] (normalised units); all off by default
     "blur_sigma": [0.0, 0.0],
-    "blur_probability": 0.0,
+    "blur_probability": 1.0,
     "gamma": [1.0, 1.0],
     "noise_std": [0.0, 0.0],
     # the epoch the file holds: "best" (validation mean Dice) or "last" (the schedule's end)

@@ -237,6 +237,39 @@ def test_train_options_arch_loss_and_explicit_validation(tmp_path, capsys):
     assert not bad.exists()
 
 
+def test_train_degrades_image_quality_as_told_and_refuses_impossible_values(tmp_path, capsys):
+    """``--blur-sigma`` / ``--blur-probability`` / ``--gamma`` / ``--noise-std`` reach the
+    augmentation the model file records; impossible values and a probability without a
+    blur are refused before the images are read (the paths do not exist), naming the flag."""
+    from napari_segkit.core.io import write_labels, write_stack
+    from napari_segkit.core.synthetic import make_nuclei
+    from napari_segkit.models import load_model
+
+    sample = make_nuclei((48, 48), seed=4)
+    write_stack(tmp_path / "img.tif", sample.image)
+    write_labels(tmp_path / "lab.tif", sample.semantic)
+    files = ["--images", str(tmp_path / "img.tif"), "--labels", str(tmp_path / "lab.tif")]
+    missing = ["--images", str(tmp_path / "none.tif"), "--labels", str(tmp_path / "none.tif")]
+    short = ["--arch-option", "width=4", "--arch-option", "depth=2", "--epochs", "1"]
+    short += ["--steps-per-epoch", "1", "--patch-size", "32", "-q"]
+    out = tmp_path / "degraded.safetensors"
+    for wrong, message in [
+        (["--blur-probability", "0.5"], "--blur-probability needs --blur-sigma"),
+        (["--blur-sigma", "2", "1"], "blur_sigma"),
+        (["--gamma", "0", "1"], "gamma"),
+        (["--noise-std", "0.2", "0.1"], "noise_std"),
+    ]:
+        assert main(["train", *missing, "--out", str(out), *short, *wrong]) == 2
+        assert message in capsys.readouterr().err
+    quality = ["--blur-sigma", "0.5", "2", "--blur-probability", "0.25", "--gamma", "0.7", "1.4"]
+    quality += ["--noise-std", "0", "0.05"]
+    assert main(["train", *files, "--out", str(out), *short, *quality]) == 0
+    augmentation = load_model(out).info.training["config"]["augmentation"]
+    assert augmentation["blur_sigma"] == [0.5, 2.0] and augmentation["blur_probability"] == 0.25
+    assert augmentation["gamma"] == [0.7, 1.4] and augmentation["noise_std"] == [0.0, 0.05]
+    assert augmentation["zoom"] == [1.0, 1.0]  # what was not asked for keeps its default
+
+
 def test_demo_segments_the_bundled_sample(tmp_path, capsys):
     import imageio.v3 as iio
 

@@ -467,6 +467,38 @@ def _stack_spacing(args) -> tuple | None:
     return tuple(float(s) for s in scale) if len(scale) == 3 else None
 
 
+def _augmentation(args: argparse.Namespace):
+    """The :class:`~napari_segkit.core.augment.Augmentation` that ``segkit train``'s zoom
+    and image-quality flags ask for, or None (``train``'s default) when none is given.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        ``zoom``, ``blur_sigma``, ``gamma``, ``noise_std`` (None or a (low, high) pair)
+        and ``blur_probability`` (None or a float).
+
+    Returns
+    -------
+    Augmentation or None
+    """
+    ranges = {
+        "zoom": args.zoom,
+        "blur_sigma": args.blur_sigma,
+        "gamma": args.gamma,
+        "noise_std": args.noise_std,
+    }
+    given = {key: tuple(value) for key, value in ranges.items() if value is not None}
+    if args.blur_probability is not None:
+        if "blur_sigma" not in given:
+            raise ValueError("--blur-probability needs --blur-sigma (the blur's range)")
+        given["blur_probability"] = args.blur_probability
+    if not given:
+        return None
+    from .core.augment import Augmentation
+
+    return Augmentation(**given)  # its checks name the flag's field if a value is impossible
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a model from image and label files; keep the best checkpoint."""
     import time
@@ -476,6 +508,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     arch_options = parse_options(args.arch_option) or None
     loss_options = parse_options(args.loss_option, "loss")
+    augmentation = _augmentation(args)  # refused before the images are read
     images, labels, ids = _images_and_labels(args)
     if args.folds:
         if args.resume or args.init or args.val_images:
@@ -542,10 +575,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         "normalization": normalization,
         "cancel": (lambda: time.monotonic() - started > limit) if limit else None,
     }
-    if args.zoom:
-        from .core.augment import Augmentation
-
-        options["augmentation"] = Augmentation(zoom=tuple(args.zoom))
+    if augmentation is not None:
+        options["augmentation"] = augmentation
     spacing = _stack_spacing(args)
     if spacing is not None:
         options["spacing"] = spacing
@@ -1144,6 +1175,34 @@ def build_parser() -> argparse.ArgumentParser:
         metavar=("LOW", "HIGH"),
         help="random zoom of the training patches, log-uniform in [LOW, HIGH] (e.g. 0.67 "
         "1.5): objects seen at other pixel sizes, for images from other microscopes",
+    )
+    p.add_argument(
+        "--blur-sigma",
+        type=float,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+        help="blur training patches in the plane, the Gaussian's sigma uniform in [LOW, HIGH] "
+        "pixels (e.g. 0.5 2): for blurrier images than the training ones",
+    )
+    p.add_argument(
+        "--blur-probability",
+        type=float,
+        help="the share of the patches --blur-sigma blurs (default: all)",
+    )
+    p.add_argument(
+        "--gamma",
+        type=float,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+        help="random gamma of the training patches, log-uniform in [LOW, HIGH] (e.g. 0.7 1.4)",
+    )
+    p.add_argument(
+        "--noise-std",
+        type=float,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+        help="add Gaussian noise to the training patches, its standard deviation uniform in "
+        "[LOW, HIGH] of the normalised range (e.g. 0 0.05): for noisier images",
     )
     p.add_argument("--class-names", help="comma-separated, one per class")
     p.add_argument("--sparse", action="store_true", help="label 0 = unlabeled, classes 1..K")

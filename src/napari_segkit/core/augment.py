@@ -58,9 +58,10 @@ class Augmentation:
         ``u2 ~ U(-shift, shift)`` (on normalised images).
     blur_sigma : (float, float)
         Range of the standard deviation, in pixels, of an in-plane Gaussian blur (drawn
-        uniformly), applied to a patch with probability ``blur_probability`` (0: off).
+        uniformly), applied to a patch with probability ``blur_probability`` (``(0, 0)``:
+        off).
     blur_probability : float
-        Fraction of the patches that are blurred.
+        Fraction of the patches that are blurred (1: all of them).
     gamma : (float, float)
         Range of a gamma applied to the patch's values between its minimum and maximum
         (drawn log-uniformly; ``(1, 1)``: off). Above 1 dim objects get dimmer against
@@ -81,7 +82,7 @@ class Augmentation:
     intensity_scale: float = 0.1
     intensity_shift: float = 0.1
     blur_sigma: tuple[float, float] = (0.0, 0.0)
-    blur_probability: float = 0.0
+    blur_probability: float = 1.0
     gamma: tuple[float, float] = (1.0, 1.0)
     noise_std: float | tuple[float, float] = 0.0
     image_order: int = 1
