@@ -397,28 +397,16 @@ def main(argv=None) -> int:
         help="override CONFIG['boundary_width'] (pixels of each nucleus' rim that are boundary)",
     )
     parser.add_argument("--batch-size", type=int, help="override CONFIG['batch_size']")
+    for key in ("zoom", "blur_sigma", "gamma", "noise_std"):  # the augmentation's ranges
+        parser.add_argument(
+            "--" + key.replace("_", "-"),
+            type=float,
+            nargs=2,
+            metavar=("LOW", "HIGH"),
+            help=f"override CONFIG['{key}']",
+        )
     parser.add_argument(
-        "--zoom", type=float, nargs=2, metavar=("LOW", "HIGH"), help="override CONFIG['zoom']"
-    )
-    parser.add_argument(
-        "--blur-sigma",
-        type=float,
-        nargs=2,
-        metavar=("LOW", "HIGH"),
-        help="override CONFIG['blur_sigma'] (pixels; with --blur-probability)",
-    )
-    parser.add_argument(
-        "--blur-probability", type=float, help="override CONFIG['blur_probability']"
-    )
-    parser.add_argument(
-        "--gamma", type=float, nargs=2, metavar=("LOW", "HIGH"), help="override CONFIG['gamma']"
-    )
-    parser.add_argument(
-        "--noise-std",
-        type=float,
-        nargs=2,
-        metavar=("LOW", "HIGH"),
-        help="override CONFIG['noise_std'] (on images normalised to their percentiles)",
+        "--blur-probability", type=float, metavar="P", help="override CONFIG['blur_probability']"
     )
     parser.add_argument(
         "--keep",

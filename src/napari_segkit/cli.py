@@ -1168,41 +1168,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="k-fold cross-validation: train K models; --out is then a folder receiving "
         "fold0.safetensors ... (each records its validation images)",
     )
-    p.add_argument(
-        "--zoom",
-        type=float,
-        nargs=2,
-        metavar=("LOW", "HIGH"),
-        help="random zoom of the training patches, log-uniform in [LOW, HIGH] (e.g. 0.67 "
+    # the augmentation's random ranges, each a LOW HIGH pair (core.augment.Augmentation)
+    ranges = {
+        "--zoom": "random zoom of the training patches, log-uniform in [LOW, HIGH] (e.g. 0.67 "
         "1.5): objects seen at other pixel sizes, for images from other microscopes",
-    )
-    p.add_argument(
-        "--blur-sigma",
-        type=float,
-        nargs=2,
-        metavar=("LOW", "HIGH"),
-        help="blur training patches in the plane, the Gaussian's sigma uniform in [LOW, HIGH] "
-        "pixels (e.g. 0.5 2): for blurrier images than the training ones",
-    )
+        "--blur-sigma": "blur training patches in the plane, the Gaussian's sigma uniform in "
+        "[LOW, HIGH] pixels (e.g. 0.5 2): for blurrier images than the training ones",
+        "--gamma": "random gamma of the training patches, log-uniform in [LOW, HIGH] (e.g. 0.7 "
+        "1.4)",
+        "--noise-std": "add Gaussian noise to the training patches, its standard deviation "
+        "uniform in [LOW, HIGH] of the normalised range (e.g. 0 0.05): for noisier images",
+    }
+    for flag, text in ranges.items():
+        p.add_argument(flag, type=float, nargs=2, metavar=("LOW", "HIGH"), help=text)
     p.add_argument(
         "--blur-probability",
         type=float,
+        metavar="P",
         help="the share of the patches --blur-sigma blurs (default: all)",
-    )
-    p.add_argument(
-        "--gamma",
-        type=float,
-        nargs=2,
-        metavar=("LOW", "HIGH"),
-        help="random gamma of the training patches, log-uniform in [LOW, HIGH] (e.g. 0.7 1.4)",
-    )
-    p.add_argument(
-        "--noise-std",
-        type=float,
-        nargs=2,
-        metavar=("LOW", "HIGH"),
-        help="add Gaussian noise to the training patches, its standard deviation uniform in "
-        "[LOW, HIGH] of the normalised range (e.g. 0 0.05): for noisier images",
     )
     p.add_argument("--class-names", help="comma-separated, one per class")
     p.add_argument("--sparse", action="store_true", help="label 0 = unlabeled, classes 1..K")
