@@ -223,7 +223,7 @@ def test_boundary_training_on_colour_layers_then_instances_in_predict(
     widget.label_layers.value = [viewer.layers["nuclei"]]
     widget.target.value, widget.color.value, widget.invert.value = "boundary", "gray", True
     widget.loss.value, widget.loss_options.value = "lovasz+border_ce", "per_image=true"
-    widget.zoom.value = 1.5
+    widget.zoom.value, widget.blur.value, widget.noise.value = 1.5, 1.5, 0.05
     widget.epochs.value, widget.steps.value = 1, 2
     widget.patch_size.value, widget.batch_size.value = 32, 2
     widget.val_fraction.value = 0.0
@@ -235,7 +235,9 @@ def test_boundary_training_on_colour_layers_then_instances_in_predict(
     info = read_model_info(tmp_path / "b.safetensors")
     assert info.num_classes == 3 and info.color == "gray" and info.in_channels == 1
     assert info.training["target"] == "boundary" and info.normalization["invert"] == "auto"
-    assert info.training["config"]["augmentation"]["zoom"] == pytest.approx([1 / 1.5, 1.5])
+    augmentation = info.training["config"]["augmentation"]
+    assert augmentation["zoom"] == pytest.approx([1 / 1.5, 1.5])
+    assert augmentation["blur_sigma"] == [0.0, 1.5] and augmentation["noise_std"] == [0.0, 0.05]
     assert info.training["config"]["loss"] == "lovasz+border_ce"
     assert info.training["config"]["loss_options"] == {"per_image": True}
     assert viewer.layers["rgb [b] instances"].data.shape == (64, 64)

@@ -102,6 +102,13 @@ class TrainWidget(Container):
         )
         self.batch_size = SpinBox(label="batch size", value=d.batch_size, min=1, max=256)
         self.zoom = FloatSpinBox(label="random zoom up to", value=1.0, min=1.0, max=4.0, step=0.1)
+        # image quality unlike the training images' (core.augment.Augmentation; 0: off)
+        self.blur = FloatSpinBox(
+            label="random blur up to (px)", value=0.0, min=0.0, max=5.0, step=0.5
+        )
+        self.noise = FloatSpinBox(
+            label="random noise up to", value=0.0, min=0.0, max=0.5, step=0.01
+        )
         self.val_fraction = FloatSpinBox(
             label="validation fraction", value=d.val_fraction, min=0.0, max=0.5, step=0.05
         )
@@ -138,6 +145,8 @@ class TrainWidget(Container):
                 self.patch_size,
                 self.batch_size,
                 self.zoom,
+                self.blur,
+                self.noise,
                 self.val_fraction,
                 self.out,
                 self.overwrite,
@@ -170,11 +179,16 @@ class TrainWidget(Container):
         normalization = dict(DEFAULT_NORMALIZATION)
         if self.invert.value:
             normalization["invert"] = "auto"
-        zoom = {}
+        random = {}
         if self.zoom.value > 1.0:  # patches zoomed between 1/z and z (1: off)
-            zoom = {"augmentation": Augmentation(zoom=(1.0 / self.zoom.value, self.zoom.value))}
+            random["zoom"] = (1.0 / self.zoom.value, self.zoom.value)
+        if self.blur.value > 0:  # every patch blurred, sigma between 0 and the value
+            random["blur_sigma"] = (0.0, self.blur.value)
+        if self.noise.value > 0:  # noise of a standard deviation between 0 and the value
+            random["noise_std"] = (0.0, self.noise.value)
+        augmentation = {"augmentation": Augmentation(**random)} if random else {}
         return {
-            **zoom,
+            **augmentation,
             "class_names": names or None,
             "target": self.target.value,
             "color": self.color.value,
