@@ -47,6 +47,10 @@ TOOLTIPS = {
         "batch_size": "patches per step (more: smoother, slower, more memory)",
         "zoom": "show the patches zoomed in and out by up to this factor (1: off), so the "
         "model also works at other pixel sizes (another objective or camera)",
+        "blur": "blur the patches by a Gaussian of up to this sigma in pixels (0: off), so the "
+        "model also works on blurrier images (a lower-NA objective, slight defocus)",
+        "noise": "add Gaussian noise of up to this share of the normalised range (0: off), so "
+        "the model also works on noisier images (shorter exposures)",
         "val_fraction": "share of the images (one image: a strip of it) held out to score "
         "each epoch",
         "out": "the model file to write (.safetensors); an existing one is not replaced "
