@@ -163,6 +163,8 @@ def degraded_samples(samples, kind: str, amount: float, seed: int = 0) -> list:
 
     from scipy import ndimage as ndi
 
+    from napari_segkit.core.augment import gamma_between_extremes
+
     out = []
     for index, sample in enumerate(samples):
         image = sample.image.astype(np.float32)
@@ -173,10 +175,8 @@ def degraded_samples(samples, kind: str, amount: float, seed: int = 0) -> list:
             low, high = np.percentile(image, (1.0, 99.8))
             rng = np.random.default_rng((seed, index))
             image = image + rng.normal(0, amount * max(high - low, 1e-6), image.shape)
-        elif kind == "gamma":
-            low, high = float(image.min()), float(image.max())
-            if high > low:
-                image = ((image - low) / (high - low)) ** amount * (high - low) + low
+        elif kind == "gamma":  # as the training augmentation bends a patch
+            image = gamma_between_extremes(image, amount)
         else:
             raise ValueError(f"unknown degradation {kind!r}: one of {', '.join(DEGRADATIONS)}")
         out.append(replace(sample, image=image.astype(np.float32)))
@@ -303,9 +303,9 @@ def main(argv=None) -> int:
             models = options.pop("models", [args.model])
             data = gray_samples(samples) if options.pop("gray", False) else samples
             tuned_post = post if models == [args.model] else {}
-            records = score_models(models, data, seed_threshold=seed, **tuned_post, **options)
-            for r in records:
-                r.kind = kinds[r.id]  # the kind of the original image, not its gray copy
+            records = scored_as_kinds(
+                models, data, kinds, seed_threshold=seed, **tuned_post, **options
+            )
         scored[key] = records
         if key not in args.skip:
             show(label, records, started)
@@ -330,15 +330,14 @@ def main(argv=None) -> int:
             started = time.monotonic()
             own = recorded[path]
             min_size = int(round(own["min_size"] * min(factor * factor, 1.0)))
-            records = score_models(
+            records = scored_as_kinds(
                 [path],
                 scaled,
+                kinds,
                 threshold=own["threshold"],
                 seed_threshold=own["seed_threshold"],
                 min_size=min_size,
             )
-            for r in records:
-                r.kind = kinds[r.id]
             show(f"(d) at scale {factor:g}: {path} (min area {min_size})", records, started)
         if args.object_diameter:
             started = time.monotonic()
@@ -353,11 +352,21 @@ def main(argv=None) -> int:
         degraded = degraded_samples(samples, kind, amount)
         for path in [args.model, *args.compare]:
             started = time.monotonic()
-            records = score_models([path], degraded, **recorded[path])
-            for r in records:
-                r.kind = kinds[r.id]
+            records = scored_as_kinds([path], degraded, kinds, **recorded[path])
             show(f"(d) with {kind} {amount:g}: {path}", records, started)
     return 0
+
+
+def scored_as_kinds(models, samples, kinds: dict, **settings) -> list:
+    """``score_models(models, samples, **settings)``'s records, each image's kind taken
+    from `kinds` (the original image's: a gray, rescaled or degraded copy of it may look
+    like another kind)."""
+    from napari_segkit.kaggle.evaluation import score_models
+
+    records = score_models(models, samples, **settings)
+    for r in records:
+        r.kind = kinds[r.id]
+    return records
 
 
 def read_samples(data: Path, ids: list[str] | None = None) -> list:

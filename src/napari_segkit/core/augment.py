@@ -216,7 +216,7 @@ class Augmentation:
             in_plane = (0.0,) * (image.ndim - 2) + (sigma, sigma)  # channels, z: not
             image = ndi.gaussian_filter(image, in_plane, mode="reflect")
         if tuple(self.gamma) != (1.0, 1.0):
-            image = _gamma(image, np.exp(rng.uniform(*np.log(self.gamma))))
+            image = gamma_between_extremes(image, np.exp(rng.uniform(*np.log(self.gamma))))
         if self.intensity_scale > 0 or self.intensity_shift > 0:
             scale = 1 + rng.uniform(-self.intensity_scale, self.intensity_scale)
             shift = rng.uniform(-self.intensity_shift, self.intensity_shift)
@@ -236,11 +236,24 @@ def _noise_range(noise_std) -> tuple[float, float]:
     return low, high
 
 
-def _gamma(image: np.ndarray, gamma: float) -> np.ndarray:
-    """`image` ** `gamma` between its minimum and maximum (which it keeps), one mapping
-    for all channels so that colours keep their order."""
+def gamma_between_extremes(image: np.ndarray, gamma: float) -> np.ndarray:
+    """`image` ** `gamma` between its minimum and maximum, which it keeps: another camera
+    response or display curve (above 1 dim objects get dimmer against bright ones).
+
+    Parameters
+    ----------
+    image : ndarray of float, any shape
+        All channels are bent by one mapping, so that colours keep their order.
+    gamma : float
+        The exponent (> 0).
+
+    Returns
+    -------
+    ndarray of float32
+        `image`'s shape; `image` itself when it is flat (nothing to bend).
+    """
     low, high = float(image.min()), float(image.max())
-    if high - low < 1e-6:  # a flat patch: nothing to bend
+    if high - low < 1e-6:  # a flat image: nothing to bend
         return image
     unit = (image - np.float32(low)) / np.float32(high - low)
     return (unit ** np.float32(gamma)) * np.float32(high - low) + np.float32(low)

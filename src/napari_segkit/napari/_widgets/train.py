@@ -179,14 +179,14 @@ class TrainWidget(Container):
         normalization = dict(DEFAULT_NORMALIZATION)
         if self.invert.value:
             normalization["invert"] = "auto"
-        random = {}
+        ranges = {}
         if self.zoom.value > 1.0:  # patches zoomed between 1/z and z (1: off)
-            random["zoom"] = (1.0 / self.zoom.value, self.zoom.value)
+            ranges["zoom"] = (1.0 / self.zoom.value, self.zoom.value)
         if self.blur.value > 0:  # every patch blurred, sigma between 0 and the value
-            random["blur_sigma"] = (0.0, self.blur.value)
+            ranges["blur_sigma"] = (0.0, self.blur.value)
         if self.noise.value > 0:  # noise of a standard deviation between 0 and the value
-            random["noise_std"] = (0.0, self.noise.value)
-        augmentation = {"augmentation": Augmentation(**random)} if random else {}
+            ranges["noise_std"] = (0.0, self.noise.value)
+        augmentation = {"augmentation": Augmentation(**ranges)} if ranges else {}
         return {
             **augmentation,
             "class_names": names or None,
